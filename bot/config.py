@@ -1,0 +1,314 @@
+"""Configuration: one TOML file validated by pydantic models.
+
+``load_config`` is the only entry point. Every problem (missing file, TOML
+syntax, unknown keys, bad values, cross-references between feeds and
+categories) becomes one ``ConfigError`` whose message names the key, so the CLI
+can print it and exit with code 2 instead of showing a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from bot.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+TOKEN_ENV = "NEWSBOT_TOKEN"
+MIN_SANE_INTERVAL = 60.0
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)", re.IGNORECASE)
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+_CATEGORY_ID = re.compile(r"^[a-z0-9][a-z0-9_]{0,31}$")
+
+
+def parse_duration(value: object) -> float:
+    """Seconds from a number or a string like ``"90"``, ``"10m"``, ``"1h30m"``."""
+    if isinstance(value, bool):
+        raise ValueError("expected seconds as a number or a duration like '10m'")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str):
+        text = value.strip().replace(" ", "")
+        if not text:
+            raise ValueError("empty duration")
+        try:
+            seconds = float(text)
+        except ValueError:
+            pos = 0
+            seconds = 0.0
+            for match in _DURATION_PART.finditer(text):
+                if match.start() != pos:
+                    break
+                seconds += float(match.group(1)) * _UNIT_SECONDS[match.group(2).lower()]
+                pos = match.end()
+            if pos != len(text) or pos == 0:
+                raise ValueError(
+                    f"invalid duration {value!r}: use seconds or units like '45s', '10m', '1h30m'"
+                ) from None
+    else:
+        raise ValueError("expected seconds as a number or a duration like '10m'")
+    if not seconds > 0 or seconds != seconds or seconds == float("inf"):
+        raise ValueError(f"duration must be positive, got {value!r}")
+    return seconds
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+
+
+def _check_http_url(value: str) -> str:
+    value = value.strip()
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"not an http(s) URL: {value!r}")
+    return value
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TelegramConfig(_Model):
+    token: str = ""
+    base_url: str | None = None
+    base_file_url: str | None = None
+    # Webhook mode is used when webhook_url is set; long polling otherwise.
+    webhook_url: str | None = None
+    webhook_listen: str = "0.0.0.0"
+    webhook_port: int = Field(default=8443, ge=1, le=65535)
+    webhook_secret: str | None = None
+    # Telegram user ids allowed to use operator commands (/health).
+    admins: list[int] = Field(default_factory=list)
+
+    @field_validator("base_url", "base_file_url", "webhook_url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        return _check_http_url(value)
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _secret(cls, value: str | None) -> str | None:
+        # Telegram accepts 1-256 characters of A-Z, a-z, 0-9, _ and -.
+        if value and not re.fullmatch(r"[A-Za-z0-9_-]{1,256}", value):
+            raise ValueError("webhook_secret must be 1-256 characters of A-Z a-z 0-9 _ -")
+        return value or None
+
+
+class StorageConfig(_Model):
+    path: str = "newsbot.db"
+
+
+class PollingConfig(_Model):
+    interval: Duration = 600.0
+    # Upper bound for any computed next check (Cache-Control, ttl, backoff).
+    max_interval: Duration = 86400.0
+    jitter: float = Field(default=0.1, ge=0.0, le=1.0)
+    connect_timeout: Duration = 10.0
+    read_timeout: Duration = 20.0
+    total_timeout: Duration = 60.0
+    max_body_bytes: int = Field(default=5_000_000, ge=1024)
+    concurrency: int = Field(default=16, ge=1, le=512)
+    per_host_concurrency: int = Field(default=2, ge=1, le=64)
+    # Worker processes for feed parsing; 0 means one per CPU core.
+    parse_workers: int = Field(default=0, ge=0, le=64)
+    user_agent: str = "newsbot/0.1 (+https://github.com/newsbot/newsbot; Telegram news bot)"
+
+
+class DeliveryConfig(_Model):
+    # Telegram allows about 30 messages/s per bot, 1/s per chat, 20/min per
+    # group or channel; we pace slightly below so the limit is never hit.
+    messages_per_second: float = Field(default=28.0, gt=0, le=30)
+    private_chat_interval: Duration = 1.0
+    group_chat_interval: Duration = 3.05
+    max_attempts: int = Field(default=8, ge=1, le=100)
+    # Pending cards older than this are dropped instead of sent late.
+    max_age: Duration = 7 * 86400.0
+    # At most this many new articles of one feed per round become cards: a
+    # feed that suddenly lists hundreds of "new" items must not flood chats.
+    max_new_per_feed: int = Field(default=20, ge=1, le=1000)
+
+
+class CategoryConfig(_Model):
+    id: str
+    title: str
+    description: str = ""
+    # Entry tags (<category>, Atom term, dc:subject) that place an article here.
+    aliases: list[str] = Field(default_factory=list)
+    # Whole words or phrases matched against title and summary.
+    keywords: list[str] = Field(default_factory=list)
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, value: str) -> str:
+        if not _CATEGORY_ID.fullmatch(value):
+            raise ValueError(
+                "category id must be 1-32 characters of a-z, 0-9 and _, starting with a letter "
+                f"or digit (it becomes a hashtag and a command argument), got {value!r}"
+            )
+        return value
+
+    @field_validator("title")
+    @classmethod
+    def _title(cls, value: str) -> str:
+        value = value.strip()
+        if not value:
+            raise ValueError("category title must not be empty")
+        return value
+
+
+class FeedConfig(_Model):
+    url: str
+    categories: list[str] = Field(default_factory=list)
+    # Source name shown on cards; defaults to the feed's own title.
+    name: str | None = None
+    interval: Duration | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        return _check_http_url(value)
+
+
+class Config(_Model):
+    telegram: TelegramConfig = Field(default_factory=TelegramConfig)
+    storage: StorageConfig = Field(default_factory=StorageConfig)
+    polling: PollingConfig = Field(default_factory=PollingConfig)
+    delivery: DeliveryConfig = Field(default_factory=DeliveryConfig)
+    categories: list[CategoryConfig] = Field(default_factory=list)
+    feeds: list[FeedConfig] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _cross_references(self) -> Config:
+        seen: dict[str, int] = {}
+        for index, category in enumerate(self.categories):
+            if category.id in seen:
+                raise _KeyedError(
+                    f"categories[{index}].id",
+                    f"duplicate category id {category.id!r} (also categories[{seen[category.id]}])",
+                )
+            seen[category.id] = index
+        urls: dict[str, int] = {}
+        for index, feed in enumerate(self.feeds):
+            if feed.url in urls:
+                raise _KeyedError(
+                    f"feeds[{index}].url",
+                    f"duplicate feed URL {feed.url!r} (also feeds[{urls[feed.url]}])",
+                )
+            urls[feed.url] = index
+            for position, category_id in enumerate(feed.categories):
+                if category_id not in seen:
+                    known = ", ".join(seen) or "none defined"
+                    raise _KeyedError(
+                        f"feeds[{index}].categories[{position}]",
+                        f"unknown category id {category_id!r} (known: {known})",
+                    )
+        return self
+
+    def category(self, category_id: str) -> CategoryConfig | None:
+        return next((c for c in self.categories if c.id == category_id), None)
+
+    @property
+    def token(self) -> str:
+        return os.environ.get(TOKEN_ENV) or self.telegram.token
+
+    def warnings(self) -> list[str]:
+        """Things that work but are probably not what the operator wants."""
+        notes = []
+        if self.polling.interval < MIN_SANE_INTERVAL:
+            notes.append(
+                f"polling.interval is {self.polling.interval:g}s: fine for local testing, "
+                "but real feeds should be polled every few minutes at most"
+            )
+        for index, feed in enumerate(self.feeds):
+            if feed.interval is not None and feed.interval < MIN_SANE_INTERVAL:
+                notes.append(f"feeds[{index}].interval is {feed.interval:g}s (short)")
+        if not self.feeds:
+            notes.append("no [[feeds]] configured: nothing will be polled")
+        return notes
+
+
+class _KeyedError(ValueError):
+    """A cross-reference error that knows which key it is about."""
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(message)
+        self.key = key
+        self.message = message
+
+
+def _format_location(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + part
+    return out or "(top level)"
+
+
+def _format_validation_error(path: Path, error: ValidationError) -> str:
+    lines = []
+    for item in error.errors():
+        ctx_error = item.get("ctx", {}).get("error")
+        if isinstance(ctx_error, _KeyedError):
+            lines.append(f"{ctx_error.key}: {ctx_error.message}")
+            continue
+        key = _format_location(tuple(item["loc"]))
+        message = item["msg"]
+        if item["type"] == "extra_forbidden":
+            message = "unknown key"
+        elif message.startswith("Value error, "):
+            message = message.removeprefix("Value error, ")
+        lines.append(f"{key}: {message}")
+    return f"{path}: " + "; ".join(lines)
+
+
+def parse_config(data: dict[str, Any], source: Path | str = "<config>") -> Config:
+    try:
+        return Config.model_validate(data)
+    except ValidationError as error:
+        raise ConfigError(_format_validation_error(Path(source), error)) from None
+
+
+def load_config(path: str | os.PathLike[str]) -> Config:
+    """Read and validate the TOML file at ``path`` or raise ``ConfigError``."""
+    config_path = Path(path)
+    try:
+        raw = config_path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(
+            f"{config_path}: file not found (copy config.example.toml to start)"
+        ) from None
+    except OSError as error:
+        raise ConfigError(f"{config_path}: cannot read: {error.strerror or error}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"{config_path}: not UTF-8 text (byte {error.start})") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        # The message carries "(at line N, column M)".
+        raise ConfigError(f"{config_path}: TOML syntax error: {error}") from None
+    config = parse_config(data, config_path)
+    for warning in config.warnings():
+        log.warning("config: %s", warning)
+    return config

@@ -1,0 +1,211 @@
+"""Fetch stage: one feed URL -> ``FetchResult`` over httpx, or ``FetchError``.
+
+- Conditional GET: the stored ETag / Last-Modified go back as If-None-Match /
+  If-Modified-Since (RFC 9110 13.1); a 304 is a success with nothing new.
+- Compression is decoded here, chunk by chunk with a bounded output, so neither
+  a huge body nor a gzip bomb can take more than ``max_body_bytes`` of memory.
+- Redirects are followed; when every hop was permanent (301/308) the result
+  carries the new URL so storage can remember it.
+- Connect/read timeouts come from httpx, the total one from ``asyncio.timeout``
+  (a server dripping one byte every few seconds never trips a read timeout).
+- Concurrency is bounded overall and per host.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import zlib
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime
+from urllib.parse import urlsplit
+
+import httpx
+
+from bot.config import PollingConfig
+from bot.errors import FetchError
+from bot.schedule import parse_max_age, parse_retry_after
+
+_PERMANENT_REDIRECTS = frozenset({301, 308})
+_CHUNK = 64 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class FetchResult:
+    final_url: str
+    permanent_url: str | None  # set when every redirect hop was permanent
+    not_modified: bool
+    body: bytes
+    content_type: str | None
+    etag: str | None
+    last_modified: str | None
+    max_age: float | None
+    retry_after: float | None
+
+
+def make_client(
+    config: PollingConfig, transport: httpx.AsyncBaseTransport | None = None
+) -> httpx.AsyncClient:
+    timeout = httpx.Timeout(
+        connect=config.connect_timeout,
+        read=config.read_timeout,
+        write=config.read_timeout,
+        pool=config.total_timeout,
+    )
+    limits = httpx.Limits(
+        max_connections=config.concurrency, max_keepalive_connections=config.concurrency
+    )
+    return httpx.AsyncClient(
+        timeout=timeout,
+        limits=limits,
+        follow_redirects=True,
+        max_redirects=5,
+        transport=transport,
+        headers={
+            "User-Agent": config.user_agent,
+            "Accept": "application/rss+xml, application/atom+xml, application/rdf+xml, "
+            "application/xml;q=0.9, text/xml;q=0.9, */*;q=0.5",
+            "Accept-Encoding": "gzip, deflate",
+        },
+        # Feeds are fetched with our own bounded decompression (see _read_body).
+        trust_env=False,
+    )
+
+
+class Fetcher:
+    def __init__(self, client: httpx.AsyncClient, config: PollingConfig) -> None:
+        self._client = client
+        self._config = config
+        self._global = asyncio.Semaphore(config.concurrency)
+        self._per_host: defaultdict[str, asyncio.Semaphore] = defaultdict(
+            lambda: asyncio.Semaphore(config.per_host_concurrency)
+        )
+
+    async def fetch(
+        self, url: str, *, etag: str | None, last_modified: str | None, now: datetime
+    ) -> FetchResult:
+        host = (urlsplit(url).hostname or "").lower()
+        # Take the host's slot first so a busy host never holds global slots idle.
+        async with self._per_host[host], self._global:
+            try:
+                async with asyncio.timeout(self._config.total_timeout):
+                    return await self._fetch(url, etag, last_modified, now)
+            except TimeoutError:
+                raise FetchError(
+                    f"fetch: timed out after {self._config.total_timeout:g}s"
+                ) from None
+            except httpx.TooManyRedirects:
+                raise FetchError("fetch: too many redirects (a redirect loop?)") from None
+            except httpx.UnsupportedProtocol as error:
+                raise FetchError(f"fetch: unsupported URL scheme ({error})") from None
+            except httpx.TimeoutException as error:
+                raise FetchError(f"fetch: {type(error).__name__.lower()}") from None
+            except httpx.ConnectError as error:
+                raise FetchError(f"fetch: cannot connect: {_short(error)}") from None
+            except httpx.HTTPError as error:
+                raise FetchError(f"fetch: {type(error).__name__}: {_short(error)}") from None
+
+    async def _fetch(
+        self, url: str, etag: str | None, last_modified: str | None, now: datetime
+    ) -> FetchResult:
+        headers = {}
+        if etag:
+            headers["If-None-Match"] = etag
+        if last_modified:
+            headers["If-Modified-Since"] = last_modified
+        async with self._client.stream("GET", url, headers=headers) as response:
+            final_url = str(response.url)
+            permanent_url = None
+            if response.history and all(
+                r.status_code in _PERMANENT_REDIRECTS for r in response.history
+            ):
+                permanent_url = final_url
+            status = response.status_code
+            retry_after = parse_retry_after(response.headers.get("retry-after"), now)
+            if status == 304:
+                return FetchResult(
+                    final_url=final_url,
+                    permanent_url=permanent_url,
+                    not_modified=True,
+                    body=b"",
+                    content_type=None,
+                    etag=response.headers.get("etag") or etag,
+                    last_modified=response.headers.get("last-modified") or last_modified,
+                    max_age=parse_max_age(response.headers.get("cache-control")),
+                    retry_after=retry_after,
+                )
+            if status == 410:
+                raise FetchError("fetch: HTTP 410 Gone (the feed was removed)", permanent=True)
+            if status in (429, 503):
+                raise FetchError(f"fetch: HTTP {status}", retry_after=retry_after)
+            if status >= 400 or status < 200:
+                raise FetchError(f"fetch: HTTP {status}")
+            body = await self._read_body(response)
+            return FetchResult(
+                final_url=final_url,
+                permanent_url=permanent_url,
+                not_modified=False,
+                body=body,
+                content_type=response.headers.get("content-type"),
+                etag=response.headers.get("etag"),
+                last_modified=response.headers.get("last-modified"),
+                max_age=parse_max_age(response.headers.get("cache-control")),
+                retry_after=retry_after,
+            )
+
+    async def _read_body(self, response: httpx.Response) -> bytes:
+        limit = self._config.max_body_bytes
+        encoding = response.headers.get("content-encoding", "").strip().lower()
+        decoder: zlib._Decompress | None = None
+        if encoding in ("gzip", "x-gzip"):
+            decoder = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        elif encoding == "deflate":
+            decoder = zlib.decompressobj()
+        elif encoding not in ("", "identity"):
+            raise FetchError(f"fetch: unsupported content-encoding {encoding!r}")
+        declared = response.headers.get("content-length", "")
+        if not decoder and declared.isdigit() and int(declared) > limit:
+            raise FetchError(f"fetch: body of {int(declared)} bytes exceeds the {limit}-byte cap")
+        parts: list[bytes] = []
+        size = 0
+        async for chunk in response.aiter_raw(_CHUNK):
+            if decoder is None:
+                parts.append(chunk)
+                size += len(chunk)
+            else:
+                size = self._inflate(decoder, chunk, parts, size, limit)
+            if size > limit:
+                raise FetchError(f"fetch: body exceeds the {limit}-byte cap")
+        if decoder is not None:
+            try:
+                tail = decoder.flush()
+            except zlib.error as error:
+                raise FetchError(f"fetch: corrupt {encoding} body: {error}") from None
+            parts.append(tail)
+            size += len(tail)
+            if size > limit:
+                raise FetchError(f"fetch: body exceeds the {limit}-byte cap")
+        return b"".join(parts)
+
+    @staticmethod
+    def _inflate(
+        decoder: zlib._Decompress, chunk: bytes, parts: list[bytes], size: int, limit: int
+    ) -> int:
+        """Decompress ``chunk`` without ever producing more than ``limit`` + 1 bytes."""
+        data = chunk
+        while data:
+            try:
+                out = decoder.decompress(data, limit + 1 - size)
+            except zlib.error as error:
+                raise FetchError(f"fetch: corrupt compressed body: {error}") from None
+            parts.append(out)
+            size += len(out)
+            if size > limit:
+                return size
+            data = decoder.unconsumed_tail
+        return size
+
+
+def _short(error: BaseException) -> str:
+    text = str(error) or type(error).__name__
+    return text if len(text) <= 200 else text[:200] + "…"

@@ -1,0 +1,88 @@
+"""Values that travel between pipeline stages, named by where they go.
+
+``ParsedFeed``/``ParsedEntry`` come out of the parser; ``FeedForUpdate`` comes
+out of storage; ``NewArticle`` goes into storage; ``Article`` comes back out of
+it for display. All are frozen pydantic models; datetimes are aware UTC.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict
+
+
+class _Value(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class ParsedEntry(_Value):
+    key: str  # stable per feed: guid, else link, else hash of title+summary
+    url: str  # absolute http(s), canonical
+    title: str  # plain text, never empty
+    summary: str  # plain text, cut at a word boundary
+    author: str | None = None
+    published: datetime | None = None  # published, else updated; None if the feed has neither
+    image_url: str | None = None
+    tags: tuple[str, ...] = ()  # the entry's own <category>/Atom terms, as written
+
+
+class ParsedFeed(_Value):
+    title: str
+    site_url: str | None
+    version: str  # feedparser's format name, e.g. "rss20", "atom10"
+    ttl_seconds: float | None = None  # RSS <ttl>, a hint of how often to poll
+    bozo: bool = False  # malformed XML that was salvaged
+    entries: tuple[ParsedEntry, ...] = ()
+
+
+class FeedForUpdate(_Value):
+    id: int
+    url: str  # as configured: the feed's identity
+    fetch_url: str  # where to fetch it now (after permanent redirects)
+    title: str | None
+    name: str | None  # operator's display name from the config
+    categories: tuple[str, ...]
+    etag: str | None
+    last_modified: str | None
+    body_hash: str | None
+    error_count: int
+    ever_fetched: bool  # False until the first successful parse (no-flood rule)
+    interval: float | None
+
+
+class NewArticle(_Value):
+    key: str
+    url: str
+    title: str
+    summary: str
+    author: str | None
+    published: datetime
+    image_url: str | None
+    categories: tuple[str, ...]
+
+
+class Article(_Value):
+    id: int
+    feed_id: int
+    url: str
+    title: str
+    summary: str
+    author: str | None
+    published: datetime
+    image_url: str | None
+    source: str  # the feed's display name
+    categories: tuple[str, ...]
+
+
+class FeedHealth(_Value):
+    id: int
+    url: str
+    fetch_url: str
+    title: str | None
+    error_count: int
+    last_error: str | None
+    disabled: bool
+    next_check_at: datetime | None
+    last_success_at: datetime | None
+    articles: int

@@ -1,0 +1,62 @@
+"""Opens and closes the long-lived parts (database, HTTP client, parse
+workers) in one place, for the CLI commands and the bot alike."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import httpx
+
+from bot.clock import Clock, SystemClock
+from bot.config import Config
+from bot.fetch import Fetcher, make_client
+from bot.parse_pool import ParsePool
+from bot.pipeline import Poller
+from bot.services import NewsService
+from bot.storage import Storage
+
+
+@dataclass
+class Runtime:
+    config: Config
+    clock: Clock
+    storage: Storage
+    http: httpx.AsyncClient
+    parse_pool: ParsePool
+    poller: Poller
+    news: NewsService
+
+    @classmethod
+    async def open(
+        cls,
+        config: Config,
+        *,
+        clock: Clock | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        rand: Callable[[], float] | None = None,
+    ) -> Runtime:
+        clock = clock or SystemClock()
+        storage = await Storage.open(config.storage.path)
+        try:
+            await storage.sync_feeds(config.feeds, clock.now())
+        except BaseException:
+            await storage.close()
+            raise
+        http = make_client(config.polling, transport)
+        parse_pool = ParsePool(config.polling.parse_workers)
+        fetcher = Fetcher(http, config.polling)
+        poller = (
+            Poller(config, storage, fetcher, parse_pool, clock, rand)
+            if rand
+            else Poller(config, storage, fetcher, parse_pool, clock)
+        )
+        news = NewsService(config, storage, clock)
+        return cls(config, clock, storage, http, parse_pool, poller, news)
+
+    async def close(self) -> None:
+        try:
+            await self.http.aclose()
+            self.parse_pool.close()
+        finally:
+            await self.storage.close()

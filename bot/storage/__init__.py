@@ -1,0 +1,5 @@
+"""All SQL lives in this package."""
+
+from bot.storage.storage import Chat, PendingDelivery, Storage, StoreOutcome
+
+__all__ = ["Chat", "PendingDelivery", "Storage", "StoreOutcome"]

@@ -1,0 +1,123 @@
+"""Database schema and migrations, keyed on ``PRAGMA user_version``.
+
+Each entry of ``MIGRATIONS`` moves the schema from version N to N+1; a new
+database runs all of them. Never edit a released migration: append one.
+
+Times are integer seconds since the epoch (UTC) so they sort and compare.
+"""
+
+from __future__ import annotations
+
+MIGRATIONS: list[str] = [
+    # 0 -> 1: the whole initial schema.
+    """
+    CREATE TABLE feeds (
+        id               INTEGER PRIMARY KEY,
+        url              TEXT NOT NULL UNIQUE,      -- as configured: the identity
+        fetch_url        TEXT NOT NULL,             -- after permanent redirects
+        name             TEXT,                      -- operator's display name
+        title            TEXT,                      -- the feed's own title
+        site_url         TEXT,
+        categories       TEXT NOT NULL DEFAULT '',  -- configured ids, space-separated
+        interval         REAL,                      -- per-feed override, seconds
+        configured       INTEGER NOT NULL DEFAULT 1,
+        etag             TEXT,
+        last_modified    TEXT,
+        body_hash        TEXT,
+        next_check_at    INTEGER NOT NULL DEFAULT 0,
+        last_checked_at  INTEGER,
+        last_success_at  INTEGER,
+        error_count      INTEGER NOT NULL DEFAULT 0,
+        last_error       TEXT,
+        disabled         INTEGER NOT NULL DEFAULT 0,
+        ever_fetched     INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX feeds_due ON feeds(next_check_at) WHERE configured AND NOT disabled;
+
+    CREATE TABLE articles (
+        id             INTEGER PRIMARY KEY,
+        feed_id        INTEGER NOT NULL REFERENCES feeds(id) ON DELETE CASCADE,
+        entry_key      TEXT NOT NULL,
+        url            TEXT NOT NULL,
+        title          TEXT NOT NULL,
+        summary        TEXT NOT NULL,
+        author         TEXT,
+        image_url      TEXT,
+        categories     TEXT NOT NULL DEFAULT '',   -- ids, space-separated, for display
+        published_at   INTEGER NOT NULL,
+        first_seen_at  INTEGER NOT NULL,
+        UNIQUE (feed_id, entry_key)
+    );
+    CREATE INDEX articles_published ON articles(published_at DESC, id DESC);
+    CREATE INDEX articles_url ON articles(url);
+
+    -- One row per article and category; published_at is copied so "latest in
+    -- a category" is one index range scan.
+    CREATE TABLE article_categories (
+        category_id   TEXT NOT NULL,
+        published_at  INTEGER NOT NULL,
+        article_id    INTEGER NOT NULL REFERENCES articles(id) ON DELETE CASCADE,
+        PRIMARY KEY (category_id, published_at, article_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX article_categories_article ON article_categories(article_id);
+
+    -- Full-text index over title and summary, kept in sync by triggers, so an
+    -- insert and its index entry commit together.
+    CREATE VIRTUAL TABLE articles_fts USING fts5(
+        title, summary, content='articles', content_rowid='id',
+        tokenize='unicode61 remove_diacritics 2'
+    );
+    CREATE TRIGGER articles_fts_insert AFTER INSERT ON articles BEGIN
+        INSERT INTO articles_fts(rowid, title, summary) VALUES (new.id, new.title, new.summary);
+    END;
+    CREATE TRIGGER articles_fts_delete AFTER DELETE ON articles BEGIN
+        INSERT INTO articles_fts(articles_fts, rowid, title, summary)
+        VALUES ('delete', old.id, old.title, old.summary);
+    END;
+    CREATE TRIGGER articles_fts_update AFTER UPDATE OF title, summary ON articles BEGIN
+        INSERT INTO articles_fts(articles_fts, rowid, title, summary)
+        VALUES ('delete', old.id, old.title, old.summary);
+        INSERT INTO articles_fts(rowid, title, summary) VALUES (new.id, new.title, new.summary);
+    END;
+
+    CREATE TABLE chats (
+        id             INTEGER PRIMARY KEY,        -- Telegram chat id
+        type           TEXT NOT NULL,              -- private, group, supergroup, channel
+        title          TEXT,
+        username       TEXT,
+        active         INTEGER NOT NULL DEFAULT 1, -- 0: blocked, kicked or gone
+        inactive_reason TEXT,
+        created_at     INTEGER NOT NULL,
+        updated_at     INTEGER NOT NULL
+    );
+    CREATE INDEX chats_username ON chats(username COLLATE NOCASE);
+
+    CREATE TABLE subscriptions (
+        chat_id      INTEGER NOT NULL REFERENCES chats(id) ON DELETE CASCADE ON UPDATE CASCADE,
+        category_id  TEXT NOT NULL,
+        created_at   INTEGER NOT NULL,
+        PRIMARY KEY (chat_id, category_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX subscriptions_category ON subscriptions(category_id, chat_id);
+
+    -- The outbox: one row per article and chat. UNIQUE makes "never the same
+    -- article twice in one chat" a property of the schema.
+    CREATE TABLE deliveries (
+        id               INTEGER PRIMARY KEY,
+        article_id       INTEGER NOT NULL REFERENCES articles(id) ON DELETE CASCADE,
+        chat_id          INTEGER NOT NULL REFERENCES chats(id) ON DELETE CASCADE ON UPDATE CASCADE,
+        status           TEXT NOT NULL DEFAULT 'pending'
+                         CHECK (status IN ('pending', 'sent', 'failed', 'dropped')),
+        attempts         INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at  INTEGER NOT NULL,
+        message_id       INTEGER,
+        error            TEXT,
+        created_at       INTEGER NOT NULL,
+        sent_at          INTEGER,
+        UNIQUE (chat_id, article_id)
+    );
+    CREATE INDEX deliveries_pending ON deliveries(chat_id, id) WHERE status = 'pending';
+    """,
+]
+
+SCHEMA_VERSION = len(MIGRATIONS)

@@ -1,0 +1,728 @@
+"""The storage layer: every SQL statement of newsbot lives in this package.
+
+One aiosqlite connection in autocommit mode; transactions are explicit
+(``BEGIN IMMEDIATE`` ... ``COMMIT``) and serialised by an asyncio lock, because
+the poller, the sender and the Telegram handlers share the connection and
+their statements must never interleave inside someone else's transaction.
+sqlite3 errors are wrapped into ``StorageError`` here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from bot.clock import from_timestamp, to_timestamp
+from bot.config import FeedConfig
+from bot.errors import StorageError
+from bot.models import Article, FeedForUpdate, FeedHealth, NewArticle
+from bot.storage.schema import MIGRATIONS, SCHEMA_VERSION
+from bot.storage.search_query import build_match_query
+
+log = logging.getLogger(__name__)
+
+_IN_CHUNK = 500  # stays far below SQLite's host-parameter limit
+_ARTICLE_COLUMNS = """
+    a.id, a.feed_id, a.url, a.title, a.summary, a.author, a.published_at, a.image_url,
+    COALESCE(f.name, NULLIF(f.title, ''), f.site_url, f.url) AS source, a.categories
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class StoreOutcome:
+    new_articles: int
+    deliveries: int
+
+
+@dataclass(frozen=True, slots=True)
+class Chat:
+    id: int
+    type: str
+    title: str | None
+    username: str | None
+    active: bool
+
+
+@dataclass(frozen=True, slots=True)
+class PendingDelivery:
+    id: int
+    chat_id: int
+    chat_type: str
+    attempts: int
+    article: Article
+
+
+def _article(row: sqlite3.Row | tuple[Any, ...]) -> Article:
+    return Article(
+        id=row[0],
+        feed_id=row[1],
+        url=row[2],
+        title=row[3],
+        summary=row[4],
+        author=row[5],
+        published=from_timestamp(row[6]),
+        image_url=row[7],
+        source=row[8],
+        categories=tuple(row[9].split()) if row[9] else (),
+    )
+
+
+def _chunks(items: Sequence[Any], size: int = _IN_CHUNK) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+class Storage:
+    def __init__(self, connection: aiosqlite.Connection, path: str) -> None:
+        self._db = connection
+        self.path = path
+        self._lock = asyncio.Lock()
+
+    # -- lifecycle -------------------------------------------------------
+
+    @classmethod
+    async def open(cls, path: str | Path) -> Storage:
+        path = str(path)
+        if path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            connection = await aiosqlite.connect(path, isolation_level=None)
+        except sqlite3.Error as error:
+            raise StorageError(f"storage: cannot open {path}: {error}") from None
+        storage = cls(connection, path)
+        try:
+            await storage._configure()
+            await storage._migrate()
+        except BaseException:
+            await connection.close()
+            raise
+        return storage
+
+    async def _configure(self) -> None:
+        try:
+            # WAL lets the CLI read while the bot writes; NORMAL sync is safe
+            # with WAL (a crash can lose the last commit, never corrupt).
+            await self._db.execute("PRAGMA journal_mode = WAL")
+            await self._db.execute("PRAGMA synchronous = NORMAL")
+            await self._db.execute("PRAGMA foreign_keys = ON")
+            await self._db.execute("PRAGMA busy_timeout = 5000")
+        except sqlite3.Error as error:
+            raise StorageError(f"storage: {self.path} is not usable: {error}") from None
+
+    async def _migrate(self) -> None:
+        try:
+            async with self._db.execute("PRAGMA user_version") as cursor:
+                row = await cursor.fetchone()
+            version = int(row[0]) if row else 0
+            if version > SCHEMA_VERSION:
+                raise StorageError(
+                    f"storage: {self.path} has schema version {version}, newer than this "
+                    f"newsbot ({SCHEMA_VERSION}); upgrade newsbot"
+                )
+            for target in range(version, SCHEMA_VERSION):
+                # executescript commits first; the version bump is part of the script.
+                await self._db.executescript(
+                    "BEGIN IMMEDIATE;\n"
+                    + MIGRATIONS[target]
+                    + f"\nPRAGMA user_version = {target + 1};\nCOMMIT;"
+                )
+                log.info("storage: migrated %s to schema version %d", self.path, target + 1)
+        except sqlite3.Error as error:
+            raise StorageError(f"storage: migration failed: {error}") from None
+
+    async def close(self) -> None:
+        async with self._lock:
+            try:
+                await self._db.execute("PRAGMA optimize")
+            except sqlite3.Error:
+                pass  # optimisation is best effort; closing is what matters
+            await self._db.close()
+
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+        async with self._lock:
+            try:
+                await self._db.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as error:
+                raise StorageError(f"storage: {error}") from None
+            try:
+                yield self._db
+            except BaseException as error:
+                try:
+                    await self._db.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass  # the original error is the one worth reporting
+                if isinstance(error, sqlite3.Error):
+                    raise StorageError(f"storage: {error}") from None
+                raise
+            else:
+                try:
+                    await self._db.execute("COMMIT")
+                except sqlite3.Error as error:
+                    raise StorageError(f"storage: commit failed: {error}") from None
+
+    async def _fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        async with self._lock:
+            try:
+                async with self._db.execute(sql, params) as cursor:
+                    return list(await cursor.fetchall())
+            except sqlite3.Error as error:
+                raise StorageError(f"storage: {error}") from None
+
+    async def _fetchone(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        rows = await self._fetchall(sql, params)
+        return rows[0] if rows else None
+
+    # -- feeds -----------------------------------------------------------
+
+    async def sync_feeds(self, feeds: Sequence[FeedConfig], now: datetime) -> None:
+        """Make the feeds table match the configuration. Feeds dropped from the
+        config keep their articles but are no longer polled."""
+        ts = to_timestamp(now)
+        async with self._transaction() as db:
+            await db.execute("UPDATE feeds SET configured = 0")
+            await db.executemany(
+                """
+                INSERT INTO feeds (url, fetch_url, name, categories, interval, next_check_at)
+                VALUES (?, ?, ?, ?, ?, ?)
+                ON CONFLICT (url) DO UPDATE SET
+                    configured = 1, name = excluded.name, categories = excluded.categories,
+                    interval = excluded.interval
+                """,
+                [(f.url, f.url, f.name, " ".join(f.categories), f.interval, ts) for f in feeds],
+            )
+
+    async def due_feeds(self, now: datetime, limit: int | None = None) -> list[FeedForUpdate]:
+        rows = await self._fetchall(
+            """
+            SELECT id, url, fetch_url, title, name, categories, etag, last_modified, body_hash,
+                   error_count, ever_fetched, interval
+            FROM feeds
+            WHERE configured AND NOT disabled AND next_check_at <= ?
+            ORDER BY next_check_at, id
+            LIMIT ?
+            """,
+            (to_timestamp(now), -1 if limit is None else limit),
+        )
+        return [
+            FeedForUpdate(
+                id=r[0],
+                url=r[1],
+                fetch_url=r[2],
+                title=r[3],
+                name=r[4],
+                categories=tuple(r[5].split()),
+                etag=r[6],
+                last_modified=r[7],
+                body_hash=r[8],
+                error_count=r[9],
+                ever_fetched=bool(r[10]),
+                interval=r[11],
+            )
+            for r in rows
+        ]
+
+    async def next_due_time(self) -> datetime | None:
+        row = await self._fetchone(
+            "SELECT min(next_check_at) FROM feeds WHERE configured AND NOT disabled"
+        )
+        return from_timestamp(row[0]) if row and row[0] is not None else None
+
+    async def record_unchanged(
+        self,
+        feed_id: int,
+        *,
+        now: datetime,
+        next_check: datetime,
+        etag: str | None,
+        last_modified: str | None,
+        fetch_url: str | None,
+    ) -> None:
+        """A 304, or a body identical to the last one: healthy, nothing new."""
+        async with self._transaction() as db:
+            await db.execute(
+                """
+                UPDATE feeds SET etag = ?, last_modified = ?, next_check_at = ?,
+                    last_checked_at = ?, last_success_at = ?, error_count = 0, last_error = NULL,
+                    fetch_url = COALESCE(?, fetch_url)
+                WHERE id = ?
+                """,
+                (
+                    etag,
+                    last_modified,
+                    to_timestamp(next_check),
+                    to_timestamp(now),
+                    to_timestamp(now),
+                    fetch_url,
+                    feed_id,
+                ),
+            )
+
+    async def record_failure(
+        self,
+        feed_id: int,
+        *,
+        now: datetime,
+        error: str,
+        next_check: datetime,
+        disable: bool = False,
+    ) -> None:
+        async with self._transaction() as db:
+            await db.execute(
+                """
+                UPDATE feeds SET error_count = error_count + 1, last_error = ?,
+                    next_check_at = ?, last_checked_at = ?, disabled = disabled OR ?
+                WHERE id = ?
+                """,
+                (error[:1000], to_timestamp(next_check), to_timestamp(now), disable, feed_id),
+            )
+
+    async def store_articles(
+        self,
+        feed: FeedForUpdate,
+        articles: Sequence[NewArticle],
+        *,
+        now: datetime,
+        next_check: datetime,
+        feed_title: str,
+        site_url: str | None,
+        body_hash: str,
+        etag: str | None,
+        last_modified: str | None,
+        fetch_url: str | None,
+        deliver_limit: int = 1_000_000,
+    ) -> StoreOutcome:
+        """Store a successful parse in one transaction: the feed's new state, the
+        articles not seen before, their search index entries (by trigger) and,
+        unless this is the feed's first fetch, their outbox rows (for at most
+        ``deliver_limit`` of the newest, so a feed that suddenly lists hundreds
+        of "new" items cannot flood every subscriber).
+
+        An entry counts as seen when the feed already has its key, or when an
+        article with the same URL exists (feeds that change GUIDs every poll,
+        and the same story syndicated in two feeds).
+        """
+        ts = to_timestamp(now)
+        async with self._transaction() as db:
+            await db.execute(
+                """
+                UPDATE feeds SET title = ?, site_url = ?, body_hash = ?, etag = ?,
+                    last_modified = ?, next_check_at = ?, last_checked_at = ?,
+                    last_success_at = ?, error_count = 0, last_error = NULL, ever_fetched = 1,
+                    fetch_url = COALESCE(?, fetch_url)
+                WHERE id = ?
+                """,
+                (
+                    feed_title,
+                    site_url,
+                    body_hash,
+                    etag,
+                    last_modified,
+                    to_timestamp(next_check),
+                    ts,
+                    ts,
+                    fetch_url,
+                    feed.id,
+                ),
+            )
+            if not articles:
+                return StoreOutcome(0, 0)
+            fresh = await self._unseen(db, feed, articles, site_url)
+            if not fresh:
+                return StoreOutcome(0, 0)
+            async with db.execute("SELECT COALESCE(max(id), 0) FROM articles") as cursor:
+                row = await cursor.fetchone()
+            before = int(row[0]) if row else 0
+            await db.executemany(
+                """
+                INSERT OR IGNORE INTO articles (feed_id, entry_key, url, title, summary, author,
+                    image_url, categories, published_at, first_seen_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """,
+                [
+                    (
+                        feed.id,
+                        a.key,
+                        a.url,
+                        a.title,
+                        a.summary,
+                        a.author,
+                        a.image_url,
+                        " ".join(a.categories),
+                        to_timestamp(a.published),
+                        ts,
+                    )
+                    for a in fresh
+                ],
+            )
+            await db.execute(
+                """
+                INSERT OR IGNORE INTO article_categories (category_id, published_at, article_id)
+                SELECT value, a.published_at, a.id
+                FROM articles AS a, json_each('["' || replace(a.categories, ' ', '","') || '"]')
+                WHERE a.id > ? AND a.categories != ''
+                """,
+                (before,),
+            )
+            async with db.execute("SELECT count(*) FROM articles WHERE id > ?", (before,)) as cur:
+                count_row = await cur.fetchone()
+            inserted = int(count_row[0]) if count_row else 0
+            delivered = 0
+            if feed.ever_fetched and inserted:
+                cursor = await db.execute(
+                    """
+                    INSERT OR IGNORE INTO deliveries (article_id, chat_id, next_attempt_at, created_at)
+                    SELECT DISTINCT ac.article_id, s.chat_id, ?, ?
+                    FROM article_categories AS ac
+                    JOIN subscriptions AS s ON s.category_id = ac.category_id
+                    JOIN chats AS c ON c.id = s.chat_id AND c.active
+                    WHERE ac.article_id IN (
+                        SELECT id FROM articles WHERE id > ?
+                        ORDER BY published_at DESC, id DESC LIMIT ?)
+                    ORDER BY ac.article_id
+                    """,
+                    (ts, ts, before, deliver_limit),
+                )
+                delivered = cursor.rowcount
+            return StoreOutcome(inserted, delivered)
+
+    async def _unseen(
+        self,
+        db: aiosqlite.Connection,
+        feed: FeedForUpdate,
+        articles: Sequence[NewArticle],
+        site_url: str | None,
+    ) -> list[NewArticle]:
+        known_keys: set[str] = set()
+        for chunk in _chunks([a.key for a in articles]):
+            marks = ",".join("?" * len(chunk))
+            async with db.execute(
+                f"SELECT entry_key FROM articles WHERE feed_id = ? AND entry_key IN ({marks})",
+                (feed.id, *chunk),
+            ) as cursor:
+                known_keys.update(r[0] for r in await cursor.fetchall())
+        candidates = [a for a in articles if a.key not in known_keys]
+        # URL de-duplication only for URLs that name one story: an entry
+        # without a link falls back to the site's URL, which many share.
+        generic = {u for u in (site_url, feed.url, feed.fetch_url) if u}
+        urls = [a.url for a in candidates if a.url not in generic]
+        known_urls: set[str] = set()
+        for chunk in _chunks(urls):
+            marks = ",".join("?" * len(chunk))
+            async with db.execute(
+                f"SELECT url FROM articles WHERE url IN ({marks})", tuple(chunk)
+            ) as cursor:
+                known_urls.update(r[0] for r in await cursor.fetchall())
+        fresh = []
+        batch_urls: set[str] = set()
+        for article in candidates:
+            if article.url not in generic:
+                if article.url in known_urls or article.url in batch_urls:
+                    continue
+                batch_urls.add(article.url)
+            fresh.append(article)
+        return fresh
+
+    async def feed_health(self) -> list[FeedHealth]:
+        rows = await self._fetchall(
+            """
+            SELECT f.id, f.url, f.fetch_url, COALESCE(f.name, f.title), f.error_count,
+                   f.last_error, f.disabled, f.next_check_at, f.last_success_at,
+                   (SELECT count(*) FROM articles AS a WHERE a.feed_id = f.id)
+            FROM feeds AS f WHERE f.configured ORDER BY f.id
+            """
+        )
+        return [
+            FeedHealth(
+                id=r[0],
+                url=r[1],
+                fetch_url=r[2],
+                title=r[3],
+                error_count=r[4],
+                last_error=r[5],
+                disabled=bool(r[6]),
+                next_check_at=from_timestamp(r[7]) if r[7] else None,
+                last_success_at=from_timestamp(r[8]) if r[8] else None,
+                articles=r[9],
+            )
+            for r in rows
+        ]
+
+    # -- reading articles ------------------------------------------------
+
+    async def latest_articles(self, category_id: str | None, limit: int) -> list[Article]:
+        if category_id is None:
+            rows = await self._fetchall(
+                f"""
+                SELECT {_ARTICLE_COLUMNS} FROM articles AS a JOIN feeds AS f ON f.id = a.feed_id
+                ORDER BY a.published_at DESC, a.id DESC LIMIT ?
+                """,
+                (limit,),
+            )
+        else:
+            rows = await self._fetchall(
+                f"""
+                SELECT {_ARTICLE_COLUMNS}
+                FROM article_categories AS ac
+                JOIN articles AS a ON a.id = ac.article_id
+                JOIN feeds AS f ON f.id = a.feed_id
+                WHERE ac.category_id = ?
+                ORDER BY ac.published_at DESC, ac.article_id DESC LIMIT ?
+                """,
+                (category_id, limit),
+            )
+        return [_article(r) for r in rows]
+
+    async def search_articles(self, text: str, limit: int, offset: int = 0) -> list[Article]:
+        """Best matches first (bm25, title weighted 10:1), newest first on ties.
+        Any text is accepted; text without a word gives no results."""
+        query = build_match_query(text)
+        if query is None:
+            return []
+        try:
+            rows = await self._fetchall(
+                f"""
+                SELECT {_ARTICLE_COLUMNS}
+                FROM articles_fts
+                JOIN articles AS a ON a.id = articles_fts.rowid
+                JOIN feeds AS f ON f.id = a.feed_id
+                WHERE articles_fts MATCH ?
+                ORDER BY bm25(articles_fts, 10.0, 1.0), a.published_at DESC, a.id DESC
+                LIMIT ? OFFSET ?
+                """,
+                (query, limit, offset),
+            )
+        except StorageError as error:
+            # The query builder makes this unreachable for any input we know
+            # of; should FTS5 still object, the user sees "no results".
+            log.warning("storage: search %r failed: %s", query, error)
+            return []
+        return [_article(r) for r in rows]
+
+    async def get_article(self, article_id: int) -> Article | None:
+        row = await self._fetchone(
+            f"""SELECT {_ARTICLE_COLUMNS} FROM articles AS a JOIN feeds AS f ON f.id = a.feed_id
+            WHERE a.id = ?""",
+            (article_id,),
+        )
+        return _article(row) if row else None
+
+    async def category_counts(self, since: datetime) -> dict[str, int]:
+        rows = await self._fetchall(
+            """
+            SELECT category_id, count(*) FROM article_categories
+            WHERE published_at >= ? GROUP BY category_id
+            """,
+            (to_timestamp(since),),
+        )
+        return {r[0]: r[1] for r in rows}
+
+    async def article_count(self) -> int:
+        row = await self._fetchone("SELECT count(*) FROM articles")
+        return int(row[0]) if row else 0
+
+    # -- chats and subscriptions -----------------------------------------
+
+    async def upsert_chat(
+        self,
+        chat_id: int,
+        chat_type: str,
+        title: str | None,
+        username: str | None,
+        now: datetime,
+        *,
+        reactivate: bool = False,
+    ) -> None:
+        ts = to_timestamp(now)
+        async with self._transaction() as db:
+            await db.execute(
+                """
+                INSERT INTO chats (id, type, title, username, created_at, updated_at)
+                VALUES (?, ?, ?, ?, ?, ?)
+                ON CONFLICT (id) DO UPDATE SET type = excluded.type, title = excluded.title,
+                    username = excluded.username, updated_at = excluded.updated_at,
+                    active = CASE WHEN ? THEN 1 ELSE active END,
+                    inactive_reason = CASE WHEN ? THEN NULL ELSE inactive_reason END
+                """,
+                (chat_id, chat_type, title, username, ts, ts, reactivate, reactivate),
+            )
+
+    async def get_chat(self, chat_id: int) -> Chat | None:
+        row = await self._fetchone(
+            "SELECT id, type, title, username, active FROM chats WHERE id = ?", (chat_id,)
+        )
+        return Chat(row[0], row[1], row[2], row[3], bool(row[4])) if row else None
+
+    async def subscribe(
+        self, chat_id: int, category_ids: Iterable[str], now: datetime
+    ) -> list[str]:
+        """Add subscriptions; returns the ones that were new."""
+        added = []
+        async with self._transaction() as db:
+            for category_id in category_ids:
+                cursor = await db.execute(
+                    "INSERT OR IGNORE INTO subscriptions (chat_id, category_id, created_at) "
+                    "VALUES (?, ?, ?)",
+                    (chat_id, category_id, to_timestamp(now)),
+                )
+                if cursor.rowcount:
+                    added.append(category_id)
+        return added
+
+    async def unsubscribe(self, chat_id: int, category_ids: Iterable[str] | None) -> list[str]:
+        """Remove subscriptions (all when ``category_ids`` is None); returns the
+        removed ones. Pending cards of categories the chat no longer follows
+        are dropped unless another subscribed category still matches them."""
+        async with self._transaction() as db:
+            async with db.execute(
+                "SELECT category_id FROM subscriptions WHERE chat_id = ?", (chat_id,)
+            ) as cursor:
+                current = {r[0] for r in await cursor.fetchall()}
+            targets = current if category_ids is None else current & set(category_ids)
+            for category_id in targets:
+                await db.execute(
+                    "DELETE FROM subscriptions WHERE chat_id = ? AND category_id = ?",
+                    (chat_id, category_id),
+                )
+            if targets:
+                await db.execute(
+                    """
+                    UPDATE deliveries SET status = 'dropped', error = 'unsubscribed'
+                    WHERE chat_id = ? AND status = 'pending' AND NOT EXISTS (
+                        SELECT 1 FROM article_categories AS ac
+                        JOIN subscriptions AS s
+                          ON s.category_id = ac.category_id AND s.chat_id = deliveries.chat_id
+                        WHERE ac.article_id = deliveries.article_id)
+                    """,
+                    (chat_id,),
+                )
+        return sorted(targets)
+
+    async def subscriptions(self, chat_id: int) -> list[str]:
+        rows = await self._fetchall(
+            "SELECT category_id FROM subscriptions WHERE chat_id = ? ORDER BY category_id",
+            (chat_id,),
+        )
+        return [r[0] for r in rows]
+
+    async def deactivate_chat(self, chat_id: int, reason: str, now: datetime) -> int:
+        """Pause a chat (blocked, kicked, gone) and drop its pending cards.
+        Subscriptions are kept so re-adding the bot restores them. Returns the
+        number of dropped cards."""
+        async with self._transaction() as db:
+            await db.execute(
+                "UPDATE chats SET active = 0, inactive_reason = ?, updated_at = ? WHERE id = ?",
+                (reason[:500], to_timestamp(now), chat_id),
+            )
+            cursor = await db.execute(
+                "UPDATE deliveries SET status = 'dropped', error = ? "
+                "WHERE chat_id = ? AND status = 'pending'",
+                (reason[:500], chat_id),
+            )
+            return cursor.rowcount
+
+    async def migrate_chat(self, old_id: int, new_id: int, now: datetime) -> None:
+        """A group became a supergroup: keep subscriptions and pending cards
+        under the new id (ON UPDATE CASCADE moves the rows)."""
+        async with self._transaction() as db:
+            async with db.execute("SELECT 1 FROM chats WHERE id = ?", (new_id,)) as cursor:
+                exists = await cursor.fetchone() is not None
+            if exists:
+                # The bot already met the supergroup: merge into it.
+                await db.execute(
+                    "INSERT OR IGNORE INTO subscriptions (chat_id, category_id, created_at) "
+                    "SELECT ?, category_id, created_at FROM subscriptions WHERE chat_id = ?",
+                    (new_id, old_id),
+                )
+                await db.execute(
+                    "UPDATE OR IGNORE deliveries SET chat_id = ? WHERE chat_id = ?",
+                    (new_id, old_id),
+                )
+                await db.execute("DELETE FROM chats WHERE id = ?", (old_id,))
+            else:
+                await db.execute(
+                    "UPDATE chats SET id = ?, type = 'supergroup', updated_at = ? WHERE id = ?",
+                    (new_id, to_timestamp(now), old_id),
+                )
+
+    # -- the outbox ------------------------------------------------------
+
+    async def pending_deliveries(
+        self, now: datetime, limit: int, exclude_chats: Iterable[int] = ()
+    ) -> list[PendingDelivery]:
+        """Due outbox rows, oldest first, at most one per chat (per-chat order
+        is kept by sending a chat's next card only after its previous one)."""
+        excluded = tuple(exclude_chats)
+        marks = ",".join("?" * len(excluded))
+        exclusion = f"AND d.chat_id NOT IN ({marks})" if excluded else ""
+        rows = await self._fetchall(
+            f"""
+            SELECT d.id, d.chat_id, c.type, d.attempts, {_ARTICLE_COLUMNS}
+            FROM deliveries AS d
+            JOIN chats AS c ON c.id = d.chat_id
+            JOIN articles AS a ON a.id = d.article_id
+            JOIN feeds AS f ON f.id = a.feed_id
+            WHERE d.id IN (
+                SELECT min(id) FROM deliveries
+                WHERE status = 'pending' GROUP BY chat_id
+            ) AND d.next_attempt_at <= ? {exclusion}
+            ORDER BY d.id
+            LIMIT ?
+            """,
+            (to_timestamp(now), *excluded, limit),
+        )
+        return [PendingDelivery(r[0], r[1], r[2], r[3], _article(r[4:])) for r in rows]
+
+    async def mark_sent(self, delivery_id: int, message_id: int, now: datetime) -> None:
+        async with self._transaction() as db:
+            await db.execute(
+                "UPDATE deliveries SET status = 'sent', message_id = ?, sent_at = ?, "
+                "attempts = attempts + 1, error = NULL WHERE id = ?",
+                (message_id, to_timestamp(now), delivery_id),
+            )
+
+    async def mark_retry(
+        self, delivery_id: int, next_attempt: datetime, error: str, *, count_attempt: bool = True
+    ) -> None:
+        async with self._transaction() as db:
+            await db.execute(
+                "UPDATE deliveries SET next_attempt_at = ?, error = ?, "
+                "attempts = attempts + ? WHERE id = ?",
+                (to_timestamp(next_attempt), error[:500], 1 if count_attempt else 0, delivery_id),
+            )
+
+    async def mark_failed(self, delivery_id: int, error: str) -> None:
+        async with self._transaction() as db:
+            await db.execute(
+                "UPDATE deliveries SET status = 'failed', error = ?, attempts = attempts + 1 "
+                "WHERE id = ?",
+                (error[:500], delivery_id),
+            )
+
+    async def drop_stale_deliveries(self, older_than: datetime) -> int:
+        async with self._transaction() as db:
+            cursor = await db.execute(
+                "UPDATE deliveries SET status = 'dropped', error = 'too old' "
+                "WHERE status = 'pending' AND created_at < ?",
+                (to_timestamp(older_than),),
+            )
+            return cursor.rowcount
+
+    async def delivery_counts(self) -> dict[str, int]:
+        rows = await self._fetchall("SELECT status, count(*) FROM deliveries GROUP BY status")
+        return {r[0]: r[1] for r in rows}
+
+    async def next_delivery_time(self) -> datetime | None:
+        row = await self._fetchone(
+            "SELECT min(next_attempt_at) FROM deliveries WHERE status = 'pending'"
+        )
+        return from_timestamp(row[0]) if row and row[0] is not None else None

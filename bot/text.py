@@ -1,0 +1,138 @@
+"""Pure text helpers: HTML to clean plain text, word-boundary cuts, URLs."""
+
+from __future__ import annotations
+
+import html
+import re
+from html.parser import HTMLParser
+from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
+
+_WHITESPACE = re.compile(r"\s+")
+# Entities that survive one round of unescaping mean the publisher escaped twice
+# (seen in Vox Media titles: "&amp;amp;").
+_LEFTOVER_ENTITY = re.compile(r"&(?:amp|lt|gt|quot|apos|nbsp|#\d{1,7}|#x[0-9a-fA-F]{1,6});")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u200b\u2028\u2029\ufeff]")
+_BLOCK_TAGS = frozenset(
+    (
+        "p br div li ul ol h1 h2 h3 h4 h5 h6 tr td th table blockquote pre section "
+        "article header footer figure figcaption hr dd dt"
+    ).split()
+)
+_SKIP_TAGS = frozenset({"script", "style", "noscript", "template", "iframe", "object"})
+_TRACKING_PARAMS = re.compile(r"^(utm_[a-z_]+|fbclid|gclid|dclid|mc_cid|mc_eid|_hsenc|_hsmi)$")
+
+
+class _TextExtractor(HTMLParser):
+    """Collects text and the first usable <img src> of an HTML fragment."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self.first_image: str | None = None
+        self._skip_depth = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in _SKIP_TAGS:
+            self._skip_depth += 1
+        elif tag in _BLOCK_TAGS:
+            self.parts.append(" ")
+        elif tag == "img" and self.first_image is None:
+            values = dict(attrs)
+            src = (values.get("src") or "").strip()
+            tiny = values.get("width") in ("0", "1") or values.get("height") in ("0", "1")
+            if src and not tiny and not src.startswith("data:"):
+                self.first_image = src
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.handle_starttag(tag, attrs)
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in _SKIP_TAGS:
+            self._skip_depth = max(0, self._skip_depth - 1)
+        elif tag in _BLOCK_TAGS:
+            self.parts.append(" ")
+
+    def handle_data(self, data: str) -> None:
+        if not self._skip_depth:
+            self.parts.append(data)
+
+
+def html_to_text(fragment: str | None) -> tuple[str, str | None]:
+    """Plain text (tags dropped, entities decoded, whitespace collapsed) and the
+    first ``<img src>`` of an HTML fragment. Never raises."""
+    if not fragment:
+        return "", None
+    if "<" not in fragment and "&" not in fragment:
+        return collapse_whitespace(fragment), None
+    extractor = _TextExtractor()
+    try:
+        extractor.feed(fragment)
+        extractor.close()
+    except (AssertionError, ValueError):  # HTMLParser on pathological markup
+        return collapse_whitespace(_CONTROL.sub(" ", html.unescape(fragment))), None
+    text = "".join(extractor.parts)
+    if _LEFTOVER_ENTITY.search(text):
+        text = html.unescape(text)
+    return collapse_whitespace(text), extractor.first_image
+
+
+def collapse_whitespace(text: str) -> str:
+    return _WHITESPACE.sub(" ", _CONTROL.sub(" ", text)).strip()
+
+
+def cut_at_word(text: str, limit: int, ellipsis: str = "…") -> str:
+    """``text`` shortened to at most ``limit`` characters, cut between words."""
+    if len(text) <= limit:
+        return text
+    room = max(1, limit - len(ellipsis))
+    cut = text[:room]
+    space = cut.rfind(" ")
+    # Cut at the last space unless that throws away most of the text (one huge word).
+    if space > room // 2:
+        cut = cut[:space]
+    return cut.rstrip(" ,;:.-–—") + ellipsis
+
+
+def absolute_http_url(candidate: str | None, base: str | None = None) -> str | None:
+    """``candidate`` made absolute against ``base``; None unless it is http(s)."""
+    if not candidate:
+        return None
+    candidate = candidate.strip()
+    if not candidate or len(candidate) > 4096:
+        return None
+    try:
+        url = urljoin(base, candidate) if base else candidate
+        parts = urlsplit(url)
+    except ValueError:
+        return None
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        return None
+    if _WHITESPACE.search(url):
+        url = url.replace(" ", "%20").replace("\n", "").replace("\t", "").replace("\r", "")
+    return url
+
+
+def canonical_url(url: str) -> str:
+    """The same article's URL written one way: lowercase scheme and host, no
+    default port, no fragment, no tracking parameters (utm_*, fbclid...)."""
+    try:
+        parts = urlsplit(url)
+        scheme = parts.scheme.lower()
+        host = (parts.hostname or "").lower()
+        port = parts.port
+    except ValueError:
+        return url
+    netloc = host
+    if parts.username:
+        return urlunsplit((scheme, parts.netloc, parts.path or "/", parts.query, ""))
+    if port and not ((scheme == "http" and port == 80) or (scheme == "https" and port == 443)):
+        netloc = f"{host}:{port}"
+    query = parts.query
+    if query and ("utm_" in query or "clid" in query or "mc_" in query or "_hs" in query):
+        kept = [
+            (k, v)
+            for k, v in parse_qsl(query, keep_blank_values=True)
+            if not _TRACKING_PARAMS.match(k)
+        ]
+        query = urlencode(kept)
+    return urlunsplit((scheme, netloc, parts.path or "/", query, ""))
