@@ -1,0 +1,126 @@
+"""Render stage: articles -> Telegram HTML. Pure functions, no Telegram types.
+
+Rules (Bot API, HTML parse mode): only a few tags are allowed, and every other
+``<``, ``>`` and ``&`` must be escaped. Text is cut *before* it is escaped and
+wrapped in tags, so a cut never lands inside an entity or a tag. Every message
+stays far below the 4096-character limit by construction: the pieces have
+fixed maxima (title 250, summary 300, source 80, hashtags) that add up to
+well under 1000 characters.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from urllib.parse import quote
+
+from bot.models import Article
+from bot.text import cut_at_word
+
+TITLE_LIMIT = 250
+SUMMARY_LIMIT = 300
+SOURCE_LIMIT = 80
+LIST_TITLE_LIMIT = 160
+MESSAGE_LIMIT = 4096
+SHARE_TEXT_LIMIT = 200
+BUTTON_URL_LIMIT = 2000
+
+
+@dataclass(frozen=True, slots=True)
+class Button:
+    label: str
+    url: str
+
+
+@dataclass(frozen=True, slots=True)
+class Card:
+    html: str  # for parse_mode=HTML
+    plain: str  # the same card without markup, for when Telegram rejects the HTML
+    preview_url: str  # the link preview shows the article's image
+    buttons: tuple[Button, ...]
+
+
+def escape(text: str) -> str:
+    """Escape for Telegram HTML text: only &, < and > need it outside attributes."""
+    return html.escape(text, quote=False)
+
+
+def escape_attribute(text: str) -> str:
+    return html.escape(text, quote=True)
+
+
+def format_time(when: datetime) -> str:
+    return when.strftime("%d %b %Y, %H:%M UTC")
+
+
+def hashtags(category_ids: Sequence[str]) -> str:
+    return " ".join(f"#{c}" for c in category_ids)
+
+
+def share_url(article: Article) -> str:
+    """A t.me share link that opens Telegram's "send to chat" with the story."""
+    text = cut_at_word(article.title, SHARE_TEXT_LIMIT)
+    return f"https://t.me/share/url?url={quote(article.url, safe='')}&text={quote(text, safe='')}"
+
+
+def render_card(article: Article, known_categories: Mapping[str, str] | None = None) -> Card:
+    """The headline card: bold title, summary, source and time, hashtags, and
+    Read / Share buttons. ``known_categories`` (id -> title) filters hashtags
+    to categories that still exist."""
+    title = cut_at_word(article.title, TITLE_LIMIT)
+    summary = cut_at_word(article.summary, SUMMARY_LIMIT)
+    if summary and summary.casefold() == title.casefold():
+        summary = ""  # feeds without descriptions often repeat the title
+    source = cut_at_word(article.source, SOURCE_LIMIT)
+    categories = [
+        c for c in article.categories if known_categories is None or c in known_categories
+    ]
+    tags = hashtags(categories)
+    meta = f"{source} · {format_time(article.published)}"
+
+    html_parts = [f"<b>{escape(title)}</b>"]
+    plain_parts = [title]
+    if summary:
+        html_parts.append(escape(summary))
+        plain_parts.append(summary)
+    html_parts.append(f"<i>{escape(meta)}</i>" + (f"\n{escape(tags)}" if tags else ""))
+    plain_parts.append(meta + (f"\n{tags}" if tags else ""))
+
+    buttons: list[Button] = []
+    if len(article.url) <= BUTTON_URL_LIMIT:
+        buttons.append(Button("Read", article.url))
+        share = share_url(article)
+        if len(share) <= BUTTON_URL_LIMIT:
+            buttons.append(Button("Share", share))
+    return Card(
+        html="\n\n".join(html_parts),
+        plain="\n\n".join(plain_parts),
+        preview_url=article.url,
+        buttons=tuple(buttons),
+    )
+
+
+def render_headline(article: Article, number: int | None = None) -> str:
+    """One compact line for lists: linked title, source, time."""
+    title = cut_at_word(article.title, LIST_TITLE_LIMIT)
+    source = cut_at_word(article.source, SOURCE_LIMIT)
+    prefix = f"{number}. " if number is not None else "• "
+    link = f'<a href="{escape_attribute(article.url)}">{escape(title)}</a>'
+    when = article.published.strftime("%d %b %H:%M")
+    return f"{prefix}{link}\n    <i>{escape(source)} · {when}</i>"
+
+
+def render_list(heading: str, articles: Sequence[Article], first_number: int = 1) -> str:
+    """A heading and numbered headlines, kept under the message limit."""
+    lines = [f"<b>{escape(heading)}</b>"]
+    length = len(heading)
+    for index, article in enumerate(articles, start=first_number):
+        line = render_headline(article, index)
+        # Counted on the HTML, which is longer than the parsed text: safe side.
+        if length + len(line) + 2 > MESSAGE_LIMIT - 100:
+            break
+        lines.append(line)
+        length += len(line) + 2
+    return "\n\n".join(lines)

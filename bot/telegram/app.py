@@ -1,0 +1,252 @@
+"""Builds the python-telegram-bot ``Application`` and runs it.
+
+One place wires everything: the handlers, one error handler, the database and
+HTTP client (opened in ``post_init``, closed in ``post_shutdown``), the
+polling round as a JobQueue job (APScheduler underneath; never two rounds at
+once), and the outbox sender as a background task stopped in ``post_stop``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+from telegram import BotCommand, Update
+from telegram.constants import ParseMode
+from telegram.error import Forbidden, TelegramError
+from telegram.ext import (
+    AIORateLimiter,
+    Application,
+    CallbackQueryHandler,
+    ChatMemberHandler,
+    CommandHandler,
+    ContextTypes,
+    Defaults,
+    MessageHandler,
+    filters,
+)
+
+from bot.clock import Clock
+from bot.config import Config
+from bot.deliver import Sender
+from bot.errors import ConfigError
+from bot.logs import register_secret
+from bot.runtime import Runtime
+from bot.telegram import handlers
+from bot.telegram.permissions import PermissionChecker
+
+log = logging.getLogger(__name__)
+
+_TICK_MIN = 1.0
+_TICK_MAX = 30.0
+
+
+class NewsbotApplication:
+    """The bot: a PTB Application plus newsbot's runtime, poller and sender."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        clock: Clock | None = None,
+        feed_transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        token = config.token
+        if not token:
+            raise ConfigError(
+                "telegram.token: no bot token (set NEWSBOT_TOKEN or [telegram] token)"
+            )
+        register_secret(token)
+        self.config = config
+        self._clock = clock
+        self._feed_transport = feed_transport
+        self._sender_task: asyncio.Task[None] | None = None
+        self.services: handlers.BotServices | None = None
+        builder = (
+            Application.builder()
+            .token(token)
+            .defaults(Defaults(parse_mode=ParseMode.HTML))
+            # Paces replies too; delivery paces itself below these limits, and
+            # max_retries=0 hands RetryAfter to the sender, which reschedules.
+            .rate_limiter(AIORateLimiter(max_retries=0))
+            .post_init(self._post_init)
+            .post_stop(self._post_stop)
+            .post_shutdown(self._post_shutdown)
+        )
+        if config.telegram.base_url:
+            builder = builder.base_url(config.telegram.base_url)
+            builder = builder.base_file_url(
+                config.telegram.base_file_url
+                or config.telegram.base_url.replace("/bot", "/file/bot")
+            )
+        self.application = builder.build()
+        self._register_handlers()
+
+    # -- wiring ----------------------------------------------------------
+
+    def _register_handlers(self) -> None:
+        app = self.application
+        # Commands work in private chats, groups (also as /cmd@botname) and,
+        # with the CHANNEL_POSTS filter, when posted inside a channel.
+        everywhere = filters.UpdateType.MESSAGES | filters.UpdateType.CHANNEL_POSTS
+        for name, callback in (
+            ("start", handlers.start),
+            ("help", handlers.help_command),
+            ("categories", handlers.categories_command),
+            ("subscribe", handlers.subscribe),
+            ("unsubscribe", handlers.unsubscribe),
+            ("mysubs", handlers.mysubs),
+            ("latest", handlers.latest),
+            ("search", handlers.search),
+            ("health", handlers.health),
+        ):
+            app.add_handler(CommandHandler(name, callback, filters=everywhere))
+        app.add_handler(CallbackQueryHandler(handlers.button))
+        app.add_handler(
+            ChatMemberHandler(handlers.my_chat_member, ChatMemberHandler.MY_CHAT_MEMBER)
+        )
+        app.add_handler(MessageHandler(filters.StatusUpdate.MIGRATE, handlers.migrate))
+        app.add_error_handler(on_error)
+
+    async def _post_init(self, application: Application) -> None:  # type: ignore[type-arg]
+        runtime = await Runtime.open(self.config, clock=self._clock, transport=self._feed_transport)
+        try:
+            titles = {c.id: c.title for c in self.config.categories}
+            sender = Sender(
+                runtime.storage,
+                application.bot.send_message,
+                self.config.delivery,
+                runtime.clock,
+                titles,
+            )
+            self.services = handlers.BotServices(
+                runtime, sender, PermissionChecker(application.bot)
+            )
+            application.bot_data["services"] = self.services
+            try:
+                await application.bot.set_my_commands(
+                    [BotCommand(name, text) for name, text in handlers.COMMANDS]
+                )
+            except TelegramError as error:
+                log.warning("telegram: setMyCommands failed: %s", error)
+            self._schedule_polling(application)
+            self._sender_task = asyncio.create_task(sender.run(), name="newsbot-sender")
+        except BaseException:
+            await runtime.close()
+            raise
+
+    def _schedule_polling(self, application: Application) -> None:  # type: ignore[type-arg]
+        intervals = [self.config.polling.interval] + [
+            f.interval for f in self.config.feeds if f.interval
+        ]
+        tick = min(max(min(intervals) / 2, _TICK_MIN), _TICK_MAX)
+        job_queue = application.job_queue
+        if job_queue is None:
+            raise RuntimeError("python-telegram-bot was installed without the job-queue extra")
+        job_queue.run_repeating(
+            self._poll_job,
+            interval=tick,
+            first=0.0,
+            name="poll-feeds",
+            # A round that outlasts the tick is not started twice.
+            job_kwargs={"max_instances": 1, "coalesce": True, "misfire_grace_time": None},
+        )
+
+    async def _poll_job(self, context: ContextTypes.DEFAULT_TYPE) -> None:
+        assert self.services is not None
+        report = await self.services.runtime.poller.run_round()
+        if report is not None and report.deliveries:
+            self.services.sender.wake()
+
+    async def _post_stop(self, application: Application) -> None:  # type: ignore[type-arg]
+        await self.stop_sender()
+
+    async def stop_sender(self) -> None:
+        if self.services is not None:
+            await self.services.sender.stop()
+        if self._sender_task is not None:
+            try:
+                await asyncio.wait_for(self._sender_task, timeout=15)
+            except (TimeoutError, asyncio.CancelledError):
+                log.warning("deliver: sender did not stop in time")
+            self._sender_task = None
+
+    async def _post_shutdown(self, application: Application) -> None:  # type: ignore[type-arg]
+        await self.stop_sender()
+        if self.services is not None:
+            await self.services.runtime.close()
+            self.services = None
+
+    # -- running ---------------------------------------------------------
+
+    def run(self) -> None:
+        """Block until Ctrl-C or SIGTERM: long polling, or a webhook if configured."""
+        telegram = self.config.telegram
+        allowed = Update.ALL_TYPES
+        if telegram.webhook_url:
+            path = telegram.webhook_url.rstrip("/").rsplit("/", 1)[-1] or "telegram"
+            self.application.run_webhook(
+                listen=telegram.webhook_listen,
+                port=telegram.webhook_port,
+                url_path=path,
+                webhook_url=telegram.webhook_url,
+                secret_token=telegram.webhook_secret,
+                allowed_updates=allowed,
+            )
+        else:
+            self.application.run_polling(allowed_updates=allowed)
+
+    @asynccontextmanager
+    async def running(self, poll_interval: float = 0.1) -> AsyncIterator[NewsbotApplication]:
+        """Run inside an existing event loop (tests): the same start and stop
+        sequence as ``run``, without signal handling."""
+        app = self.application
+        await app.initialize()
+        try:
+            await self._post_init(app)
+            assert app.updater is not None
+            await app.updater.start_polling(
+                poll_interval=poll_interval, allowed_updates=Update.ALL_TYPES
+            )
+            await app.start()
+            try:
+                yield self
+            finally:
+                if app.updater.running:
+                    await app.updater.stop()
+                if app.running:
+                    await app.stop()
+                await self._post_stop(app)
+        finally:
+            await app.shutdown()
+            await self._post_shutdown(app)
+
+
+async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Log the error with its traceback (the token is redacted by the log
+    filter); tell the user something went wrong, without details."""
+    log.error("telegram: error while handling an update", exc_info=context.error)
+    if isinstance(context.error, Forbidden):
+        return  # the chat blocked us; nobody to tell
+    if isinstance(update, Update) and update.effective_message is not None:
+        try:
+            await update.effective_message.reply_text(
+                html.escape("Sorry, something went wrong. Please try again later."),
+                do_quote=False,
+            )
+        except TelegramError:
+            pass  # the original error is logged; a failed apology changes nothing
+    if isinstance(update, Update) and update.callback_query is not None:
+        try:
+            await update.callback_query.answer("Something went wrong.")
+        except TelegramError:
+            pass
+
+
+def run_bot(config: Config) -> int:
+    NewsbotApplication(config).run()
+    return 0

@@ -1,0 +1,131 @@
+"""Pure parsing of command arguments and callback data (no Telegram calls).
+
+Everything here accepts any string a user can send and returns either a value
+or a short, user-facing problem; nothing raises on bad input.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from bot.config import CategoryConfig
+from bot.services import MAX_LIMIT, resolve_categories
+from bot.storage.search_query import build_match_query
+
+MAX_ARGUMENTS = 20
+MAX_CALLBACK_BYTES = 64
+_CHAT_REF = re.compile(r"^(@[A-Za-z][A-Za-z0-9_]{3,31}|-?\d{5,20})$")
+_PUBLIC_LINK = re.compile(r"^(?:https?://)?t\.me/([A-Za-z][A-Za-z0-9_]{3,31})/?$")
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class LatestArgs:
+    category: CategoryConfig | None
+    limit: int
+
+
+def split_target(args: Sequence[str]) -> tuple[str | int | None, list[str]]:
+    """Split an optional leading channel reference off the arguments:
+    ``@channel``, ``t.me/channel`` or a numeric chat id such as -100123..."""
+    if not args:
+        return None, []
+    first = args[0].strip()
+    link = _PUBLIC_LINK.match(first)
+    if link:
+        return "@" + link.group(1), list(args[1:])
+    if _CHAT_REF.match(first):
+        return (first if first.startswith("@") else int(first)), list(args[1:])
+    return None, list(args)
+
+
+def parse_latest(
+    args: Sequence[str], categories: Sequence[CategoryConfig], default: int = 5
+) -> LatestArgs | Problem:
+    """``/latest [category] [N]`` in either order; the category may be several words."""
+    if len(args) > MAX_ARGUMENTS:
+        return Problem("Too many arguments. Try /latest space 5")
+    limit = default
+    words = []
+    for arg in args:
+        if arg.isdigit() and len(arg) <= 6:
+            limit = int(arg)
+        else:
+            words.append(arg)
+    if limit < 1:
+        return Problem("N must be at least 1.")
+    limit = min(limit, MAX_LIMIT)
+    if not words:
+        return LatestArgs(None, limit)
+    lookup = resolve_categories(words, categories)
+    if lookup.unknown or len(lookup.found) != 1:
+        if len(lookup.found) > 1:
+            return Problem("Pick one category, e.g. /latest space 5")
+        return Problem(unknown_categories_message(lookup.unknown))
+    return LatestArgs(lookup.found[0], limit)
+
+
+def unknown_categories_message(unknown: Sequence[tuple[str, Sequence[str]]]) -> str:
+    """Plain text (the caller escapes it) listing unknown words and suggestions."""
+    parts = []
+    for word, suggestions in unknown[:5]:
+        shown = word if len(word) <= 40 else word[:40] + "…"
+        if suggestions:
+            parts.append(f'Unknown category "{shown}". Did you mean {" or ".join(suggestions)}?')
+        else:
+            parts.append(f'Unknown category "{shown}".')
+    parts.append("See /categories for the list.")
+    return " ".join(parts)
+
+
+# -- callback data (at most 64 bytes, and never trusted) ---------------------
+
+
+def toggle_data(category_id: str, chat_id: int | None = None) -> str:
+    return f"t:{category_id}" if chat_id is None else f"t:{category_id}:{chat_id}"
+
+
+def parse_toggle(data: str) -> tuple[str, int | None] | None:
+    parts = data.split(":")
+    if parts[0] != "t" or len(parts) not in (2, 3) or not parts[1]:
+        return None
+    chat_id = None
+    if len(parts) == 3:
+        try:
+            chat_id = int(parts[2])
+        except ValueError:
+            return None
+    return parts[1], chat_id
+
+
+def search_data(query: str, offset: int) -> str | None:
+    """``s:<offset>:<words>``; the words are the normalised query, cut at a word
+    boundary so the data fits Telegram's 64-byte limit. None if nothing fits."""
+    match = build_match_query(query)
+    if match is None:
+        return None
+    words = [w.strip('"*').replace('""', '"') for w in match.split(" ")]
+    prefix = f"s:{offset}:"
+    kept: list[str] = []
+    for word in words:
+        candidate = " ".join([*kept, word])
+        if len((prefix + candidate).encode()) > MAX_CALLBACK_BYTES:
+            break
+        kept.append(word)
+    return prefix + " ".join(kept) if kept else None
+
+
+def parse_search_data(data: str) -> tuple[int, str] | None:
+    parts = data.split(":", 2)
+    if len(parts) != 3 or parts[0] != "s" or not parts[1].isdigit() or not parts[2].strip():
+        return None
+    offset = int(parts[1])
+    if offset > 1000:
+        return None
+    return offset, parts[2]

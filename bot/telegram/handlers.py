@@ -1,0 +1,515 @@
+"""Telegram handlers: parse the arguments, call a service, reply. Thin.
+
+Every reply is HTML with all user and feed text escaped. A handler never lets
+bad input escape as an exception: unknown categories, too many arguments,
+empty searches and forged button data get a short answer or are ignored.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from telegram import (
+    Chat,
+    ChatFullInfo,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    LinkPreviewOptions,
+    Message,
+    Update,
+)
+from telegram.constants import ChatMemberStatus, ChatType
+from telegram.error import BadRequest, Forbidden, TelegramError
+from telegram.ext import ContextTypes
+
+from bot.config import CategoryConfig
+from bot.deliver import Sender
+from bot.render import escape, render_list
+from bot.runtime import Runtime
+from bot.services import resolve_categories
+from bot.telegram.args import (
+    MAX_ARGUMENTS,
+    LatestArgs,
+    parse_latest,
+    parse_search_data,
+    parse_toggle,
+    search_data,
+    split_target,
+    toggle_data,
+    unknown_categories_message,
+)
+from bot.telegram.permissions import PermissionChecker
+
+log = logging.getLogger(__name__)
+
+SEARCH_PAGE = 5
+NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
+
+COMMANDS: list[tuple[str, str]] = [
+    ("start", "What this bot does, and pick categories"),
+    ("categories", "All categories and this week's article counts"),
+    ("subscribe", "Subscribe: /subscribe space science"),
+    ("unsubscribe", "Unsubscribe: /unsubscribe space, or all"),
+    ("mysubs", "What this chat receives"),
+    ("latest", "Newest headlines: /latest [category] [N]"),
+    ("search", "Search headlines: /search words"),
+    ("help", "How to use the bot, in chats, groups and channels"),
+]
+
+
+@dataclass
+class BotServices:
+    """What handlers need, stored in ``application.bot_data``."""
+
+    runtime: Runtime
+    sender: Sender
+    permissions: PermissionChecker
+
+
+def services(context: ContextTypes.DEFAULT_TYPE) -> BotServices:
+    found = context.bot_data["services"]
+    assert isinstance(found, BotServices)
+    return found
+
+
+async def reply(update: Update, text: str, markup: InlineKeyboardMarkup | None = None) -> None:
+    message = update.effective_message
+    if message is None:
+        return
+    await message.reply_text(
+        text, reply_markup=markup, link_preview_options=NO_PREVIEW, do_quote=False
+    )
+
+
+def _args(context: ContextTypes.DEFAULT_TYPE) -> list[str]:
+    return list(context.args or [])
+
+
+async def _remember_chat(bot: BotServices, chat: Chat | ChatFullInfo) -> None:
+    await bot.runtime.storage.upsert_chat(
+        chat.id, chat.type, chat.title or chat.full_name, chat.username, bot.runtime.clock.now()
+    )
+
+
+def _titles(categories: Sequence[CategoryConfig]) -> str:
+    return ", ".join(escape(c.title) for c in categories)
+
+
+def categories_keyboard(
+    categories: Sequence[CategoryConfig], subscribed: Sequence[str], target: int | None = None
+) -> InlineKeyboardMarkup:
+    rows = []
+    row: list[InlineKeyboardButton] = []
+    for category in categories:
+        mark = "✓ " if category.id in subscribed else ""
+        row.append(
+            InlineKeyboardButton(
+                f"{mark}{category.title}", callback_data=toggle_data(category.id, target)
+            )
+        )
+        if len(row) == 2:
+            rows.append(row)
+            row = []
+    if row:
+        rows.append(row)
+    return InlineKeyboardMarkup(rows)
+
+
+# -- commands ------------------------------------------------------------
+
+
+async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/start: welcome and category buttons."""
+    bot = services(context)
+    chat = update.effective_chat
+    if chat is None:
+        return
+    await _remember_chat(bot, chat)
+    subscribed = await bot.runtime.storage.subscriptions(chat.id)
+    categories = bot.runtime.news.categories
+    text = (
+        "<b>Hi! I post news headlines by category.</b>\n\n"
+        "Tap categories below to subscribe this chat; new stories arrive as cards "
+        "with Read and Share buttons.\n\n"
+        "/latest shows the newest headlines, /search finds stories, /help explains "
+        "groups and channels."
+    )
+    await reply(update, text, categories_keyboard(categories, subscribed) if categories else None)
+
+
+async def help_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/help: how to use the bot everywhere."""
+    lines = [
+        "<b>Commands</b>",
+        *(f"/{name} — {escape(description)}" for name, description in COMMANDS),
+        "",
+        "<b>Groups</b>: anyone can use /latest and /search; only admins change subscriptions.",
+        "<b>Channels</b>: add me as an administrator who can post, then in a private chat "
+        "with me send <code>/subscribe @yourchannel space science</code>. "
+        "<code>/mysubs @yourchannel</code> and <code>/unsubscribe @yourchannel all</code> "
+        "work the same way.",
+    ]
+    await reply(update, "\n".join(lines))
+
+
+async def categories_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/categories: every category with this week's count, and subscribe buttons."""
+    bot = services(context)
+    chat = update.effective_chat
+    if chat is None:
+        return
+    stats = await bot.runtime.news.categories_this_week()
+    if not stats:
+        await reply(update, "No categories are configured yet.")
+        return
+    lines = ["<b>Categories</b> (articles this week)"]
+    for category, count in stats:
+        lines.append(f"• {escape(category.title)} — {count}  <code>{category.id}</code>")
+    subscribed = await bot.runtime.storage.subscriptions(chat.id)
+    await reply(update, "\n".join(lines), categories_keyboard([c for c, _ in stats], subscribed))
+
+
+async def subscribe(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/subscribe [@channel] [category ...]"""
+    await _change_subscriptions(update, context, subscribe=True)
+
+
+async def unsubscribe(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/unsubscribe [@channel] [category ... | all]"""
+    await _change_subscriptions(update, context, subscribe=False)
+
+
+async def _change_subscriptions(
+    update: Update, context: ContextTypes.DEFAULT_TYPE, *, subscribe: bool
+) -> None:
+    bot = services(context)
+    args = _args(context)
+    if len(args) > MAX_ARGUMENTS:
+        await reply(update, "Too many arguments. Try <code>/subscribe space science</code>.")
+        return
+    target = await _target_chat(update, context, args)
+    if target is None:
+        return
+    chat, words = target
+    storage = bot.runtime.storage
+    categories = bot.runtime.news.categories
+    remote = chat.id != (update.effective_chat.id if update.effective_chat else None)
+    where = f" for {escape(_chat_name(chat))}" if remote else ""
+    if not words:
+        subscribed = await storage.subscriptions(chat.id)
+        verb = "Tap to subscribe or unsubscribe" if subscribe else "Tap to unsubscribe"
+        await reply(
+            update,
+            f"{verb}{where}:",
+            categories_keyboard(categories, subscribed, chat.id if remote else None),
+        )
+        return
+    now = bot.runtime.clock.now()
+    if not subscribe and len(words) == 1 and words[0].lower() == "all":
+        removed = await storage.unsubscribe(chat.id, None)
+        await reply(
+            update,
+            f"Unsubscribed{where} from everything."
+            if removed
+            else f"No subscriptions{where} to remove.",
+        )
+        return
+    lookup = resolve_categories(words, categories)
+    parts = []
+    if lookup.found:
+        ids = [c.id for c in lookup.found]
+        if subscribe:
+            await storage.upsert_chat(
+                chat.id,
+                chat.type,
+                chat.title or chat.full_name,
+                chat.username,
+                now,
+                reactivate=True,
+            )
+            added = await storage.subscribe(chat.id, ids, now)
+            already = [c for c in lookup.found if c.id not in added]
+            if added:
+                parts.append(
+                    f"Subscribed{where} to {_titles([c for c in lookup.found if c.id in added])}."
+                )
+            if already:
+                parts.append(f"Already subscribed to {_titles(already)}.")
+        else:
+            removed = await storage.unsubscribe(chat.id, ids)
+            if removed:
+                parts.append(
+                    f"Unsubscribed{where} from {_titles([c for c in lookup.found if c.id in removed])}."
+                )
+            not_subscribed = [c for c in lookup.found if c.id not in removed]
+            if not_subscribed:
+                parts.append(f"Wasn't subscribed to {_titles(not_subscribed)}.")
+    if lookup.unknown:
+        parts.append(escape(unknown_categories_message(lookup.unknown)))
+    await reply(update, " ".join(parts))
+
+
+async def mysubs(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/mysubs [@channel]: what this chat (or channel) receives."""
+    bot = services(context)
+    args = _args(context)
+    if len(args) > 1:
+        await reply(update, "Use /mysubs, or /mysubs @channel for a channel you manage.")
+        return
+    target = await _target_chat(update, context, args)
+    if target is None:
+        return
+    chat, _ = target
+    ids = await bot.runtime.storage.subscriptions(chat.id)
+    found = [c for c in bot.runtime.news.categories if c.id in ids]
+    here = update.effective_chat
+    name = "This chat" if here and chat.id == here.id else escape(_chat_name(chat))
+    if not found:
+        await reply(update, f"{name} has no subscriptions. Try /subscribe.")
+    else:
+        await reply(update, f"{name} receives: {_titles(found)}.")
+
+
+async def latest(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/latest [category] [N]: the newest headlines."""
+    bot = services(context)
+    parsed = parse_latest(_args(context), bot.runtime.news.categories)
+    if not isinstance(parsed, LatestArgs):
+        await reply(update, escape(parsed.message))
+        return
+    category = parsed.category
+    articles = await bot.runtime.news.latest(category.id if category else None, parsed.limit)
+    if not articles:
+        where = f" in {category.title}" if category else ""
+        await reply(update, escape(f"No headlines{where} yet."))
+        return
+    heading = f"Latest in {category.title}" if category else "Latest headlines"
+    await reply(update, render_list(heading, articles))
+
+
+async def search(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/search words: best matches, with a button for more."""
+    query = " ".join(_args(context)).strip()
+    if not query:
+        await reply(update, "What should I look for? Try <code>/search mars rover</code>.")
+        return
+    await _send_search_page(update, context, query, 0, edit=False)
+
+
+async def _send_search_page(
+    update: Update, context: ContextTypes.DEFAULT_TYPE, query: str, offset: int, *, edit: bool
+) -> None:
+    bot = services(context)
+    # One extra row tells whether a "More" button is worth showing.
+    found = await bot.runtime.news.search(query, SEARCH_PAGE + 1, offset)
+    shown = found[:SEARCH_PAGE]
+    short = query if len(query) <= 60 else query[:60] + "…"
+    if not shown:
+        text = escape(f'Nothing found for "{short}".' if offset == 0 else "No more results.")
+        markup = None
+    else:
+        text = render_list(f'Results for "{short}"', shown, first_number=offset + 1)
+        markup = None
+        data = search_data(query, offset + SEARCH_PAGE) if len(found) > SEARCH_PAGE else None
+        if data:
+            markup = InlineKeyboardMarkup([[InlineKeyboardButton("More ›", callback_data=data)]])
+    message = update.effective_message
+    if edit and message is not None:
+        await message.edit_text(text, reply_markup=markup, link_preview_options=NO_PREVIEW)
+    else:
+        await reply(update, text, markup)
+
+
+async def health(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/health: feed status, for the operators listed in the config."""
+    bot = services(context)
+    user = update.effective_user
+    if user is None or user.id not in bot.runtime.config.telegram.admins:
+        return  # not advertised; stay quiet for everyone else
+    feeds = await bot.runtime.storage.feed_health()
+    counts = await bot.runtime.storage.delivery_counts()
+    failing = [f for f in feeds if f.error_count or f.disabled]
+    lines = [
+        f"<b>{len(feeds)} feeds</b>, {len(failing)} failing; cards: "
+        + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())),
+    ]
+    for feed in failing[:30]:
+        state = "disabled" if feed.disabled else f"{feed.error_count} errors"
+        lines.append(
+            f"• {escape(feed.title or feed.url)} — {state}: {escape(feed.last_error or '')}"
+        )
+    await reply(update, "\n".join(lines)[:4000])
+
+
+# -- buttons -------------------------------------------------------------
+
+
+async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Inline buttons: category toggles and search paging. Data is never trusted."""
+    query = update.callback_query
+    if query is None:
+        return
+    data = query.data or ""
+    bot = services(context)
+    toggle = parse_toggle(data)
+    if toggle is not None:
+        await _toggle(update, context, bot, *toggle)
+        return
+    page = parse_search_data(data)
+    if page is not None:
+        await query.answer()
+        await _send_search_page(update, context, page[1], page[0], edit=True)
+        return
+    await query.answer("This button has expired.")
+
+
+async def _toggle(
+    update: Update,
+    context: ContextTypes.DEFAULT_TYPE,
+    bot: BotServices,
+    category_id: str,
+    target_id: int | None,
+) -> None:
+    query = update.callback_query
+    assert query is not None
+    category = bot.runtime.news.category(category_id)
+    if category is None:
+        await query.answer("That category no longer exists. Send /categories again.")
+        return
+    chat: Chat | ChatFullInfo | None
+    if target_id is None:
+        chat = update.effective_chat
+    else:
+        try:
+            chat = await context.bot.get_chat(target_id)
+        except TelegramError:
+            await query.answer("I can't reach that chat any more.")
+            return
+    if chat is None:
+        await query.answer()
+        return
+    verdict = await bot.permissions.can_manage(chat, query.from_user.id)
+    if not verdict.allowed:
+        await query.answer(verdict.reason, show_alert=True)
+        return
+    storage = bot.runtime.storage
+    now = bot.runtime.clock.now()
+    if category.id in await storage.subscriptions(chat.id):
+        await storage.unsubscribe(chat.id, [category.id])
+        note = f"Unsubscribed from {category.title}"
+    else:
+        await storage.upsert_chat(
+            chat.id, chat.type, chat.title or chat.full_name, chat.username, now, reactivate=True
+        )
+        await storage.subscribe(chat.id, [category.id], now)
+        note = f"Subscribed to {category.title}"
+    await query.answer(note)
+    subscribed = await storage.subscriptions(chat.id)
+    message = query.message
+    if isinstance(message, Message):
+        try:
+            await message.edit_reply_markup(
+                categories_keyboard(bot.runtime.news.categories, subscribed, target_id)
+            )
+        except BadRequest as error:
+            if "not modified" not in error.message.lower():
+                raise
+
+
+# -- chat membership -----------------------------------------------------
+
+
+async def my_chat_member(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """The bot was added, removed, blocked or promoted somewhere."""
+    change = update.my_chat_member
+    if change is None:
+        return
+    bot = services(context)
+    chat = change.chat
+    now = bot.runtime.clock.now()
+    bot.permissions.forget(chat.id)
+    status = change.new_chat_member.status
+    if status in (ChatMemberStatus.LEFT, ChatMemberStatus.BANNED):
+        reason = "blocked by the user" if chat.type == ChatType.PRIVATE else "removed from the chat"
+        await bot.runtime.storage.upsert_chat(
+            chat.id, chat.type, chat.title or chat.full_name, chat.username, now
+        )
+        dropped = await bot.runtime.storage.deactivate_chat(chat.id, reason, now)
+        log.info("telegram: chat %s %s; %d pending cards dropped", chat.id, reason, dropped)
+    else:
+        await bot.runtime.storage.upsert_chat(
+            chat.id, chat.type, chat.title or chat.full_name, chat.username, now, reactivate=True
+        )
+        log.info("telegram: chat %s (%s) now %s", chat.id, chat.type, status)
+
+
+async def migrate(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """A group became a supergroup: keep its subscriptions under the new id."""
+    message = update.effective_message
+    if message is None or message.migrate_to_chat_id is None:
+        return
+    bot = services(context)
+    await bot.runtime.storage.migrate_chat(
+        message.chat.id, message.migrate_to_chat_id, bot.runtime.clock.now()
+    )
+    log.info("telegram: chat %s migrated to %s", message.chat.id, message.migrate_to_chat_id)
+
+
+# -- helpers -------------------------------------------------------------
+
+
+def _chat_name(chat: Chat | ChatFullInfo) -> str:
+    if chat.username:
+        return f"@{chat.username}"
+    return chat.title or chat.full_name or str(chat.id)
+
+
+async def _target_chat(
+    update: Update, context: ContextTypes.DEFAULT_TYPE, args: list[str]
+) -> tuple[Chat | ChatFullInfo, list[str]] | None:
+    """The chat a subscription command is about, after checking the sender may
+    change it; replies and returns None otherwise."""
+    bot = services(context)
+    here = update.effective_chat
+    message = update.effective_message
+    if here is None or message is None:
+        return None
+    reference, rest = split_target(args)
+    sender_chat_id = message.sender_chat.id if message.sender_chat else None
+    user_id = update.effective_user.id if update.effective_user else None
+    if reference is None or reference in (here.id, f"@{here.username}"):
+        verdict = await bot.permissions.can_manage(here, user_id, sender_chat_id)
+        if not verdict.allowed:
+            await reply(update, escape(verdict.reason))
+            return None
+        await _remember_chat(bot, here)
+        return here, rest
+    if here.type != ChatType.PRIVATE:
+        await reply(update, "Configure channels from a private chat with me.")
+        return None
+    try:
+        target = await context.bot.get_chat(reference)
+    except (BadRequest, Forbidden):
+        await reply(
+            update,
+            escape(
+                f"I can't find {reference}. Add me to the channel as an administrator "
+                "who can post messages, then try again."
+            ),
+        )
+        return None
+    if target.type not in (ChatType.CHANNEL, ChatType.GROUP, ChatType.SUPERGROUP):
+        await reply(update, "You can configure only channels and groups you manage.")
+        return None
+    verdict = (
+        await bot.permissions.can_manage_channel(target, user_id)
+        if target.type == ChatType.CHANNEL
+        else await bot.permissions.can_manage(target, user_id)
+    )
+    if not verdict.allowed:
+        await reply(update, escape(verdict.reason))
+        return None
+    await _remember_chat(bot, target)
+    return target, rest

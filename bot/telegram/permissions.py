@@ -1,0 +1,112 @@
+"""Who may change which chat's subscriptions, verified against Telegram.
+
+- a private chat: its own user;
+- a group or supergroup: its administrators (checked with getChatMember), and
+  anonymous admins posting as the group itself;
+- a channel: its administrators, and only if the bot is an administrator that
+  can post there; commands posted inside the channel come from its admins.
+
+Answers are cached for a minute: long enough to absorb a burst of button
+presses, short enough that a demoted admin loses access quickly.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+from telegram import Bot, Chat, ChatFullInfo, ChatMember, ChatMemberAdministrator
+from telegram.constants import ChatMemberStatus, ChatType
+from telegram.error import BadRequest, Forbidden, TelegramError
+
+log = logging.getLogger(__name__)
+
+CACHE_SECONDS = 60.0
+_ADMIN = (ChatMemberStatus.ADMINISTRATOR, ChatMemberStatus.OWNER)
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    allowed: bool
+    reason: str = ""  # plain text for the user when not allowed
+
+
+class PermissionChecker:
+    def __init__(self, bot: Bot) -> None:
+        self._bot = bot
+        self._cache: dict[tuple[int, int], tuple[float, ChatMember]] = {}
+
+    async def member(self, chat_id: int, user_id: int) -> ChatMember:
+        key = (chat_id, user_id)
+        cached = self._cache.get(key)
+        if cached and time.monotonic() - cached[0] < CACHE_SECONDS:
+            return cached[1]
+        member = await self._bot.get_chat_member(chat_id, user_id)
+        if len(self._cache) > 10_000:
+            self._cache.clear()
+        self._cache[key] = (time.monotonic(), member)
+        return member
+
+    def forget(self, chat_id: int) -> None:
+        for key in [k for k in self._cache if k[0] == chat_id]:
+            del self._cache[key]
+
+    async def can_manage(
+        self, chat: Chat | ChatFullInfo, user_id: int | None, sender_chat_id: int | None = None
+    ) -> Verdict:
+        """May this user (or sender chat) change ``chat``'s subscriptions?"""
+        if chat.type == ChatType.PRIVATE:
+            return Verdict(user_id == chat.id, "You can only change your own subscriptions.")
+        if chat.type == ChatType.CHANNEL:
+            return await self.can_manage_channel(chat, user_id, sender_chat_id)
+        if sender_chat_id == chat.id:
+            return Verdict(True)  # an anonymous admin speaks as the group itself
+        if user_id is None:
+            return Verdict(False, "Only this group's admins can change its subscriptions.")
+        try:
+            member = await self.member(chat.id, user_id)
+        except TelegramError as error:
+            log.warning("permissions: getChatMember(%s, %s) failed: %s", chat.id, user_id, error)
+            return Verdict(False, "I couldn't check your admin rights here; please try again.")
+        if member.status in _ADMIN:
+            return Verdict(True)
+        return Verdict(False, "Only this group's admins can change its subscriptions.")
+
+    async def can_manage_channel(
+        self, channel: Chat | ChatFullInfo, user_id: int | None, sender_chat_id: int | None = None
+    ) -> Verdict:
+        name = f"@{channel.username}" if channel.username else (channel.title or str(channel.id))
+        if sender_chat_id != channel.id:
+            if user_id is None:
+                return Verdict(False, f"Only admins of {name} can change its subscriptions.")
+            try:
+                member = await self.member(channel.id, user_id)
+            except (BadRequest, Forbidden):
+                return Verdict(
+                    False,
+                    f"I can't see the admins of {name}. Add me to the channel as an "
+                    "administrator with the right to post messages, then try again.",
+                )
+            except TelegramError as error:
+                log.warning("permissions: channel check failed: %s", error)
+                return Verdict(False, "Telegram didn't answer; please try again.")
+            if member.status not in _ADMIN:
+                return Verdict(False, f"Only admins of {name} can change its subscriptions.")
+        try:
+            me = await self.member(channel.id, self._bot.id)
+        except TelegramError:
+            me = None
+        if me is None or me.status not in _ADMIN:
+            return Verdict(
+                False,
+                f"I'm not an administrator of {name}. Add me as an administrator with the "
+                "right to post messages, then try again.",
+            )
+        if isinstance(me, ChatMemberAdministrator) and not me.can_post_messages:
+            return Verdict(
+                False,
+                f"I'm an administrator of {name} but can't post messages there. "
+                'Give me the "Post messages" right, then try again.',
+            )
+        return Verdict(True)
