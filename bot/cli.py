@@ -6,6 +6,7 @@
     newsbot [--config PATH] search QUERY [--limit N]
     newsbot [--config PATH] health              per-feed status
     newsbot [--config PATH] check-config
+    newsbot [--config PATH] healthcheck          for Docker's HEALTHCHECK
 
 Exit codes: 0 success, 1 runtime failure, 2 bad configuration or usage.
 """
@@ -17,6 +18,7 @@ import asyncio
 import json
 import logging
 import sys
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -68,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--limit", type=int, default=10, metavar="N")
     command("health", "show each feed's status")
     command("check-config", "validate and summarise the configuration")
+    command("healthcheck", "exit 0 if a running bot's scheduler ticked recently")
     return parser
 
 
@@ -78,6 +81,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = load_config(args.config)
         if args.command == "check-config":
             return _check_config(config)
+        if args.command == "healthcheck":
+            return _healthcheck(config)
         if args.command == "run":
             from bot.telegram.app import run_bot
 
@@ -154,6 +159,22 @@ def _print_articles(articles: Sequence[Article]) -> None:
         when = article.published.strftime("%Y-%m-%d %H:%M")
         print(f"{when}  {article.title} — {article.source}")
         print(f"{'':18}{article.url}")
+
+
+def _healthcheck(config: Config) -> int:
+    try:
+        age = time.time() - config.heartbeat_path.stat().st_mtime
+    except OSError:
+        print("unhealthy: no heartbeat yet", file=sys.stderr)
+        return 1
+    limit = 3 * config.poll_tick + 60
+    if age > limit:
+        print(
+            f"unhealthy: last scheduler tick {age:.0f}s ago (limit {limit:.0f}s)", file=sys.stderr
+        )
+        return 1
+    print(f"healthy: last scheduler tick {age:.0f}s ago")
+    return 0
 
 
 def _check_config(config: Config) -> int:

@@ -226,6 +226,18 @@ class Config(_Model):
         return next((c for c in self.categories if c.id == category_id), None)
 
     @property
+    def poll_tick(self) -> float:
+        """How often the scheduler looks for due feeds: half the shortest
+        interval, between 1 and 30 seconds."""
+        shortest = min([self.polling.interval] + [f.interval for f in self.feeds if f.interval])
+        return min(max(shortest / 2, 1.0), 30.0)
+
+    @property
+    def heartbeat_path(self) -> Path:
+        """Touched after every scheduler tick; the Docker HEALTHCHECK reads its age."""
+        return Path(self.storage.path + ".heartbeat")
+
+    @property
     def token(self) -> str:
         return os.environ.get(TOKEN_ENV) or self.telegram.token
 

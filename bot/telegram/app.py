@@ -41,9 +41,6 @@ from bot.telegram.permissions import PermissionChecker
 
 log = logging.getLogger(__name__)
 
-_TICK_MIN = 1.0
-_TICK_MAX = 30.0
-
 
 class NewsbotApplication:
     """The bot: a PTB Application plus newsbot's runtime, poller and sender."""
@@ -140,10 +137,7 @@ class NewsbotApplication:
             raise
 
     def _schedule_polling(self, application: Application) -> None:  # type: ignore[type-arg]
-        intervals = [self.config.polling.interval] + [
-            f.interval for f in self.config.feeds if f.interval
-        ]
-        tick = min(max(min(intervals) / 2, _TICK_MIN), _TICK_MAX)
+        tick = self.config.poll_tick
         job_queue = application.job_queue
         if job_queue is None:
             raise RuntimeError("python-telegram-bot was installed without the job-queue extra")
@@ -161,6 +155,10 @@ class NewsbotApplication:
         report = await self.services.runtime.poller.run_round()
         if report is not None and report.deliveries:
             self.services.sender.wake()
+        try:
+            self.config.heartbeat_path.touch()
+        except OSError as error:
+            log.warning("poll: cannot touch heartbeat file: %s", error)
 
     async def _post_stop(self, application: Application) -> None:  # type: ignore[type-arg]
         await self.stop_sender()

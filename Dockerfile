@@ -1,0 +1,34 @@
+# newsbot: docker build -t newsbot . && docker run -d --name newsbot \
+#   -e NEWSBOT_TOKEN=123:ABC -v newsbot-data:/data -v "$PWD/config.toml:/config/config.toml:ro" newsbot
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+# An unprivileged user owns only the data directory.
+RUN groupadd --system newsbot \
+    && useradd --system --gid newsbot --home-dir /data --shell /usr/sbin/nologin newsbot \
+    && mkdir -p /data /config \
+    && chown newsbot:newsbot /data
+
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY bot ./bot
+RUN pip install . && rm -rf /src
+
+# Mount your own config.toml over the example (and set NEWSBOT_TOKEN). The
+# working directory is the volume, so a relative [storage] path lands there.
+COPY config.example.toml /config/config.toml
+WORKDIR /data
+USER newsbot
+VOLUME ["/data"]
+# Only needed in webhook mode ([telegram] webhook_url).
+EXPOSE 8443
+
+HEALTHCHECK --interval=60s --timeout=10s --start-period=60s --retries=3 \
+    CMD ["newsbot", "--config", "/config/config.toml", "--log-level", "ERROR", "healthcheck"]
+
+ENTRYPOINT ["newsbot", "--config", "/config/config.toml"]
+CMD ["run"]
