@@ -16,7 +16,7 @@ from bot.storage.search_query import build_match_query
 
 MAX_ARGUMENTS = 20
 MAX_CALLBACK_BYTES = 64
-_CHAT_REF = re.compile(r"^(@[A-Za-z][A-Za-z0-9_]{3,31}|-?\d{5,20})$")
+_CHAT_REF = re.compile(r"^(@[A-Za-z][A-Za-z0-9_]{3,31}|-?[0-9]{5,20})$")
 _PUBLIC_LINK = re.compile(r"^(?:https?://)?t\.me/([A-Za-z][A-Za-z0-9_]{3,31})/?$")
 
 
@@ -54,7 +54,8 @@ def parse_latest(
     limit = default
     words = []
     for arg in args:
-        if arg.isdigit() and len(arg) <= 6:
+        # isdigit() alone accepts "²", which int() rejects.
+        if arg.isascii() and arg.isdigit() and len(arg) <= 6:
             limit = int(arg)
         else:
             words.append(arg)
@@ -123,7 +124,12 @@ def search_data(query: str, offset: int) -> str | None:
 
 def parse_search_data(data: str) -> tuple[int, str] | None:
     parts = data.split(":", 2)
-    if len(parts) != 3 or parts[0] != "s" or not parts[1].isdigit() or not parts[2].strip():
+    if (
+        len(parts) != 3
+        or parts[0] != "s"
+        or not (parts[1].isascii() and parts[1].isdigit())
+        or not parts[2].strip()
+    ):
         return None
     offset = int(parts[1])
     if offset > 1000:
