@@ -53,6 +53,9 @@ def setup_logging(level: str = "INFO") -> None:
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("httpcore").setLevel(logging.WARNING)
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    # With max_retries=0 the rate limiter logs every RetryAfter it hands on as
+    # an ERROR with a traceback; the sender logs and handles them itself.
+    logging.getLogger("telegram.ext.AIORateLimiter").setLevel(logging.CRITICAL)
 
 
 def register_secret(secret: str) -> None:
