@@ -19,6 +19,9 @@ _BLOCK_TAGS = frozenset(
     ).split()
 )
 _SKIP_TAGS = frozenset({"script", "style", "noscript", "template", "iframe", "object"})
+_UNFINISHED_MARKUP = re.compile(r"<[a-zA-Z/!?]")
+# Anything tag-shaped, for the fallback when HTMLParser gives up.
+_TAG_SHAPED = re.compile(r"<[a-zA-Z/!?][^>]*>?")
 _TRACKING_PARAMS = re.compile(r"^(utm_[a-z_]+|fbclid|gclid|dclid|mc_cid|mc_eid|_hsenc|_hsmi)$")
 
 
@@ -56,6 +59,14 @@ class _TextExtractor(HTMLParser):
         if not self._skip_depth:
             self.parts.append(data)
 
+    def close(self) -> None:
+        # What is left unparsed at the end is markup cut off mid-way ("Read
+        # more <a hre", "<!-- x"): feeds truncate descriptions. HTMLParser
+        # would hand it over as text; browsers drop it, and so do we.
+        if _UNFINISHED_MARKUP.match(self.rawdata):
+            self.rawdata = ""
+        super().close()
+
 
 def html_to_text(fragment: str | None) -> tuple[str, str | None]:
     """Plain text (tags dropped, entities decoded, whitespace collapsed) and the
@@ -64,12 +75,15 @@ def html_to_text(fragment: str | None) -> tuple[str, str | None]:
         return "", None
     if "<" not in fragment and "&" not in fragment:
         return collapse_whitespace(fragment), None
+    # Control characters go first: inside a tag ("<a\x00>") they would stop
+    # HTMLParser from seeing the tag, which would then survive as text.
+    fragment = _CONTROL.sub(" ", fragment)
     extractor = _TextExtractor()
     try:
         extractor.feed(fragment)
         extractor.close()
-    except (AssertionError, ValueError):  # HTMLParser on pathological markup
-        return collapse_whitespace(_CONTROL.sub(" ", html.unescape(fragment))), None
+    except (AssertionError, ValueError):  # HTMLParser on pathological markup ("<![x[")
+        return collapse_whitespace(html.unescape(_TAG_SHAPED.sub(" ", fragment))), None
     text = "".join(extractor.parts)
     if _LEFTOVER_ENTITY.search(text):
         text = html.unescape(text)
@@ -84,11 +98,14 @@ def cut_at_word(text: str, limit: int, ellipsis: str = "…") -> str:
     """``text`` shortened to at most ``limit`` characters, cut between words."""
     if len(text) <= limit:
         return text
-    room = max(1, limit - len(ellipsis))
+    if limit <= len(ellipsis):
+        return text[:limit]  # no room for a word and the ellipsis
+    room = limit - len(ellipsis)
     cut = text[:room]
     space = cut.rfind(" ")
-    # Cut at the last space unless that throws away most of the text (one huge word).
-    if space > room // 2:
+    # Cut at the last space unless the cut already ends a word, or going back
+    # to the space throws away most of the text (one huge word).
+    if text[room] != " " and space > room // 2:
         cut = cut[:space]
     return cut.rstrip(" ,;:.-–—") + ellipsis
 
@@ -114,7 +131,10 @@ def absolute_http_url(candidate: str | None, base: str | None = None) -> str | N
 
 def canonical_url(url: str) -> str:
     """The same article's URL written one way: lowercase scheme and host, no
-    default port, no fragment, no tracking parameters (utm_*, fbclid...)."""
+    default port, no tracking parameters (utm_*, fbclid...) and no tracking
+    fragment ("#ref=rss"). A plain anchor is kept: some sites publish each
+    post as an anchor on a daily page ("2017/06/26.html#a080605"), and
+    dropping it would merge a day's posts into one article."""
     try:
         parts = urlsplit(url)
         scheme = parts.scheme.lower()
@@ -123,8 +143,9 @@ def canonical_url(url: str) -> str:
     except ValueError:
         return url
     netloc = host
+    fragment = "" if "=" in parts.fragment else parts.fragment
     if parts.username:
-        return urlunsplit((scheme, parts.netloc, parts.path or "/", parts.query, ""))
+        return urlunsplit((scheme, parts.netloc, parts.path or "/", parts.query, fragment))
     if port and not ((scheme == "http" and port == 80) or (scheme == "https" and port == 443)):
         netloc = f"{host}:{port}"
     query = parts.query
@@ -135,4 +156,4 @@ def canonical_url(url: str) -> str:
             if not _TRACKING_PARAMS.match(k)
         ]
         query = urlencode(kept)
-    return urlunsplit((scheme, netloc, parts.path or "/", query, ""))
+    return urlunsplit((scheme, netloc, parts.path or "/", query, fragment))
