@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import calendar
 import hashlib
+import re
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -25,6 +26,9 @@ TITLE_LIMIT = 500
 FALLBACK_TITLE_LIMIT = 80
 MAX_KEY_LENGTH = 256
 _IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".gif", ".webp", ".avif")
+_SLASH_DATE = re.compile(
+    r"\s*(\d{4})/(\d{1,2})/(\d{1,2})(?:[ T]+(\d{1,2}):(\d{2})(?::(\d{2}))?)?\s*"
+)
 
 
 def parse(body: bytes, url: str, content_type: str | None = None) -> ParsedFeed:
@@ -148,8 +152,11 @@ def _image_url(raw: Mapping[str, Any], base: str) -> str | None:
 
 
 def _entry_time(raw: Mapping[str, Any]) -> datetime | None:
-    for field in ("published_parsed", "updated_parsed", "created_parsed"):
-        parsed = raw.get(field)
+    for field in ("published", "updated", "created"):
+        slashed = _slash_date(raw.get(field))
+        if slashed:
+            return slashed
+        parsed = raw.get(f"{field}_parsed")
         if parsed:
             try:
                 # feedparser normalises to UTC struct_time.
@@ -157,6 +164,19 @@ def _entry_time(raw: Mapping[str, Any]) -> datetime | None:
             except (OverflowError, ValueError, OSError, TypeError):
                 continue
     return None
+
+
+def _slash_date(value: Any) -> datetime | None:
+    """``2020/1/10 14:33:00`` (Chinese forum feeds), read as UTC like any
+    zone-less date. feedparser turns every such date into November 1st."""
+    match = _SLASH_DATE.fullmatch(value) if isinstance(value, str) else None
+    if match is None:
+        return None
+    year, month, day, hour, minute, second = (int(part or 0) for part in match.groups())
+    try:
+        return datetime(year, month, day, hour, minute, second, tzinfo=UTC)
+    except ValueError:
+        return None
 
 
 def _tags(raw_tags: Iterable[Mapping[str, Any]]) -> Iterable[str]:
