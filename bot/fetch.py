@@ -185,6 +185,10 @@ class Fetcher:
             size += len(tail)
             if size > limit:
                 raise FetchError(f"fetch: body exceeds the {limit}-byte cap")
+            # flush() does not complain about a stream that stops early (a
+            # cut connection, a corrupt body): only eof says it was complete.
+            if not decoder.eof:
+                raise FetchError(f"fetch: truncated or corrupt {encoding} body")
         return b"".join(parts)
 
     @staticmethod
