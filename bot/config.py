@@ -36,6 +36,7 @@ MIN_SANE_INTERVAL = 60.0
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)", re.IGNORECASE)
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _CATEGORY_ID = re.compile(r"^[a-z0-9][a-z0-9_]{0,31}$")
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
 
 
 def parse_duration(value: object) -> float:
@@ -43,7 +44,10 @@ def parse_duration(value: object) -> float:
     if isinstance(value, bool):
         raise ValueError("expected seconds as a number or a duration like '10m'")
     if isinstance(value, int | float):
-        seconds = float(value)
+        try:
+            seconds = float(value)
+        except OverflowError:  # TOML integers are unbounded in tomllib: 10**400
+            raise ValueError("duration is far too large") from None
     elif isinstance(value, str):
         text = value.strip().replace(" ", "")
         if not text:
@@ -114,6 +118,15 @@ class TelegramConfig(_Model):
 
 class StorageConfig(_Model):
     path: str = "newsbot.db"
+
+    @field_validator("path")
+    @classmethod
+    def _path(cls, value: str) -> str:
+        # SQLite reads an empty name as "a private temporary database": the
+        # bot would run and then lose every article and subscription.
+        if not value.strip():
+            raise ValueError("storage path must not be empty")
+        return value
 
 
 class PollingConfig(_Model):
@@ -272,7 +285,9 @@ def _format_location(loc: tuple[int | str, ...]) -> str:
         if isinstance(part, int):
             out += f"[{part}]"
         else:
-            out += ("." if out else "") + part
+            # A quoted TOML key may hold anything, a newline too; the error
+            # must stay one printable line.
+            out += ("." if out else "") + (part if _BARE_KEY.fullmatch(part) else repr(part))
     return out or "(top level)"
 
 
