@@ -26,7 +26,8 @@ def parse_retry_after(value: str | None, now: datetime) -> float | None:
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
+    # isdigit() alone accepts "¹" and "٣", which int() rejects.
+    if value.isascii() and value.isdigit():
         return float(min(int(value), 10**7))
     try:
         when = parsedate_to_datetime(value)
