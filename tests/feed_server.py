@@ -1,0 +1,217 @@
+"""A real HTTP server on 127.0.0.1 for fetch and pipeline tests.
+
+It runs the stdlib ``ThreadingHTTPServer`` in a background thread, so it never
+shares the test's event loop, and httpx talks to it over a real socket. Each
+path has its own ``Route``: a body, a status, headers, conditional GET
+(honoured or ignored), gzip, redirects and a delay. Every request is logged so
+a test can assert what the client sent (If-None-Match, If-Modified-Since...).
+
+    def test_something(feed_server):
+        route = feed_server.serve("/feed.xml", body, etag='"v1"')
+        url = feed_server.url("/feed.xml")
+        ...
+        assert feed_server.requests("/feed.xml")[-1].headers["if-none-match"] == '"v1"'
+"""
+
+from __future__ import annotations
+
+import gzip
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+
+
+@dataclass
+class Route:
+    """What one path answers. Attributes may be changed between requests."""
+
+    body: bytes = b""
+    status: int = 200
+    content_type: str | None = "application/rss+xml; charset=utf-8"
+    headers: dict[str, str] = field(default_factory=dict)
+    etag: str | None = None
+    last_modified: str | None = None
+    # False: a server that ignores If-None-Match/If-Modified-Since and always
+    # sends the full body (common in the wild).
+    honour_conditional: bool = True
+    # Send the body gzip-compressed with Content-Encoding: gzip.
+    gzip: bool = False
+    # Bytes sent as they are, with Content-Encoding: gzip (a gzip bomb).
+    raw_gzip: bytes | None = None
+    # Location for 3xx statuses: a path on this server or an absolute URL.
+    location: str | None = None
+    # Seconds to wait before answering (a slow server).
+    delay: float = 0.0
+    # Send the body in pieces of ``chunk_size`` bytes, waiting this long
+    # before each one (a server dripping bytes: never idle long enough for a
+    # read timeout, yet never done).
+    drip: float = 0.0
+    chunk_size: int = 64 * 1024
+    # Transfer-Encoding: chunked instead of Content-Length (size unknown
+    # until the end).
+    chunked: bool = False
+
+
+@dataclass(frozen=True)
+class LoggedRequest:
+    method: str
+    path: str
+    headers: dict[str, str]  # names in lower case
+
+
+class FeedServer:
+    def __init__(self) -> None:
+        self.routes: dict[str, Route] = {}
+        self.log: list[LoggedRequest] = []
+        self._lock = threading.Lock()
+        self._closing = threading.Event()
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(self))
+        self._httpd.daemon_threads = True
+        # Do not join handler threads on close: a slow route may still be waiting.
+        self._httpd.block_on_close = False
+        self.port = self._httpd.server_address[1]
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+
+    def start(self) -> FeedServer:
+        self._thread.start()
+        return self
+
+    def close(self) -> None:
+        self._closing.set()  # wakes delayed handlers
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        self._thread.join()
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def serve(self, path: str, body: bytes | str = b"", **options: Any) -> Route:
+        """Answer ``path`` with ``body``; ``options`` are ``Route`` fields."""
+        data = body.encode() if isinstance(body, str) else body
+        route = Route(body=data, **options)
+        self.routes[path] = route
+        return route
+
+    def serve_file(self, path: str, file: Path, **options: Any) -> Route:
+        return self.serve(path, file.read_bytes(), **options)
+
+    def redirect(self, path: str, location: str, status: int = 301) -> Route:
+        assert status in REDIRECT_STATUSES
+        return self.serve(path, status=status, location=location, content_type=None)
+
+    def requests(self, path: str | None = None) -> list[LoggedRequest]:
+        with self._lock:
+            return [r for r in self.log if path is None or r.path == path]
+
+    def hits(self, path: str) -> int:
+        return len(self.requests(path))
+
+    def _record(self, request: LoggedRequest) -> None:
+        with self._lock:
+            self.log.append(request)
+
+    def _wait(self, seconds: float) -> bool:
+        """Sleep up to ``seconds``; False if the server is closing."""
+        return not self._closing.wait(seconds)
+
+
+def _not_modified(route: Route, headers: dict[str, str]) -> bool:
+    if not route.honour_conditional:
+        return False
+    if route.etag and "if-none-match" in headers:
+        # RFC 9110 13.1.2: If-None-Match wins over If-Modified-Since.
+        tags = {t.strip() for t in headers["if-none-match"].split(",")}
+        return route.etag in tags or "*" in tags
+    if route.last_modified and "if-modified-since" in headers:
+        return headers["if-modified-since"] == route.last_modified
+    return False
+
+
+def _make_handler(server: FeedServer) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self) -> None:
+            headers = {k.lower(): v for k, v in self.headers.items()}
+            server._record(LoggedRequest(self.command, self.path, headers))
+            route = server.routes.get(self.path)
+            if route is None:
+                self._answer(404, {"Content-Type": "text/plain"}, b"not found")
+                return
+            if route.delay and not server._wait(route.delay):
+                return
+            out = {k: v for k, v in route.headers.items()}
+            if route.etag:
+                out["ETag"] = route.etag
+            if route.last_modified:
+                out["Last-Modified"] = route.last_modified
+            if route.status in REDIRECT_STATUSES:
+                location = route.location or "/"
+                out["Location"] = server.url(location) if location.startswith("/") else location
+                self._answer(route.status, out, b"")
+                return
+            if route.status == 200 and _not_modified(route, headers):
+                self._answer(304, out, b"")
+                return
+            body = route.body
+            if route.content_type:
+                out["Content-Type"] = route.content_type
+            if route.raw_gzip is not None:
+                body = route.raw_gzip
+                out["Content-Encoding"] = "gzip"
+            elif route.gzip:
+                body = gzip.compress(body)
+                out["Content-Encoding"] = "gzip"
+            self._answer(route.status, out, body, route)
+
+        def _answer(
+            self, status: int, headers: dict[str, str], body: bytes, route: Route | None = None
+        ) -> None:
+            chunked = route is not None and route.chunked
+            try:
+                self.send_response(status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                if chunked:
+                    self.send_header("Transfer-Encoding", "chunked")
+                elif status != 304:
+                    self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                if status == 304:
+                    return
+                size = route.chunk_size if route else max(1, len(body))
+                for start in range(0, len(body), size):
+                    if route and route.drip and not server._wait(route.drip):
+                        return
+                    piece = body[start : start + size]
+                    if chunked:
+                        piece = b"%x\r\n%s\r\n" % (len(piece), piece)
+                    self.wfile.write(piece)
+                    self.wfile.flush()
+                if chunked:
+                    self.wfile.write(b"0\r\n\r\n")
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the client gave up (a timeout test); nothing to tell it
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass  # the request log above is what tests read
+
+    return Handler
+
+
+@pytest.fixture
+def feed_server() -> Iterator[FeedServer]:
+    server = FeedServer().start()
+    try:
+        yield server
+    finally:
+        server.close()

@@ -1,0 +1,582 @@
+"""Polling rounds end to end: a real HTTP server on loopback, the real
+fetcher, parser and SQLite database, and a clock moved by hand."""
+
+from __future__ import annotations
+
+import gzip
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.clock import ManualClock
+from bot.config import Config
+from bot.fetch import Fetcher
+from bot.models import FeedHealth, ParsedFeed
+from bot.parse_pool import ParsePool
+from bot.pipeline import FeedOutcome, Poller, RoundReport
+from bot.runtime import Runtime
+from tests.feed_server import FeedServer
+from tests.support import (
+    REAL_FEED_FILES,
+    is_absolute_http_url,
+    is_aware,
+    loopback_config,
+    markup_problems,
+)
+
+NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+RSS_TYPE = "application/rss+xml; charset=utf-8"
+
+OpenRuntime = Callable[..., Awaitable[Runtime]]
+
+
+def rss(*items: str, title: str = "Loopback News", extra: str = "") -> bytes:
+    return (
+        '<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel>'
+        f"<title>{title}</title><link>https://loopback.example/</link>{extra}"
+        + "".join(items)
+        + "</channel></rss>"
+    ).encode()
+
+
+def item(
+    n: int | str,
+    title: str | None = None,
+    *,
+    guid: str | None = None,
+    link: str | None = None,
+    categories: tuple[str, ...] = (),
+    when: str = "Sun, 01 Mar 2026 10:00:00 GMT",
+) -> str:
+    return (
+        f"<item><title>{title or f'Story {n}'}</title>"
+        f"<link>{link or f'https://loopback.example/story/{n}'}</link>"
+        f'<guid isPermaLink="false">{guid or f"story-{n}"}</guid>'
+        f"<pubDate>{when}</pubDate><description>Text of story {n}.</description>"
+        + "".join(f"<category>{c}</category>" for c in categories)
+        + "</item>"
+    )
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock(NOW)
+
+
+@pytest.fixture
+async def open_runtime(clock: ManualClock) -> AsyncIterator[OpenRuntime]:
+    opened: list[Runtime] = []
+
+    async def factory(config: Config) -> Runtime:
+        runtime = await Runtime.open(config, clock=clock)
+        opened.append(runtime)
+        return runtime
+
+    yield factory
+    for runtime in opened:
+        await runtime.close()
+
+
+async def one_round(runtime: Runtime, *, all_feeds: bool = True) -> RoundReport:
+    report = await runtime.poller.run_round(all_feeds=all_feeds)
+    assert report is not None
+    return report
+
+
+async def only(runtime: Runtime, *, all_feeds: bool = True) -> FeedOutcome:
+    (outcome,) = (await one_round(runtime, all_feeds=all_feeds)).outcomes
+    return outcome
+
+
+async def health(runtime: Runtime) -> FeedHealth:
+    (feed,) = await runtime.storage.feed_health()
+    return feed
+
+
+def single_feed(tmp_path: Path, url: str, **options: Any) -> Config:
+    categories = options.pop("categories", None)
+    feed = {"url": url, **options.pop("feed", {})}
+    return loopback_config(tmp_path, [feed], categories=categories, **options)
+
+
+# -- the real corpus ------------------------------------------------------------
+
+
+async def test_the_whole_real_corpus_ingests_in_one_round(
+    feed_server: FeedServer, tmp_path: Path, open_runtime: OpenRuntime
+) -> None:
+    sources: dict[str, bytes] = {}
+    for path in REAL_FEED_FILES:
+        feed_server.serve_file(f"/real/{path.name}", path, content_type="application/xml")
+        sources[feed_server.url(f"/real/{path.name}")] = path.read_bytes()
+    # Two worker processes: this is also the test that the process pool works
+    # (every result crosses a process boundary); the other tests use a thread.
+    config = loopback_config(tmp_path, [{"url": url} for url in sources], parse_workers=2)
+    runtime = await open_runtime(config)
+
+    report = await one_round(runtime)
+    assert runtime.parse_pool._executor is not None
+
+    summary = report.summary()
+    assert summary["feeds"] == 58
+    assert summary["failed"] == 0, [o.error for o in report.outcomes if o.error]
+    assert summary["fetched"] == 58
+    assert all(o.status == "new" and o.new_articles > 0 for o in report.outcomes)
+    feeds = {f.id: f for f in await runtime.storage.feed_health()}
+    assert all(f.error_count == 0 and f.articles > 0 for f in feeds.values())
+    articles = await runtime.storage.latest_articles(None, 100_000)
+    assert len(articles) == summary["new_articles"] == await runtime.storage.article_count()
+    for article in articles:
+        source = sources[feeds[article.feed_id].url]
+        assert article.title.strip()
+        assert is_absolute_http_url(article.url), article.url
+        assert is_aware(article.published)
+        assert article.published <= NOW
+        assert not markup_problems(article.title, source), article.title
+        assert not markup_problems(article.summary, source), article.summary
+    by_url = {feeds[a.feed_id].url.rsplit("/", 1)[1]: a for a in articles}
+    # Every post of Scripting News is its own article (anchors on a daily page).
+    scripting = next(f for f in feeds.values() if "scriptingnews" in f.url)
+    assert scripting.articles == 48
+    assert "rss-news-japantimes-nodates-118items.rss.xml" in by_url
+
+    again = await one_round(runtime)
+    assert again.summary()["unchanged"] == 58
+    assert again.new_articles == 0
+
+
+async def test_entries_without_a_date_are_dated_when_first_seen(
+    feed_server: FeedServer, tmp_path: Path, open_runtime: OpenRuntime
+) -> None:
+    undated = "<item><title>Undated</title><link>https://loopback.example/u</link></item>"
+    future = item(2, "From the future", when="Sat, 01 Jan 2100 00:00:00 GMT")
+    feed_server.serve("/feed.xml", rss(undated, future), content_type=RSS_TYPE)
+    runtime = await open_runtime(single_feed(tmp_path, feed_server.url("/feed.xml")))
+    assert (await only(runtime)).new_articles == 2
+    assert {a.published for a in await runtime.storage.latest_articles(None, 10)} == {NOW}
+
+
+# -- conditional GET ---------------------------------------------------------
+
+
+async def test_conditional_get_sends_validators_and_304_is_not_modified(
+    feed_server: FeedServer, tmp_path: Path, open_runtime: OpenRuntime, clock: ManualClock
+) -> None:
+    modified = "Sun, 01 Mar 2026 09:00:00 GMT"
+    feed_server.serve("/feed.xml", rss(item(1)), etag='"v1"', last_modified=modified)
+    runtime = await open_runtime(single_feed(tmp_path, feed_server.url("/feed.xml")))
+
+    first = await only(runtime)
+    assert first.status == "new"
+    assert "if-none-match" not in feed_server.requests("/feed.xml")[0].headers
+
+    clock.advance(600)
+    report = await one_round(runtime, all_feeds=False)
+    assert [o.status for o in report.outcomes] == ["not_modified"]
+    assert report.summary()["not_modified"] == 1
+    sent = feed_server.requests("/feed.xml")[-1].headers
+    assert sent["if-none-match"] == '"v1"'
+    assert sent["if-modified-since"] == modified
+    feed = await health(runtime)
+    assert feed.error_count == 0
+    assert feed.last_success_at == NOW + timedelta(seconds=600)
+    assert feed.next_check_at == NOW + timedelta(seconds=1200)
+
+
+async def test_last_modified_alone_is_enough_for_a_304(
+    feed_server: FeedServer, tmp_path: Path, open_runtime: OpenRuntime
+) -> None:
+    modified = "Sun, 01 Mar 2026 09:00:00 GMT"
+    feed_server.serve("/feed.xml", rss(item(1)), last_modified=modified)
+    runtime = await open_runtime(single_feed(tmp_path, feed_server.url("/feed.xml")))
+    assert (await only(runtime)).status == "new"
+    assert (await only(runtime)).status == "not_modified"
+    assert feed_server.requests("/feed.xml")[-1].headers["if-modified-since"] == modified
+
+
+class CountingParsePool(ParsePool):
+    """A ParsePool that remembers how often it was asked to parse."""
+
+    def __init__(self) -> None:
+        super().__init__(workers=1)
+        self.calls = 0
+
+    async def parse(self, body: bytes, url: str, content_type: str | None) -> ParsedFeed:
+        self.calls += 1
+        return await super().parse(body, url, content_type)
+
+
+async def test_unchanged_body_is_not_reparsed(
+    feed_server: FeedServer, tmp_path: Path, open_runtime: OpenRuntime, clock: ManualClock
+) -> None:
+    route = feed_server.serve(
+        "/feed.xml", rss(item(1), item(2)), etag='"same"', honour_conditional=False
+    )
+    config = single_feed(tmp_path, feed_server.url("/feed.xml"))
+    runtime = await open_runtime(config)
+    pool = CountingParsePool()
+    poller = Poller(config, runtime.storage, Fetcher(runtime.http, config.polling), pool, clock)
+
+    first = await poller.run_round(all_feeds=True)
+    assert first is not None and [o.status for o in first.outcomes] == ["new"]
+    assert pool.calls == 1
+
+    second = await poller.run_round(all_feeds=True)
+    assert second is not None and [o.status for o in second.outcomes] == ["unchanged"]
+    assert second.summary()["unchanged"] == 1
+    assert pool.calls == 1  # the identical body was recognised by its hash
+    assert feed_server.requests("/feed.xml")[-1].headers["if-none-match"] == '"same"'
+
+    route.body = rss(item(1), item(2), item(3))
+    third = await poller.run_round(all_feeds=True)
+    assert third is not None and [o.new_articles for o in third.outcomes] == [1]
+    assert pool.calls == 2
+
+
+# -- redirects ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("status", [301, 308])
+async def test_permanent_redirect_updates_the_fetch_url(
+    feed_server: FeedServer, tmp_path: Path, open_runtime: OpenRuntime, status: int
+) -> None:
+    feed_server.redirect("/old.xml", "/new.xml", status)
+    feed_server.serve("/new.xml", rss(item(1)))
+    runtime = await open_runtime(single_feed(tmp_path, feed_server.url("/old.xml")))
+
+    assert (await only(runtime)).status == "new"
+    feed = await health(runtime)
+    assert feed.url == feed_server.url("/old.xml")  # the identity stays
+    assert feed.fetch_url == feed_server.url("/new.xml")
+
+    assert (await only(runtime)).status == "unchanged"
+    assert feed_server.hits("/old.xml") == 1
+    assert feed_server.hits("/new.xml") == 2
+
+
+@pytest.mark.parametrize("status", [302, 307])
+async def test_temporary_redirect_keeps_the_fetch_url(
+    feed_server: FeedServer, tmp_path: Path, open_runtime: OpenRuntime, status: int
+) -> None:
+    feed_server.redirect("/old.xml", "/new.xml", status)
+    feed_server.serve("/new.xml", rss(item(1)))
+    runtime = await open_runtime(single_feed(tmp_path, feed_server.url("/old.xml")))
+
+    assert (await only(runtime)).status == "new"
+    assert (await health(runtime)).fetch_url == feed_server.url("/old.xml")
+    await only(runtime)
+    assert feed_server.hits("/old.xml") == 2
+
+
+async def test_a_chain_with_one_temporary_hop_is_not_permanent(
+    feed_server: FeedServer, tmp_path: Path, open_runtime: OpenRuntime
+) -> None:
+    feed_server.redirect("/a.xml", "/b.xml", 301)
+    feed_server.redirect("/b.xml", "/c.xml", 302)
+    feed_server.serve("/c.xml", rss(item(1)))
+    runtime = await open_runtime(single_feed(tmp_path, feed_server.url("/a.xml")))
+    assert (await only(runtime)).status == "new"
+    assert (await health(runtime)).fetch_url == feed_server.url("/a.xml")
+
+
+async def test_a_redirect_loop_fails_cleanly(
+    feed_server: FeedServer, tmp_path: Path, open_runtime: OpenRuntime
+) -> None:
+    feed_server.redirect("/a.xml", "/b.xml", 302)
+    feed_server.redirect("/b.xml", "/a.xml", 302)
+    runtime = await open_runtime(single_feed(tmp_path, feed_server.url("/a.xml")))
+    outcome = await only(runtime)
+    assert outcome.status == "failed"
+    assert outcome.error is not None and "redirect" in outcome.error
+
+
+# -- HTTP errors, backoff and server hints ------------------------------------
+
+
+async def test_410_gone_disables_the_feed(
+    feed_server: FeedServer, tmp_path: Path, open_runtime: OpenRuntime
+) -> None:
+    feed_server.serve("/feed.xml", b"gone", status=410, content_type="text/plain")
+    runtime = await open_runtime(single_feed(tmp_path, feed_server.url("/feed.xml")))
+    outcome = await only(runtime)
+    assert outcome.status == "failed"
+    assert outcome.error is not None and "410" in outcome.error
+    feed = await health(runtime)
+    assert feed.disabled
+    assert (await one_round(runtime)).outcomes == []
+    assert feed_server.hits("/feed.xml") == 1
+
+
+async def test_server_errors_back_off_and_a_success_resets(
+    feed_server: FeedServer, tmp_path: Path, open_runtime: OpenRuntime, clock: ManualClock
+) -> None:
+    route = feed_server.serve("/feed.xml", b"oops", status=500, content_type="text/plain")
+    runtime = await open_runtime(single_feed(tmp_path, feed_server.url("/feed.xml")))
+
+    delays = []
+    for expected_errors in (1, 2, 3):
+        outcome = await only(runtime, all_feeds=False)
+        assert outcome.status == "failed" and outcome.error == "fetch: HTTP 500"
+        feed = await health(runtime)
+        assert feed.error_count == expected_errors
+        assert feed.last_error == "fetch: HTTP 500"
+        assert feed.next_check_at is not None
+        delays.append((feed.next_check_at - clock.now()).total_seconds())
+        # Not due before the backoff has passed...
+        assert (await one_round(runtime, all_feeds=False)).outcomes == []
+        clock.set(feed.next_check_at)
+    assert delays == [600, 1200, 2400]
+
+    route.status, route.body = 200, rss(item(1))
+    assert (await only(runtime, all_feeds=False)).status == "new"
+    feed = await health(runtime)
+    assert feed.error_count == 0 and feed.last_error is None
+    assert feed.next_check_at == clock.now() + timedelta(seconds=600)
+
+
+@pytest.mark.parametrize("status", [429, 503])
+async def test_retry_after_delays_the_next_check(
+    feed_server: FeedServer, tmp_path: Path, open_runtime: OpenRuntime, status: int
+) -> None:
+    feed_server.serve("/feed.xml", b"slow down", status=status, headers={"Retry-After": "7200"})
+    runtime = await open_runtime(single_feed(tmp_path, feed_server.url("/feed.xml")))
+    outcome = await only(runtime)
+    assert outcome.status == "failed" and str(status) in (outcome.error or "")
+    feed = await health(runtime)
+    assert feed.next_check_at is not None
+    assert feed.next_check_at >= NOW + timedelta(seconds=7200)
+
+
+async def test_retry_after_as_an_http_date(
+    feed_server: FeedServer, tmp_path: Path, open_runtime: OpenRuntime
+) -> None:
+    feed_server.serve(
+        "/feed.xml", b"", status=429, headers={"Retry-After": "Sun, 01 Mar 2026 15:00:00 GMT"}
+    )
+    runtime = await open_runtime(single_feed(tmp_path, feed_server.url("/feed.xml")))
+    await only(runtime)
+    next_check = (await health(runtime)).next_check_at
+    assert next_check is not None and next_check >= datetime(2026, 3, 1, 15, 0, tzinfo=UTC)
+
+
+async def test_cache_control_and_ttl_stretch_the_next_check(
+    feed_server: FeedServer, tmp_path: Path, open_runtime: OpenRuntime
+) -> None:
+    feed_server.serve("/cc.xml", rss(item(1)), headers={"Cache-Control": "public, max-age=3600"})
+    feed_server.serve("/ttl.xml", rss(item(2), extra="<ttl>120</ttl>"))
+    config = loopback_config(
+        tmp_path, [{"url": feed_server.url("/cc.xml")}, {"url": feed_server.url("/ttl.xml")}]
+    )
+    runtime = await open_runtime(config)
+    await one_round(runtime)
+    by_path = {
+        f.url.rsplit("/", 1)[1]: f.next_check_at for f in await runtime.storage.feed_health()
+    }
+    assert by_path == {"cc.xml": NOW + timedelta(hours=1), "ttl.xml": NOW + timedelta(hours=2)}
+
+
+# -- slow, huge and wrong bodies ---------------------------------------------
+
+
+async def test_a_timeout_fails_only_that_feed(
+    feed_server: FeedServer, tmp_path: Path, open_runtime: OpenRuntime
+) -> None:
+    feed_server.serve("/slow.xml", rss(item(1)), delay=60)
+    feed_server.serve("/fast.xml", rss(item(2)))
+    config = loopback_config(
+        tmp_path,
+        [{"url": feed_server.url("/slow.xml")}, {"url": feed_server.url("/fast.xml")}],
+        connect_timeout=2,
+        read_timeout=0.3,
+        total_timeout=5,
+    )
+    runtime = await open_runtime(config)
+    report = await one_round(runtime)
+    by_path = {o.url.rsplit("/", 1)[1]: o for o in report.outcomes}
+    assert by_path["slow.xml"].status == "failed"
+    assert "timeout" in (by_path["slow.xml"].error or "").lower()
+    assert by_path["fast.xml"].status == "new"
+    assert report.summary()["failed"] == 1
+
+
+async def test_a_dripping_server_hits_the_total_timeout(
+    feed_server: FeedServer, tmp_path: Path, open_runtime: OpenRuntime
+) -> None:
+    # Never silent long enough for the read timeout, never finished either.
+    feed_server.serve("/drip.xml", rss(*(item(n) for n in range(50))), drip=0.05, chunk_size=16)
+    config = single_feed(tmp_path, feed_server.url("/drip.xml"), read_timeout=5, total_timeout=0.5)
+    runtime = await open_runtime(config)
+    outcome = await only(runtime)
+    assert outcome.status == "failed"
+    assert outcome.error == "fetch: timed out after 0.5s"
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+async def test_an_oversized_body_fails_cleanly(
+    feed_server: FeedServer, tmp_path: Path, open_runtime: OpenRuntime, chunked: bool
+) -> None:
+    feed_server.serve("/big.xml", rss(*(item(n) for n in range(200))), chunked=chunked)
+    runtime = await open_runtime(
+        single_feed(tmp_path, feed_server.url("/big.xml"), max_body_bytes=4096)
+    )
+    outcome = await only(runtime)
+    assert outcome.status == "failed"
+    assert "4096-byte cap" in (outcome.error or "")
+    assert (await health(runtime)).error_count == 1
+
+
+async def test_a_gzip_bomb_fails_cleanly(
+    feed_server: FeedServer, tmp_path: Path, open_runtime: OpenRuntime
+) -> None:
+    bomb = gzip.compress(b"<rss>" + b" " * 20_000_000, compresslevel=9)
+    assert len(bomb) < 100_000
+    feed_server.serve("/bomb.xml", raw_gzip=bomb)
+    runtime = await open_runtime(
+        single_feed(tmp_path, feed_server.url("/bomb.xml"), max_body_bytes=200_000)
+    )
+    outcome = await only(runtime)
+    assert outcome.status == "failed"
+    assert "200000-byte cap" in (outcome.error or "")
+
+
+async def test_a_gzip_encoded_feed_is_decoded(
+    feed_server: FeedServer, tmp_path: Path, open_runtime: OpenRuntime
+) -> None:
+    feed_server.serve("/feed.xml", rss(item(1), item(2)), gzip=True)
+    runtime = await open_runtime(single_feed(tmp_path, feed_server.url("/feed.xml")))
+    outcome = await only(runtime)
+    assert (outcome.status, outcome.new_articles) == ("new", 2)
+    assert "gzip" in feed_server.requests("/feed.xml")[0].headers["accept-encoding"]
+
+
+async def test_a_corrupt_gzip_body_fails_cleanly(
+    feed_server: FeedServer, tmp_path: Path, open_runtime: OpenRuntime
+) -> None:
+    feed_server.serve("/feed.xml", raw_gzip=gzip.compress(rss(item(1)))[:-20] + b"garbage")
+    runtime = await open_runtime(single_feed(tmp_path, feed_server.url("/feed.xml")))
+    outcome = await only(runtime)
+    assert outcome.status == "failed"
+    assert outcome.error is not None and outcome.error.startswith("fetch:")
+
+
+async def test_an_html_page_fails_with_a_clear_reason(
+    feed_server: FeedServer, tmp_path: Path, open_runtime: OpenRuntime
+) -> None:
+    page = b"<!doctype html><html><head><title>Welcome</title></head><body>Hi</body></html>"
+    feed_server.serve("/feed", page, content_type="text/html; charset=utf-8")
+    runtime = await open_runtime(single_feed(tmp_path, feed_server.url("/feed")))
+    outcome = await only(runtime)
+    assert outcome.status == "failed"
+    assert outcome.error == "parse: not an RSS, Atom or RDF feed"
+    assert (await health(runtime)).last_error == "parse: not an RSS, Atom or RDF feed"
+
+
+async def test_an_unreachable_server_fails_cleanly(
+    feed_server: FeedServer, tmp_path: Path, open_runtime: OpenRuntime
+) -> None:
+    # A port that was free a moment ago: nothing listens there.
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    runtime = await open_runtime(single_feed(tmp_path, f"http://127.0.0.1:{port}/feed.xml"))
+    outcome = await only(runtime)
+    assert outcome.status == "failed"
+    assert (outcome.error or "").startswith("fetch: cannot connect")
+
+
+# -- what gets stored ---------------------------------------------------------
+
+
+async def test_duplicate_guids_inside_one_feed_are_stored_once(
+    feed_server: FeedServer, tmp_path: Path, open_runtime: OpenRuntime
+) -> None:
+    body = rss(item(1, "First copy", guid="same"), item(2, "Second copy", guid="same"), item(3))
+    feed_server.serve("/feed.xml", body)
+    runtime = await open_runtime(single_feed(tmp_path, feed_server.url("/feed.xml")))
+    assert (await only(runtime)).new_articles == 2
+    titles = {a.title for a in await runtime.storage.latest_articles(None, 10)}
+    assert titles == {"First copy", "Story 3"}
+
+
+async def test_first_fetch_is_quiet_and_one_new_item_makes_one_card_per_chat(
+    feed_server: FeedServer, tmp_path: Path, open_runtime: OpenRuntime, clock: ManualClock
+) -> None:
+    route = feed_server.serve("/feed.xml", rss(item(1), item(2), item(3)))
+    config = single_feed(
+        tmp_path,
+        feed_server.url("/feed.xml"),
+        categories=[{"id": "news", "title": "News"}, {"id": "misc", "title": "Misc"}],
+        feed={"categories": ["news", "misc"]},
+    )
+    runtime = await open_runtime(config)
+    for chat_id in (101, -200):
+        await runtime.storage.upsert_chat(chat_id, "private", None, None, NOW)
+        await runtime.storage.subscribe(chat_id, ["news", "misc"], NOW)
+    await runtime.storage.upsert_chat(300, "private", None, None, NOW)  # subscribed to nothing
+
+    first = await only(runtime)
+    assert (first.new_articles, first.deliveries) == (3, 0)
+    assert await runtime.storage.delivery_counts() == {}
+
+    clock.advance(600)
+    route.body = rss(item(4, "Breaking"), item(1), item(2), item(3))
+    second = await only(runtime)
+    assert (second.new_articles, second.deliveries) == (1, 2)
+    pending = await runtime.storage.pending_deliveries(clock.now(), limit=10)
+    assert sorted((p.chat_id, p.article.title) for p in pending) == [
+        (-200, "Breaking"),
+        (101, "Breaking"),
+    ]
+
+
+async def test_category_rules_place_articles(
+    feed_server: FeedServer, tmp_path: Path, open_runtime: OpenRuntime
+) -> None:
+    body = rss(
+        item(1, "New phone reviewed", categories=("Gadgets",)),
+        item(2, "NASA picks a landing site"),
+        item(3, "Gardening tips"),
+        item(4, "Sunday roundup", categories=("consumer-tech", "Space")),
+    )
+    feed_server.serve("/feed.xml", body)
+    config = single_feed(
+        tmp_path,
+        feed_server.url("/feed.xml"),
+        categories=[
+            {"id": "tech", "title": "Technology", "aliases": ["Gadgets", "Consumer Tech"]},
+            {"id": "space", "title": "Space", "keywords": ["NASA"]},
+        ],
+    )
+    runtime = await open_runtime(config)
+    await only(runtime)
+    latest = runtime.storage.latest_articles
+    assert {a.title for a in await latest("tech", 10)} == {"New phone reviewed", "Sunday roundup"}
+    assert {a.title for a in await latest("space", 10)} == {
+        "NASA picks a landing site",
+        "Sunday roundup",
+    }
+    by_title = {a.title: a.categories for a in await latest(None, 10)}
+    assert by_title["Gardening tips"] == ()
+    assert by_title["Sunday roundup"] == ("tech", "space")
+
+
+async def test_guids_that_change_every_poll_do_not_make_new_articles(
+    feed_server: FeedServer, tmp_path: Path, open_runtime: OpenRuntime, clock: ManualClock
+) -> None:
+    def body(poll: int) -> bytes:
+        return rss(*(item(n, guid=f"poll{poll}-{n}") for n in range(5)))
+
+    route = feed_server.serve("/feed.xml", body(1))
+    runtime = await open_runtime(single_feed(tmp_path, feed_server.url("/feed.xml")))
+    assert (await only(runtime)).new_articles == 5
+    for poll in (2, 3):
+        clock.advance(600)
+        route.body = body(poll)
+        outcome = await only(runtime)
+        assert (outcome.status, outcome.new_articles) == ("new", 0)
+    assert await runtime.storage.article_count() == 5

@@ -1,0 +1,504 @@
+"""Storage: schema and pragmas, full-text search, the outbox and
+de-duplication, on a real SQLite file."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from bot.config import FeedConfig
+from bot.errors import StorageError
+from bot.models import FeedForUpdate, NewArticle
+from bot.storage import Storage, StoreOutcome
+from bot.storage.schema import SCHEMA_VERSION
+from bot.storage.search_query import build_match_query
+
+NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+LATER = NOW + timedelta(hours=1)
+
+
+@pytest.fixture
+async def storage(tmp_path: Path) -> AsyncIterator[Storage]:
+    opened = await Storage.open(tmp_path / "newsbot.db")
+    try:
+        yield opened
+    finally:
+        await opened.close()
+
+
+def article(
+    key: str,
+    title: str = "A headline",
+    *,
+    url: str | None = None,
+    summary: str = "",
+    published: datetime = NOW,
+    categories: Sequence[str] = (),
+) -> NewArticle:
+    return NewArticle(
+        key=key,
+        url=url or f"https://news.example/{key}",
+        title=title,
+        summary=summary,
+        author=None,
+        published=published,
+        image_url=None,
+        categories=tuple(categories),
+    )
+
+
+async def add_feeds(storage: Storage, *feeds: FeedConfig) -> list[FeedForUpdate]:
+    await storage.sync_feeds(feeds, NOW)
+    return await current(storage)
+
+
+async def current(storage: Storage) -> list[FeedForUpdate]:
+    """Every enabled feed, as the poller would see it now."""
+    return await storage.due_feeds(NOW + timedelta(days=3650))
+
+
+async def store(
+    storage: Storage,
+    feed: FeedForUpdate,
+    articles: Sequence[NewArticle],
+    *,
+    now: datetime = NOW,
+    deliver_limit: int = 1_000_000,
+) -> StoreOutcome:
+    return await storage.store_articles(
+        feed,
+        articles,
+        now=now,
+        next_check=now + timedelta(minutes=10),
+        feed_title="Example News",
+        site_url="https://news.example/",
+        body_hash=f"hash-{now.timestamp()}-{len(articles)}",
+        etag=None,
+        last_modified=None,
+        fetch_url=None,
+        deliver_limit=deliver_limit,
+    )
+
+
+async def one_feed(storage: Storage, categories: Sequence[str] = ("tech",)) -> FeedForUpdate:
+    (feed,) = await add_feeds(
+        storage, FeedConfig(url="https://news.example/feed", categories=list(categories))
+    )
+    return feed
+
+
+def sql(path: Path, query: str) -> list[tuple[object, ...]]:
+    """Read the database file through a second connection (WAL allows it)."""
+    connection = sqlite3.connect(path)
+    try:
+        with connection:
+            return connection.execute(query).fetchall()
+    finally:
+        connection.close()
+
+
+def outbox(path: Path) -> list[tuple[object, ...]]:
+    """(chat id, article title, status) of every outbox row."""
+    return sql(
+        path,
+        "SELECT d.chat_id, a.title, d.status FROM deliveries AS d "
+        "JOIN articles AS a ON a.id = d.article_id ORDER BY d.chat_id, d.id",
+    )
+
+
+# -- schema ---------------------------------------------------------------
+
+
+async def test_migrations_set_the_user_version_and_wal(storage: Storage, tmp_path: Path) -> None:
+    path = tmp_path / "newsbot.db"
+    assert sql(path, "PRAGMA user_version") == [(SCHEMA_VERSION,)]
+    assert sql(path, "PRAGMA journal_mode") == [("wal",)]
+
+
+async def test_foreign_keys_are_enforced(storage: Storage) -> None:
+    async with storage._db.execute("PRAGMA foreign_keys") as cursor:
+        assert await cursor.fetchone() == (1,)
+    await storage.upsert_chat(1, "private", None, None, NOW)
+    with pytest.raises(StorageError, match="FOREIGN KEY"):
+        async with storage._transaction() as db:
+            await db.execute(
+                "INSERT INTO deliveries (article_id, chat_id, next_attempt_at, created_at) "
+                "VALUES (999, 1, 0, 0)"
+            )
+
+
+async def test_reopening_is_idempotent(tmp_path: Path) -> None:
+    path = tmp_path / "newsbot.db"
+    first = await Storage.open(path)
+    try:
+        feed = await one_feed(first)
+        await store(first, feed, [article("a", "Kept across restarts")])
+    finally:
+        await first.close()
+    for _ in range(2):
+        again = await Storage.open(path)
+        try:
+            assert [a.title for a in await again.latest_articles(None, 10)] == [
+                "Kept across restarts"
+            ]
+            assert [a.title for a in await again.search_articles("restarts", 10)] == [
+                "Kept across restarts"
+            ]
+        finally:
+            await again.close()
+    assert sql(path, "PRAGMA user_version") == [(SCHEMA_VERSION,)]
+
+
+async def test_a_database_from_a_newer_version_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "newsbot.db"
+    sql(path, f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    with pytest.raises(StorageError, match="newer than this"):
+        await Storage.open(path)
+
+
+async def test_a_file_that_is_not_a_database_is_a_storage_error(tmp_path: Path) -> None:
+    path = tmp_path / "newsbot.db"
+    path.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(StorageError):
+        await Storage.open(path)
+
+
+# -- articles and de-duplication --------------------------------------------
+
+
+async def test_articles_are_stored_once_per_key(storage: Storage) -> None:
+    feed = await one_feed(storage)
+    assert await store(storage, feed, [article("a"), article("b")]) == StoreOutcome(2, 0)
+    (feed,) = await current(storage)
+    outcome = await store(storage, feed, [article("a"), article("b")], now=LATER)
+    assert outcome == StoreOutcome(0, 0)
+    assert await storage.article_count() == 2
+
+
+async def test_duplicate_urls_across_feeds_are_not_stored_again(storage: Storage) -> None:
+    first, second = await add_feeds(
+        storage,
+        FeedConfig(url="https://one.example/feed"),
+        FeedConfig(url="https://two.example/feed"),
+    )
+    shared = "https://wire.example/story-1"
+    assert (await store(storage, first, [article("one-1", url=shared)])).new_articles == 1
+    outcome = await store(
+        storage, second, [article("two-9", url=shared), article("two-10", url=shared + "b")]
+    )
+    assert outcome.new_articles == 1
+    assert sorted(a.url for a in await storage.latest_articles(None, 10)) == [
+        shared,
+        shared + "b",
+    ]
+
+
+async def test_entries_that_fall_back_to_the_site_url_are_not_merged(storage: Storage) -> None:
+    feed = await one_feed(storage)
+    site = "https://news.example/"  # what parse uses for an entry without a link
+    outcome = await store(
+        storage, feed, [article("hash:1", "One", url=site), article("hash:2", "Two", url=site)]
+    )
+    assert outcome.new_articles == 2
+
+
+async def test_latest_is_newest_first_and_filters_by_category(storage: Storage) -> None:
+    feed = await one_feed(storage, categories=())
+    await store(
+        storage,
+        feed,
+        [
+            article("old", "Old", published=NOW - timedelta(days=2), categories=["tech"]),
+            article("new", "New", published=NOW, categories=["space"]),
+            article("mid", "Mid", published=NOW - timedelta(days=1), categories=["tech", "space"]),
+        ],
+    )
+    assert [a.title for a in await storage.latest_articles(None, 10)] == ["New", "Mid", "Old"]
+    assert [a.title for a in await storage.latest_articles("tech", 10)] == ["Mid", "Old"]
+    assert [a.title for a in await storage.latest_articles("space", 1)] == ["New"]
+    assert await storage.latest_articles("nothing", 10) == []
+    (newest,) = await storage.latest_articles(None, 1)
+    assert newest.source == "Example News"
+    assert newest.published == NOW and newest.published.tzinfo is not None
+
+
+# -- search ---------------------------------------------------------------
+
+
+async def test_search_ranks_title_matches_first(storage: Storage) -> None:
+    feed = await one_feed(storage)
+    await store(
+        storage,
+        feed,
+        [
+            article("s", "Weekly digest", summary="A rocket launched today", published=NOW),
+            article(
+                "t", "Rocket launched", summary="Weekly digest", published=NOW - timedelta(days=3)
+            ),
+        ],
+    )
+    assert [a.title for a in await storage.search_articles("rocket", 10)] == [
+        "Rocket launched",
+        "Weekly digest",
+    ]
+
+
+async def test_search_ties_go_newest_first(storage: Storage) -> None:
+    feed = await one_feed(storage)
+    await store(
+        storage,
+        feed,
+        [
+            article("b", "Rocket news bravo", published=NOW - timedelta(days=1)),
+            article("a", "Rocket news alpha", published=NOW - timedelta(days=2)),
+            article("c", "Rocket news charlie", published=NOW),
+        ],
+    )
+    titles = [a.title for a in await storage.search_articles("rocket news", 10)]
+    assert titles == ["Rocket news charlie", "Rocket news bravo", "Rocket news alpha"]
+    page = await storage.search_articles("rocket", 1, offset=1)
+    assert [a.title for a in page] == ["Rocket news bravo"]
+
+
+async def test_search_prefix_matches_the_last_word(storage: Storage) -> None:
+    feed = await one_feed(storage)
+    await store(storage, feed, [article("a", "SpaceX launches Starship")])
+    assert len(await storage.search_articles("spacex laun", 10)) == 1
+    assert await storage.search_articles("spacex xyz", 10) == []
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("cafe", ["Café culture in Paris"]),
+        ("CAFÉ", ["Café culture in Paris"]),
+        ("Cafe\u0301", ["Café culture in Paris"]),  # a combining accent
+        ("naive", ["Naïve Bayes explained"]),
+    ],
+)
+async def test_search_folds_diacritics(storage: Storage, query: str, expected: list[str]) -> None:
+    feed = await one_feed(storage)
+    await store(
+        storage,
+        feed,
+        [article("a", "Café culture in Paris"), article("b", "Naïve Bayes explained")],
+    )
+    assert [a.title for a in await storage.search_articles(query, 10)] == expected
+
+
+HOSTILE = [
+    '"',
+    '""',
+    "-",
+    "-rocket",
+    "7-3",
+    "C++",
+    "AND",
+    "OR",
+    "NOT",
+    "rocket AND",
+    "NEAR(rocket launch)",
+    "title:",
+    "title:rocket",
+    "summary:x",
+    "(",
+    ")",
+    "*",
+    "^",
+    "rocket*",
+    "^rocket",
+    "🚀",
+    "🚀 rocket",
+    "don't",
+    "x" * 1000,
+    "rocket " * 200,
+    "'; DROP TABLE articles; --",
+    "\x00",
+    "\\",
+    "%",
+    "_",
+    "",
+    "   ",
+    "{title}: rocket",
+    "a:b:c",
+    "İstanbul",
+]
+
+
+@pytest.mark.parametrize("query", HOSTILE)
+async def test_hostile_search_text_never_raises(
+    storage: Storage, caplog: pytest.LogCaptureFixture, query: str
+) -> None:
+    feed = await one_feed(storage)
+    await store(
+        storage,
+        feed,
+        [
+            article("a", "Rocket launch: 7-3 for C++ fans, don't panic"),
+            article("b", "Istanbul and AND OR NOT words"),
+        ],
+    )
+    with caplog.at_level(logging.WARNING, logger="bot.storage"):
+        results = await storage.search_articles(query, 10)
+    assert all(r.title for r in results)
+    assert not [r for r in caplog.records if "failed" in r.getMessage()]
+    assert await storage.article_count() == 2
+
+
+@pytest.mark.parametrize(
+    ("query", "title"),
+    [
+        ("7-3", "Rocket launch: 7-3 for C++ fans, don't panic"),
+        ("C++", "Rocket launch: 7-3 for C++ fans, don't panic"),
+        ("don't", "Rocket launch: 7-3 for C++ fans, don't panic"),
+        ("AND OR NOT", "Boolean AND OR NOT words"),
+        ("title:", "Reading title: the subtitle"),
+    ],
+)
+async def test_ordinary_text_with_operators_finds_what_it_says(
+    storage: Storage, query: str, title: str
+) -> None:
+    feed = await one_feed(storage)
+    await store(
+        storage,
+        feed,
+        [
+            article("a", "Rocket launch: 7-3 for C++ fans, don't panic"),
+            article("b", "Boolean AND OR NOT words"),
+            article("c", "Reading title: the subtitle"),
+        ],
+    )
+    assert title in [a.title for a in await storage.search_articles(query, 10)]
+
+
+def test_any_text_gives_a_valid_match_expression_or_none(tmp_path: Path) -> None:
+    connection = sqlite3.connect(tmp_path / "fts.db")
+    connection.execute(
+        "CREATE VIRTUAL TABLE t USING fts5(title, summary, "
+        "tokenize='unicode61 remove_diacritics 2')"
+    )
+    connection.execute("INSERT INTO t VALUES ('Rocket launch', 'Café 7-3 C++')")
+
+    @settings(max_examples=500)
+    @given(st.text())
+    def check(text: str) -> None:
+        query = build_match_query(text)
+        if query is not None:
+            connection.execute("SELECT rowid FROM t WHERE t MATCH ?", (query,)).fetchall()
+
+    try:
+        check()
+    finally:
+        connection.close()
+
+
+def test_search_never_raises_on_arbitrary_text(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Hypothesis drives a synchronous function; one event loop serves it all.
+    with asyncio.Runner() as runner:
+        storage = runner.run(Storage.open(tmp_path / "newsbot.db"))
+        try:
+            feed = runner.run(one_feed(storage))
+            runner.run(
+                store(storage, feed, [article("a", "Rocket launch at dawn", summary="Café")])
+            )
+
+            @settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
+            @given(st.text(max_size=300), st.integers(min_value=0, max_value=50))
+            def check(text: str, offset: int) -> None:
+                results = runner.run(storage.search_articles(text, 10, offset))
+                assert len(results) <= 1
+
+            with caplog.at_level(logging.WARNING, logger="bot.storage"):
+                check()
+        finally:
+            runner.run(storage.close())
+    assert not [r for r in caplog.records if "failed" in r.getMessage()]
+
+
+async def test_search_index_is_written_in_the_same_transaction(
+    storage: Storage, tmp_path: Path
+) -> None:
+    feed = await one_feed(storage)
+    await store(storage, feed, [article("a", "Indexed at once")])
+    assert [a.title for a in await storage.search_articles("indexed", 10)] == ["Indexed at once"]
+    # A failure half-way through store_articles (here: an invalid LIMIT in the
+    # outbox step) rolls back the articles and their index entries together.
+    (feed,) = await current(storage)
+    with pytest.raises(StorageError):
+        await store(storage, feed, [article("b", "Never indexed")], now=LATER, deliver_limit="x")  # type: ignore[arg-type]
+    assert await storage.search_articles("never", 10) == []
+    assert await storage.article_count() == 1
+    path = tmp_path / "newsbot.db"
+    assert sql(path, "SELECT count(*) FROM articles_fts") == [(1,)]
+    sql(path, "INSERT INTO articles_fts(articles_fts, rank) VALUES ('integrity-check', 1)")
+
+
+# -- the outbox -------------------------------------------------------------
+
+
+async def subscribed_chat(
+    storage: Storage, chat_id: int, *categories: str, chat_type: str = "private"
+) -> None:
+    await storage.upsert_chat(chat_id, chat_type, None, None, NOW)
+    await storage.subscribe(chat_id, categories, NOW)
+
+
+async def test_first_fetch_creates_no_deliveries(storage: Storage) -> None:
+    feed = await one_feed(storage)
+    await subscribed_chat(storage, 1, "tech")
+    outcome = await store(storage, feed, [article("a", categories=["tech"])])
+    assert outcome == StoreOutcome(1, 0)
+    assert await storage.delivery_counts() == {}
+    # Only new articles are delivered: the first fetch's backlog never is.
+    (feed,) = await current(storage)
+    await store(storage, feed, [article("a", categories=["tech"])], now=LATER)
+    assert await storage.delivery_counts() == {}
+
+
+async def test_later_new_articles_go_to_each_subscribed_active_chat(
+    storage: Storage, tmp_path: Path
+) -> None:
+    feed = await one_feed(storage)
+    await subscribed_chat(storage, 1, "tech")
+    await subscribed_chat(storage, 2, "tech", "space")  # two matching categories
+    await subscribed_chat(storage, 3, "sport")  # not matching
+    await subscribed_chat(storage, 4, "tech")
+    await storage.deactivate_chat(4, "blocked", NOW)  # inactive
+    await store(storage, feed, [article("a", categories=["tech"])])
+    (feed,) = await current(storage)
+
+    outcome = await store(
+        storage,
+        feed,
+        [article("a"), article("b", "Fresh", categories=["tech", "space"])],
+        now=LATER,
+    )
+    assert outcome == StoreOutcome(1, 2)
+    assert outbox(tmp_path / "newsbot.db") == [(1, "Fresh", "pending"), (2, "Fresh", "pending")]
+
+
+async def test_deliveries_are_capped_to_the_newest_per_round(
+    storage: Storage, tmp_path: Path
+) -> None:
+    feed = await one_feed(storage)
+    await subscribed_chat(storage, 1, "tech")
+    await store(storage, feed, [])
+    (feed,) = await current(storage)
+    flood = [
+        article(f"n{i}", f"Item {i}", published=NOW - timedelta(minutes=i), categories=["tech"])
+        for i in range(30)
+    ]
+    outcome = await store(storage, feed, flood, now=LATER, deliver_limit=5)
+    assert outcome == StoreOutcome(30, 5)
+    titles = [row[1] for row in outbox(tmp_path / "newsbot.db")]
+    assert titles == [f"Item {i}" for i in range(5)]  # the five newest

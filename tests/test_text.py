@@ -1,0 +1,207 @@
+"""Pure text helpers: HTML to plain text, word cuts, URL clean-up."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from bot.text import (
+    absolute_http_url,
+    canonical_url,
+    collapse_whitespace,
+    cut_at_word,
+    html_to_text,
+)
+
+_TAG_START = re.compile(r"<[a-zA-Z/!?]")
+
+# HTML-ish soup: tags, attributes, comments, entities and text in any order,
+# unbalanced and cut anywhere.
+_html_pieces = st.sampled_from(
+    [
+        "<p>",
+        "</p>",
+        "<br/>",
+        "<b>",
+        "</b",
+        '<a href="https://x.org/?a=1&b=2">',
+        "</a>",
+        '<img src="/i.png" width="1">',
+        '<img src="https://cdn.example/p.jpg">',
+        "<script>alert(1)</script>",
+        "<style>p{}</style>",
+        "<!-- note -->",
+        "<!--",
+        "<![CDATA[x]]>",
+        "<!DOCTYPE html>",
+        "<?xml?>",
+        "<div class='x'",
+        "<",
+        ">",
+        "&",
+        "&amp;",
+        "&amp;amp;",
+        "&lt;",
+        "&#169;",
+        "&nbsp;",
+        "&bogus;",
+        " ",
+        "\n\t",
+        "\x00",
+        "\u200b",
+        "word",
+        "Café",
+        "日本語",
+        "🍏",
+    ]
+)
+html_soup = st.lists(st.one_of(_html_pieces, st.text(max_size=8)), max_size=30).map("".join)
+
+
+@given(st.text())
+def test_html_to_text_never_raises_on_any_text(fragment: str) -> None:
+    text, image = html_to_text(fragment)
+    assert text == collapse_whitespace(text)
+    assert image is None or image.strip()
+
+
+@given(html_soup)
+def test_html_to_text_never_raises_on_html_soup(fragment: str) -> None:
+    text, _ = html_to_text(fragment)
+    assert text == text.strip()
+    assert "  " not in text
+    assert "\x00" not in text and "\u200b" not in text
+
+
+@given(st.lists(st.one_of(_html_pieces, st.text(max_size=8)), max_size=30))
+def test_html_to_text_leaves_no_tag_when_nothing_was_escaped(pieces: list[str]) -> None:
+    # Only an escaped "&lt;" may legitimately produce "<tag"-looking text.
+    fragment = "".join(pieces).replace("&", " ")
+    text, _ = html_to_text(fragment)
+    assert not _TAG_START.search(text), (fragment, text)
+
+
+@pytest.mark.parametrize(
+    ("fragment", "expected"),
+    [
+        ("<p>Hello <b>world</b></p><p>again</p>", "Hello world again"),
+        ("Fish &amp; chips &#8211; &quot;tasty&quot;", 'Fish & chips – "tasty"'),
+        ("Attack &amp;amp; Defense", "Attack & Defense"),  # escaped twice by the publisher
+        ("a<br>b<br/>c", "a b c"),
+        ("<script>var x = '<b>';</script>Text<style>p {}</style>", "Text"),
+        ("  lots\n\n of\t\tspace  ", "lots of space"),
+        ("Read more <a hre", "Read more"),  # truncated mid-tag
+        ("<p>cut</p", "cut"),
+        ("before <!-- unterminated comment", "before"),
+        ("<a\x00 href='x'>link</a>", "link"),
+        ("1 &lt; 2 and 3 > 2", "1 < 2 and 3 > 2"),
+        ("IRC: &lt;nick&gt; hi", "IRC: <nick> hi"),  # text that only looks like a tag
+        ("", ""),
+    ],
+)
+def test_html_to_text_examples(fragment: str, expected: str) -> None:
+    assert html_to_text(fragment)[0] == expected
+
+
+def test_html_to_text_returns_the_first_real_image() -> None:
+    fragment = (
+        '<img src="https://t.co/pixel.gif" width="1" height="1">'
+        '<img src="data:image/png;base64,AAAA">'
+        '<p><img src="https://cdn.example/photo.jpg" alt=""></p>'
+        '<img src="https://cdn.example/second.jpg">'
+    )
+    assert html_to_text(fragment) == ("", "https://cdn.example/photo.jpg")
+
+
+def test_html_to_text_of_none_is_empty() -> None:
+    assert html_to_text(None) == ("", None)
+
+
+@given(st.text(), st.integers(min_value=1, max_value=300))
+def test_cut_at_word_never_exceeds_the_limit(text: str, limit: int) -> None:
+    assert len(cut_at_word(text, limit)) <= limit
+
+
+@given(st.text(max_size=400), st.integers(min_value=2, max_value=300))
+def test_cut_at_word_keeps_short_text_and_marks_cuts(text: str, limit: int) -> None:
+    cut = cut_at_word(text, limit)
+    if len(text) <= limit:
+        assert cut == text
+    else:
+        assert cut.endswith("…")
+        assert text.startswith(cut[:-1])
+
+
+@pytest.mark.parametrize(
+    ("text", "limit", "expected"),
+    [
+        ("The quick brown fox jumps", 16, "The quick brown…"),
+        ("The quick brown fox", 19, "The quick brown fox"),
+        ("Supercalifragilisticexpialidocious", 10, "Supercali…"),  # one huge word
+        ("Stop here, then go on", 12, "Stop here…"),  # no dangling comma
+        ("abc", 1, "a"),
+    ],
+)
+def test_cut_at_word_examples(text: str, limit: int, expected: str) -> None:
+    assert cut_at_word(text, limit) == expected
+
+
+@pytest.mark.parametrize(
+    ("candidate", "base", "expected"),
+    [
+        ("/a/b?c=1", "https://example.com/feed", "https://example.com/a/b?c=1"),
+        ("https://other.org/x", "https://example.com/", "https://other.org/x"),
+        ("  https://example.com/x  ", None, "https://example.com/x"),
+        ("https://example.com/a b", None, "https://example.com/a%20b"),
+        ("javascript:alert(1)", None, None),
+        ("mailto:someone@example.com", None, None),
+        ("ftp://example.com/file", None, None),
+        ("relative/only", None, None),
+        ("http://", None, None),
+        ("http://[::1", None, None),
+        ("", "https://example.com/", None),
+        (None, "https://example.com/", None),
+    ],
+)
+def test_absolute_http_url(candidate: str | None, base: str | None, expected: str | None) -> None:
+    assert absolute_http_url(candidate, base) == expected
+
+
+@given(st.text(max_size=200), st.one_of(st.none(), st.text(max_size=50)))
+def test_absolute_http_url_never_raises_and_only_returns_http(
+    candidate: str, base: str | None
+) -> None:
+    url = absolute_http_url(candidate, base)
+    assert url is None or url.lower().startswith(("http://", "https://"))
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("HTTPS://Example.COM:443/Path", "https://example.com/Path"),
+        ("http://example.com:80", "http://example.com/"),
+        ("http://example.com:8080/x", "http://example.com:8080/x"),
+        (
+            "https://example.com/a?utm_source=rss&id=7&fbclid=abc",
+            "https://example.com/a?id=7",
+        ),
+        ("https://example.com/a?id=7#ref=rss", "https://example.com/a?id=7"),
+        (
+            "http://scripting.com/2017/06/26.html#a080605",
+            "http://scripting.com/2017/06/26.html#a080605",
+        ),
+        ("https://user:pw@Example.com/x#frag", "https://user:pw@Example.com/x#frag"),
+        ("http://[::1", "http://[::1"),  # unparseable: left alone
+    ],
+)
+def test_canonical_url(url: str, expected: str) -> None:
+    assert canonical_url(url) == expected
+
+
+@given(st.text(max_size=100))
+def test_canonical_url_is_idempotent(url: str) -> None:
+    once = canonical_url(url)
+    assert canonical_url(once) == once
