@@ -1,0 +1,797 @@
+"""The fake Bot API server against the real python-telegram-bot: polling,
+handlers, the exceptions PTB raises for Telegram's errors, flood limits, and
+getUpdates semantics checked over raw HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dtm
+import json
+import socket
+import threading
+import time
+import urllib.error
+import urllib.request
+import warnings
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from telegram import (
+    Bot,
+    BotCommand,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    LinkPreviewOptions,
+    MessageEntity,
+    Update,
+)
+from telegram.error import (
+    BadRequest,
+    ChatMigrated,
+    Conflict,
+    Forbidden,
+    InvalidToken,
+    NetworkError,
+    RetryAfter,
+    TimedOut,
+)
+from telegram.ext import (
+    Application,
+    CallbackQueryHandler,
+    ChatMemberHandler,
+    CommandHandler,
+    ContextTypes,
+    filters,
+)
+from telegram.warnings import PTBDeprecationWarning
+
+from tests import fake_telegram as fake_telegram_module
+from tests.fake_telegram import (
+    DEFAULT_BOT_ID,
+    DEFAULT_BOT_USERNAME,
+    ApiError,
+    FakeTelegram,
+    FloodLimits,
+    Hang,
+    UploadedFile,
+)
+
+# The shared fixture, made visible here whether or not conftest.py imports it
+# (assigned rather than imported so that test parameters may shadow it).
+fake_telegram = fake_telegram_module.fake_telegram
+
+# PTB 22 warns on every RetryAfter (even when building one) that retry_after will
+# become a timedelta; that is PTB's business, not what these tests look at.
+ignore_ptb_timedelta_warning = pytest.mark.filterwarnings(
+    "ignore::telegram.warnings.PTBDeprecationWarning"
+)
+
+Context = ContextTypes.DEFAULT_TYPE
+
+
+@contextlib.asynccontextmanager
+async def polling(app: Application[Any, Any, Any, Any, Any, Any]) -> AsyncIterator[None]:
+    """Run ``app`` the way the tests of the bot drive it, and shut it down cleanly."""
+    async with app:
+        await app.updater.start_polling(poll_interval=0.1)  # type: ignore[union-attr]
+        await app.start()
+        try:
+            yield
+        finally:
+            await app.updater.stop()  # type: ignore[union-attr]
+            await app.stop()
+
+
+@contextlib.asynccontextmanager
+async def bot_for(fake: FakeTelegram) -> AsyncIterator[Bot]:
+    async with fake.make_bot() as bot:
+        yield bot
+
+
+def retry_seconds(error: RetryAfter) -> float:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PTBDeprecationWarning)
+        value = error.retry_after
+    return value.total_seconds() if isinstance(value, dtm.timedelta) else float(value)
+
+
+def api(fake: FakeTelegram, method: str, **params: Any) -> tuple[int, dict[str, Any]]:
+    """One raw Bot API call with a JSON body: (HTTP status, JSON answer). urllib,
+    because each new httpx client spends ~60 ms loading CA certificates."""
+    request = urllib.request.Request(
+        f"{fake.base_url}{fake.token}/{method}",
+        data=json.dumps(params).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        with error:
+            return error.code, json.loads(error.read())
+
+
+# --- PTB end to end -------------------------------------------------------------
+
+
+async def test_start_command_round_trip(fake_telegram: FakeTelegram) -> None:
+    async def start(update: Update, context: Context) -> None:
+        assert update.effective_message is not None
+        await update.effective_message.reply_text(
+            "<b>Welcome</b> to the news &amp; more",
+            parse_mode="HTML",
+            link_preview_options=LinkPreviewOptions(is_disabled=True),
+        )
+
+    app = fake_telegram.application_builder().build()
+    app.add_handler(CommandHandler("start", start))
+    async with polling(app):
+        assert app.bot.username == DEFAULT_BOT_USERNAME
+        fake_telegram.push_update(fake_telegram.message(5, "/start"))
+        call = await fake_telegram.wait_for_async("sendMessage", chat_id=5)
+
+    assert call.params["text"] == "<b>Welcome</b> to the news &amp; more"
+    assert call.params["parse_mode"] == "HTML"
+    # PTB JSON-encodes objects into form fields; the fake decodes them back.
+    assert call.params["link_preview_options"] == {"is_disabled": True}
+    message = call.result
+    assert message["text"] == "Welcome to the news & more"
+    assert message["entities"] == [{"type": "bold", "offset": 0, "length": 7}]
+    assert message["chat"]["id"] == 5
+    assert message["from"]["id"] == DEFAULT_BOT_ID
+    assert message["message_id"] == 2  # the user's /start was message 1 in this chat
+    assert fake_telegram.sent_texts(5) == ["<b>Welcome</b> to the news &amp; more"]
+    # Polling confirmed the update, so a restart would not see it again.
+    assert fake_telegram.pending_updates() == []
+    assert [c.method for c in fake_telegram.calls()[:3]] == ["getMe", "deleteWebhook", "getUpdates"]
+
+
+async def test_command_addressed_to_the_bot_in_a_group(fake_telegram: FakeTelegram) -> None:
+    seen: list[list[str]] = []
+
+    async def latest(update: Update, context: Context) -> None:
+        seen.append(list(context.args or []))
+        await context.bot.send_message(update.effective_chat.id, "ok")  # type: ignore[union-attr]
+
+    app = fake_telegram.application_builder().build()
+    app.add_handler(CommandHandler("latest", latest))
+    async with polling(app):
+        fake_telegram.push_update(
+            fake_telegram.message(-42, f"/latest@{DEFAULT_BOT_USERNAME} tech 5", title="Readers")
+        )
+        await fake_telegram.wait_for_async("sendMessage", chat_id=-42)
+    assert seen == [["tech", "5"]]
+
+
+async def test_channel_post_commands_need_the_channel_filter(fake_telegram: FakeTelegram) -> None:
+    async def latest(update: Update, context: Context) -> None:
+        await context.bot.send_message(update.effective_chat.id, "posted")  # type: ignore[union-attr]
+
+    app = fake_telegram.application_builder().build()
+    app.add_handler(CommandHandler("latest", latest, filters=filters.UpdateType.CHANNEL_POSTS))
+    async with polling(app):
+        fake_telegram.push_update(
+            fake_telegram.channel_post(-1001234, "/latest", title="News", username="newschan")
+        )
+        call = await fake_telegram.wait_for_async("sendMessage", chat_id=-1001234)
+    # Channel messages are signed by the channel, not the bot.
+    assert call.result["sender_chat"]["username"] == "newschan"
+    assert "from" not in call.result
+
+
+async def test_button_press_is_answered_and_the_message_edited(fake_telegram: FakeTelegram) -> None:
+    async def pressed(update: Update, context: Context) -> None:
+        query = update.callback_query
+        assert query is not None
+        await query.answer("Saved")
+        await query.edit_message_text(f"You picked {query.data}")
+
+    app = fake_telegram.application_builder().build()
+    app.add_handler(CallbackQueryHandler(pressed))
+    async with polling(app):
+        keyboard = InlineKeyboardMarkup([[InlineKeyboardButton("Tech", callback_data="cat:tech")]])
+        sent = await app.bot.send_message(7, "Pick one", reply_markup=keyboard)
+        fake_telegram.push_update(
+            fake_telegram.callback_query(7, 7, "cat:tech", message_id=sent.message_id)
+        )
+        edit = await fake_telegram.wait_for_async("editMessageText", chat_id=7)
+        # Telegram refuses an edit that changes nothing.
+        with pytest.raises(BadRequest, match="Message is not modified"):
+            await app.bot.edit_message_text("You picked cat:tech", 7, sent.message_id)
+
+    assert edit.result["text"] == "You picked cat:tech"
+    assert edit.result["message_id"] == sent.message_id
+    assert fake_telegram.calls("answerCallbackQuery")[0].params["text"] == "Saved"
+
+
+async def test_my_chat_member_updates_reach_the_handler_and_change_the_fake(
+    fake_telegram: FakeTelegram,
+) -> None:
+    changes: list[tuple[int, str, str]] = []
+    done = asyncio.Event()
+
+    async def membership(update: Update, context: Context) -> None:
+        change = update.my_chat_member
+        assert change is not None
+        changes.append(
+            (change.chat.id, change.old_chat_member.status, change.new_chat_member.status)
+        )
+        if len(changes) == 2:
+            done.set()
+
+    app = fake_telegram.application_builder().build()
+    app.add_handler(ChatMemberHandler(membership, ChatMemberHandler.MY_CHAT_MEMBER))
+    async with polling(app):
+        fake_telegram.push_update(
+            fake_telegram.my_chat_member(
+                -1009, "channel", "left", "administrator", can_post_messages=False
+            )
+        )
+        fake_telegram.push_update(fake_telegram.my_chat_member(5, "private", "member", "kicked"))
+        await asyncio.wait_for(done.wait(), 5)
+
+        assert changes == [(-1009, "left", "administrator"), (5, "member", "kicked")]
+        # The fake now answers as Telegram would after these changes.
+        with pytest.raises(Forbidden, match="bot was blocked by the user"):
+            await app.bot.send_message(5, "hello?")
+        with pytest.raises(BadRequest, match="Need administrator rights in the channel chat"):
+            await app.bot.send_message(-1009, "post")
+        member = await app.bot.get_chat_member(-1009, DEFAULT_BOT_ID)
+        assert member.status == "administrator"
+        assert member.can_post_messages is False
+
+
+# --- Telegram errors become PTB exceptions -----------------------------------------
+
+
+@ignore_ptb_timedelta_warning
+async def test_retry_after(fake_telegram: FakeTelegram) -> None:
+    fake_telegram.fail_next("sendMessage", ApiError.retry_after(7))
+    async with bot_for(fake_telegram) as bot:
+        with pytest.raises(RetryAfter) as caught:
+            await bot.send_message(5, "x")
+        assert retry_seconds(caught.value) == 7
+        await bot.send_message(5, "next one goes through")
+    assert [c.status for c in fake_telegram.calls("sendMessage")] == [429, 200]
+    assert fake_telegram.calls("sendMessage")[0].response == {
+        "ok": False,
+        "error_code": 429,
+        "description": "Too Many Requests: retry after 7",
+        "parameters": {"retry_after": 7},
+    }
+
+
+@pytest.mark.parametrize(
+    ("error", "exception", "message"),
+    [
+        (ApiError.blocked_by_user(), Forbidden, "Forbidden: bot was blocked by the user"),
+        (ApiError.kicked_from_group(), Forbidden, "Forbidden: bot was kicked from the group chat"),
+        (ApiError.not_channel_member(), Forbidden, "not a member of the channel chat"),
+        (ApiError.user_deactivated(), Forbidden, "user is deactivated"),
+        (ApiError.chat_not_found(), BadRequest, "Chat not found"),
+        (ApiError.cant_parse_entities(), BadRequest, "Can't parse entities"),
+        (ApiError.server_error(), NetworkError, "Internal Server Error"),
+        (ApiError.bad_gateway(), NetworkError, "Bad Gateway"),
+        (ApiError(409, "Conflict: terminated by other getUpdates request"), Conflict, "Conflict"),
+    ],
+)
+async def test_injected_errors(
+    fake_telegram: FakeTelegram, error: ApiError, exception: type[Exception], message: str
+) -> None:
+    fake_telegram.fail_next("sendMessage", error)
+    async with bot_for(fake_telegram) as bot:
+        with pytest.raises(exception) as caught:
+            await bot.send_message(5, "x")
+        assert message in str(caught.value)
+        await bot.send_message(5, "only the next call failed")
+
+
+async def test_chat_migrated(fake_telegram: FakeTelegram) -> None:
+    fake_telegram.fail_next("sendMessage", ApiError.migrated(-1005550001))
+    async with bot_for(fake_telegram) as bot:
+        with pytest.raises(ChatMigrated) as caught:
+            await bot.send_message(-555, "x")
+    assert caught.value.new_chat_id == -1005550001
+
+
+async def test_failures_can_target_one_chat_and_repeat(fake_telegram: FakeTelegram) -> None:
+    fake_telegram.fail_next("sendMessage", ApiError.blocked_by_user(), chat_id=6, times=2)
+    async with bot_for(fake_telegram) as bot:
+        await bot.send_message(5, "chat 5 is fine")
+        for _ in range(2):
+            with pytest.raises(Forbidden):
+                await bot.send_message(6, "x")
+        await bot.send_message(6, "the rule is used up")
+        fake_telegram.fail_next("*", ApiError.server_error(), times=None)
+        with pytest.raises(NetworkError):
+            await bot.get_me()
+        with pytest.raises(NetworkError):
+            await bot.send_message(5, "x")
+        fake_telegram.clear_failures()
+        await bot.send_message(5, "cleared")
+    assert len(fake_telegram.sent_messages()) == 3
+
+
+async def test_hang_makes_the_client_time_out(fake_telegram: FakeTelegram) -> None:
+    fake_telegram.fail_next("sendMessage", Hang(5))
+    async with bot_for(fake_telegram) as bot:
+        started = time.monotonic()
+        with pytest.raises(TimedOut):
+            await bot.send_message(5, "x", read_timeout=0.3)
+        assert time.monotonic() - started < 2
+        await bot.send_message(5, "the server still answers others")
+    # Stopping the server (fixture teardown) cuts the pending hang short.
+
+
+async def test_hang_then_error(fake_telegram: FakeTelegram) -> None:
+    fake_telegram.fail_next("sendMessage", Hang(0.2, then=ApiError.server_error()))
+    async with bot_for(fake_telegram) as bot:
+        started = time.monotonic()
+        with pytest.raises(NetworkError, match="Internal Server Error"):
+            await bot.send_message(5, "x")
+        assert time.monotonic() - started >= 0.2
+
+
+async def test_going_offline_and_back(fake_telegram: FakeTelegram) -> None:
+    async with bot_for(fake_telegram) as bot:
+        await bot.send_message(5, "before")
+        port = fake_telegram.port
+
+        fake_telegram.go_offline()
+        with pytest.raises(NetworkError):
+            await bot.send_message(5, "refused")
+
+        fake_telegram.go_online()
+        assert fake_telegram.port == port
+        await bot.send_message(5, "after")
+
+        fake_telegram.go_offline("502")
+        with pytest.raises(NetworkError, match="Bad Gateway"):
+            await bot.send_message(5, "through a sick proxy")
+        fake_telegram.go_online()
+        await bot.send_message(5, "healthy again")
+
+    assert fake_telegram.sent_texts(5) == ["before", "after", "healthy again"]
+    assert fake_telegram.offline_hits == 1  # the refused connection never reached us
+
+
+async def test_wrong_token_is_invalid(fake_telegram: FakeTelegram) -> None:
+    bot = Bot("1:not-the-token", base_url=fake_telegram.base_url)
+    with pytest.raises(InvalidToken):
+        await bot.initialize()
+
+
+# --- validation Telegram does ------------------------------------------------------
+
+
+async def test_invalid_html_is_refused_like_telegram(fake_telegram: FakeTelegram) -> None:
+    async with bot_for(fake_telegram) as bot:
+        with pytest.raises(BadRequest) as caught:
+            await bot.send_message(5, "Headline<p>body</p>", parse_mode="HTML")
+        # PTB strips "Bad Request: " and str.capitalize()s the rest (lowercasing it).
+        assert caught.value.message == (
+            'Can\'t parse entities: unsupported start tag "p" at byte offset 8'
+        )
+        with pytest.raises(BadRequest, match="Can't parse entities"):
+            await bot.send_message(5, "Tom & Jerry", parse_mode="HTML")
+        # Without a parse mode the same text is just text.
+        await bot.send_message(5, "Tom & Jerry <p>")
+    assert fake_telegram.calls("sendMessage")[0].response["description"] == (  # type: ignore[index]
+        'Bad Request: can\'t parse entities: Unsupported start tag "p" at byte offset 8'
+    )
+
+
+async def test_lenient_html_mode(fake_telegram: FakeTelegram) -> None:
+    fake_telegram.strict_html = False
+    async with bot_for(fake_telegram) as bot:
+        message = await bot.send_message(5, "Tom & Jerry &nbsp;", parse_mode="HTML")
+    assert message.text == "Tom & Jerry &nbsp;"
+
+
+async def test_message_length_is_counted_in_utf16_after_parsing(
+    fake_telegram: FakeTelegram,
+) -> None:
+    async with bot_for(fake_telegram) as bot:
+        await bot.send_message(5, "😀" * 2048)
+        await bot.send_message(5, "<b>" + "x" * 4096 + "</b>", parse_mode="HTML")
+        with pytest.raises(BadRequest, match="Message is too long"):
+            await bot.send_message(5, "😀" * 2049)
+        with pytest.raises(BadRequest, match="Message text is empty"):
+            await bot.send_message(5, "<b> </b>", parse_mode="HTML")
+
+
+async def test_callback_data_is_limited_to_64_bytes(fake_telegram: FakeTelegram) -> None:
+    async with bot_for(fake_telegram) as bot:
+        fits = InlineKeyboardMarkup([[InlineKeyboardButton("ok", callback_data="é" * 32)]])
+        await bot.send_message(5, "x", reply_markup=fits)
+        too_long = InlineKeyboardMarkup([[InlineKeyboardButton("no", callback_data="é" * 33)]])
+        with pytest.raises(BadRequest, match=r"(?i)button_data_invalid"):
+            await bot.send_message(5, "x", reply_markup=too_long)
+
+
+async def test_commands_are_validated_and_stored_per_scope(fake_telegram: FakeTelegram) -> None:
+    async with bot_for(fake_telegram) as bot:
+        await bot.set_my_commands([BotCommand("start", "Start"), BotCommand("latest", "News")])
+        assert [c.command for c in await bot.get_my_commands()] == ["start", "latest"]
+        await bot.set_my_commands([BotCommand("start", "Beginnen")], language_code="de")
+        assert len(await bot.get_my_commands()) == 2
+        assert fake_telegram.commands(language_code="de") == [
+            {"command": "start", "description": "Beginnen"}
+        ]
+        with pytest.raises(BadRequest, match=r"(?i)bot_command_invalid"):
+            await bot.set_my_commands([BotCommand("Latest-News", "bad name")])
+        await bot.delete_my_commands()
+        assert await bot.get_my_commands() == ()
+
+
+async def test_chats_members_and_administrators(fake_telegram: FakeTelegram) -> None:
+    group = -1001777
+    fake_telegram.add_chat(group, "supergroup", title="Readers")
+    fake_telegram.set_member(group, 1001, "creator")
+    fake_telegram.set_member(group, DEFAULT_BOT_ID, "administrator")
+    async with bot_for(fake_telegram) as bot:
+        chat = await bot.get_chat(group)
+        assert (chat.type, chat.title) == ("supergroup", "Readers")
+        assert (await bot.get_chat_member(group, 1001)).status == "creator"
+        assert (await bot.get_chat_member(group, 2002)).status == "member"  # not configured
+        admins = await bot.get_chat_administrators(group)
+        assert {a.user.id for a in admins} == {1001, DEFAULT_BOT_ID}
+
+        fake_telegram.unknown_member = "chat_not_found"
+        with pytest.raises(BadRequest, match="Chat not found"):
+            await bot.get_chat_member(group, 2002)
+
+        assert await bot.leave_chat(group) is True
+        with pytest.raises(Forbidden, match="bot is not a member of the supergroup chat"):
+            await bot.send_message(group, "still here?")
+
+
+async def test_strict_chats_refuse_unknown_ids(fake_telegram: FakeTelegram) -> None:
+    fake_telegram.strict_chats = True
+    fake_telegram.add_chat(5)
+    async with bot_for(fake_telegram) as bot:
+        await bot.send_message(5, "known")
+        with pytest.raises(BadRequest, match="Chat not found"):
+            await bot.send_message(6, "unknown")
+
+
+async def test_migration_moves_the_group(fake_telegram: FakeTelegram) -> None:
+    fake_telegram.push_update(fake_telegram.migrate(-555, -1005550001, title="Readers"))
+    async with bot_for(fake_telegram) as bot:
+        with pytest.raises(ChatMigrated) as caught:
+            await bot.send_message(-555, "x")
+        assert caught.value.new_chat_id == -1005550001
+        sent = await bot.send_message(-1005550001, "x")
+    assert sent.chat.type == "supergroup"
+    assert sent.chat.title == "Readers"
+
+
+async def test_unknown_methods_are_recorded_and_succeed(fake_telegram: FakeTelegram) -> None:
+    async with bot_for(fake_telegram) as bot:
+        assert await bot.do_api_request("someFutureMethod", api_kwargs={"flag": True})
+    assert fake_telegram.unknown_methods == ["someFutureMethod"]
+    assert fake_telegram.calls("somefuturemethod")[0].params == {"flag": True}
+
+
+# --- flood limits ------------------------------------------------------------------
+
+
+@ignore_ptb_timedelta_warning
+async def test_flood_limit_for_one_private_chat(fake_telegram: FakeTelegram) -> None:
+    fake_telegram.enable_flood_limits(FloodLimits(private_chat_interval=0.3, tolerance=0.05))
+    async with bot_for(fake_telegram) as bot:
+        await bot.send_message(5, "first")
+        await bot.send_message(6, "another chat is not affected")
+        with pytest.raises(RetryAfter) as caught:
+            await bot.send_message(5, "too soon")
+        assert retry_seconds(caught.value) == 1  # whole seconds, at least 1
+        await asyncio.sleep(0.26)  # interval minus tolerance
+        await bot.send_message(5, "in time")
+    assert fake_telegram.flood_429_count == 1
+
+
+@ignore_ptb_timedelta_warning
+async def test_flood_limit_per_group_per_minute(fake_telegram: FakeTelegram) -> None:
+    fake_telegram.enable_flood_limits(FloodLimits(group_per_minute=3))
+    async with bot_for(fake_telegram) as bot:
+        for i in range(3):
+            await bot.send_message(-42, f"card {i}")
+        with pytest.raises(RetryAfter) as caught:
+            await bot.send_message(-42, "one too many")
+        assert 55 <= retry_seconds(caught.value) <= 60
+        await bot.send_message(-43, "other groups have their own budget")
+    assert fake_telegram.flood_429_count == 1
+
+
+@ignore_ptb_timedelta_warning
+async def test_flood_limit_per_bot(fake_telegram: FakeTelegram) -> None:
+    fake_telegram.enable_flood_limits(FloodLimits(per_bot_per_second=5))
+    async with bot_for(fake_telegram) as bot:
+        for chat_id in range(1, 6):
+            await bot.send_message(chat_id, "x")
+        with pytest.raises(RetryAfter):
+            await bot.send_message(6, "the sixth within a second")
+        fake_telegram.disable_flood_limits()
+        await bot.send_message(6, "limits off")
+    assert fake_telegram.flood_429_count == 1
+    assert [c.status for c in fake_telegram.calls("sendMessage")].count(429) == 1
+
+
+async def test_flood_limits_are_off_by_default(fake_telegram: FakeTelegram) -> None:
+    async with bot_for(fake_telegram) as bot:
+        for i in range(40):
+            await bot.send_message(5, f"burst {i}")
+    assert fake_telegram.flood_429_count == 0
+
+
+# --- getUpdates semantics, over raw HTTP --------------------------------------------
+
+
+def test_get_updates_hands_out_and_confirms_by_offset(fake_telegram: FakeTelegram) -> None:
+    ids = [
+        fake_telegram.push_update(fake_telegram.message(5, f"m{i}"))["update_id"] for i in range(3)
+    ]
+
+    status, answer = api(fake_telegram, "getUpdates", limit=2)
+    assert status == 200
+    assert [u["update_id"] for u in answer["result"]] == ids[:2]
+
+    # Not confirmed yet: asked again, the same ones come back.
+    _, answer = api(fake_telegram, "getUpdates")
+    assert [u["update_id"] for u in answer["result"]] == ids
+
+    _, answer = api(fake_telegram, "getUpdates", offset=ids[1] + 1)
+    assert [u["update_id"] for u in answer["result"]] == ids[2:]
+    assert [u["update_id"] for u in fake_telegram.pending_updates()] == ids[2:]
+
+    _, answer = api(fake_telegram, "getUpdates", offset=ids[2] + 1, timeout=0)
+    assert answer == {"ok": True, "result": []}
+
+
+def test_negative_offset_keeps_only_the_last_updates(fake_telegram: FakeTelegram) -> None:
+    ids = [
+        fake_telegram.push_update(fake_telegram.message(5, f"m{i}"))["update_id"] for i in range(4)
+    ]
+    _, answer = api(fake_telegram, "getUpdates", offset=-1)
+    assert [u["update_id"] for u in answer["result"]] == ids[-1:]
+
+
+def test_long_poll_wakes_up_when_an_update_arrives(fake_telegram: FakeTelegram) -> None:
+    threading.Timer(0.2, lambda: fake_telegram.push_update(fake_telegram.message(5, "hi"))).start()
+    started = time.monotonic()
+    _, answer = api(fake_telegram, "getUpdates", timeout=30)
+    elapsed = time.monotonic() - started
+    assert [u["message"]["text"] for u in answer["result"]] == ["hi"]
+    assert 0.15 < elapsed < 0.9
+
+
+def test_long_poll_is_capped() -> None:
+    with FakeTelegram(long_poll_cap=0.2) as fake:
+        started = time.monotonic()
+        _, answer = api(fake, "getUpdates", timeout=30)
+        assert answer["result"] == []
+        assert 0.15 < time.monotonic() - started < 1.0
+
+
+def test_a_second_poller_terminates_the_first(fake_telegram: FakeTelegram) -> None:
+    answers: list[tuple[int, dict[str, Any]]] = []
+    first = threading.Thread(
+        target=lambda: answers.append(api(fake_telegram, "getUpdates", timeout=5))
+    )
+    first.start()
+    fake_telegram.wait_for("getUpdates", answered=False)
+    api(fake_telegram, "getUpdates", timeout=0)
+    first.join(timeout=5)
+    status, answer = answers[0]
+    assert status == 409
+    assert answer["description"].startswith("Conflict: terminated by other getUpdates request")
+
+
+def test_allowed_updates_is_remembered(fake_telegram: FakeTelegram) -> None:
+    fake_telegram.push_update(fake_telegram.message(5, "text"))
+    fake_telegram.push_update(fake_telegram.callback_query(5, 5, "data"))
+    _, answer = api(fake_telegram, "getUpdates", allowed_updates=["callback_query"])
+    assert [next(k for k in u if k != "update_id") for u in answer["result"]] == ["callback_query"]
+    fake_telegram.push_update(fake_telegram.message(5, "text again"))
+    _, answer = api(fake_telegram, "getUpdates")  # no allowed_updates: the old setting holds
+    assert [next(k for k in u if k != "update_id") for u in answer["result"]] == ["callback_query"]
+
+
+def test_webhook_blocks_get_updates(fake_telegram: FakeTelegram) -> None:
+    status, _ = api(fake_telegram, "setWebhook", url="http://insecure.example/hook")
+    assert status == 400
+    assert api(fake_telegram, "setWebhook", url="https://example.com/hook")[0] == 200
+    _, info = api(fake_telegram, "getWebhookInfo")
+    assert info["result"]["url"] == "https://example.com/hook"
+
+    status, answer = api(fake_telegram, "getUpdates")
+    assert (status, answer["error_code"]) == (409, 409)
+    assert "use deleteWebhook" in answer["description"]
+
+    fake_telegram.push_update(fake_telegram.message(5, "queued"))
+    api(fake_telegram, "deleteWebhook", drop_pending_updates=True)
+    assert api(fake_telegram, "getUpdates") == (200, {"ok": True, "result": []})
+
+
+def test_updates_must_be_pushed_in_order(fake_telegram: FakeTelegram) -> None:
+    first = fake_telegram.message(5, "first")
+    second = fake_telegram.message(5, "second")
+    fake_telegram.push_update(second)
+    with pytest.raises(ValueError, match="in the order they were built"):
+        fake_telegram.push_update(first)
+    assigned = fake_telegram.push_update({"message": second["message"]})
+    assert assigned["update_id"] > second["update_id"]
+
+
+# --- request decoding ----------------------------------------------------------------
+
+
+def test_form_json_multipart_and_query_parameters(fake_telegram: FakeTelegram) -> None:
+    markup = {"inline_keyboard": [[{"text": "a", "callback_data": "b"}]]}
+    with httpx.Client(base_url=f"{fake_telegram.base_url}{fake_telegram.token}") as http:
+        # Form fields as PTB sends them: non-strings JSON-encoded, strings as they are.
+        http.post(
+            "/sendMessage",
+            data={
+                "chat_id": "5",
+                "text": "123",
+                "reply_markup": json.dumps(markup),
+                "disable_notification": "true",
+            },
+        )
+        http.post("/sendMessage", json={"chat_id": "@newschan", "text": "true"})
+        http.get("/getChat", params={"chat_id": "-1001"})
+        http.post(
+            "/sendDocument",
+            data={"chat_id": "5", "caption": "42"},
+            files={"document": ("feed.xml", b"<rss/>", "application/xml")},
+        )
+
+    form, as_json, query, multipart = fake_telegram.calls()
+    assert form.params == {
+        "chat_id": 5,
+        "text": "123",
+        "reply_markup": markup,
+        "disable_notification": True,
+    }
+    assert form.ok
+    assert as_json.params == {"chat_id": "@newschan", "text": "true"}
+    assert as_json.response["description"] == "Bad Request: chat not found"  # type: ignore[index]
+    assert (query.method, query.params) == ("getChat", {"chat_id": -1001})
+    assert multipart.params["caption"] == "42"
+    assert multipart.params["document"] == UploadedFile("feed.xml", "application/xml", b"<rss/>")
+    assert fake_telegram.unknown_methods == ["sendDocument"]
+
+
+def test_method_names_are_case_insensitive(fake_telegram: FakeTelegram) -> None:
+    status, answer = api(fake_telegram, "getme")
+    assert status == 200
+    assert answer["result"]["username"] == DEFAULT_BOT_USERNAME
+    assert fake_telegram.calls("getMe")[0].method == "getMe"
+
+
+# --- builders --------------------------------------------------------------------------
+
+
+def test_builders_produce_updates_ptb_understands(fake_telegram: FakeTelegram) -> None:
+    bot = fake_telegram.make_bot()
+    updates = [
+        fake_telegram.message(5, "👋 /start@newsbot_test_bot now", username="alice"),
+        fake_telegram.message(-42, "/latest tech", chat_type="group", title="Readers"),
+        fake_telegram.channel_post(-1009, "/latest", title="News"),
+        fake_telegram.callback_query(5, 5, "cat:tech"),
+        fake_telegram.my_chat_member(
+            -1009, "channel", "left", "administrator", can_post_messages=True
+        ),
+        fake_telegram.migrate(-42, -1004200),
+        fake_telegram.migrate_from(-1004200, -42),
+    ]
+    assert [u["update_id"] for u in updates] == sorted(u["update_id"] for u in updates)
+    parsed = [Update.de_json(u, bot) for u in updates]
+
+    private, group, post, query, member, migrate, migrate_from = parsed
+    assert private.message is not None and private.effective_user is not None
+    assert private.effective_user.username == "alice"
+    assert private.message.parse_entities([MessageEntity.BOT_COMMAND]) == {
+        private.message.entities[0]: "/start@newsbot_test_bot"
+    }
+    assert private.message.entities[0].offset == 3  # after "👋 ", in UTF-16 units
+    assert group.effective_chat is not None and group.effective_chat.type == "group"
+    assert post.channel_post is not None and post.channel_post.from_user is None
+    assert post.channel_post.sender_chat is not None and post.channel_post.sender_chat.id == -1009
+    assert query.callback_query is not None and query.callback_query.message is not None
+    assert query.callback_query.data == "cat:tech"
+    assert member.my_chat_member is not None
+    assert member.my_chat_member.new_chat_member.can_post_messages is True  # type: ignore[attr-defined]
+    assert migrate.message is not None and migrate.message.migrate_to_chat_id == -1004200
+    assert migrate_from.message is not None and migrate_from.message.migrate_from_chat_id == -42
+
+
+def test_command_entities_only_for_real_commands(fake_telegram: FakeTelegram) -> None:
+    def commands(text: str) -> list[str]:
+        update = fake_telegram.message(5, text)
+        return [
+            text[e["offset"] : e["offset"] + e["length"]]
+            for e in update["message"].get("entities", [])
+        ]
+
+    assert commands("/start") == ["/start"]
+    assert commands("/search rust async") == ["/search"]
+    assert commands("see /help, or /about") == ["/help", "/about"]
+    assert commands("path/to/file and http://x/y") == []
+    assert commands("1/2") == []
+
+
+# --- waiting -----------------------------------------------------------------------------
+
+
+def test_sync_wait_for_and_its_failure_message(fake_telegram: FakeTelegram) -> None:
+    threading.Timer(0.1, lambda: api(fake_telegram, "sendMessage", chat_id=9, text="late")).start()
+    call = fake_telegram.wait_for(lambda c: c.params.get("text") == "late", timeout=5)
+    assert call.chat_id == 9 and call.ok
+
+    with pytest.raises(
+        AssertionError,
+        match=r"no 1× sendMessage to chat 10 within 0.1 s; calls so far: sendMessage\(chat 9\)",
+    ):
+        fake_telegram.wait_for("sendMessage", timeout=0.1, chat_id=10)
+
+
+async def test_sync_wait_for_refuses_to_block_the_event_loop(fake_telegram: FakeTelegram) -> None:
+    with pytest.raises(RuntimeError, match="wait_for_async"):
+        fake_telegram.wait_for("sendMessage", timeout=0.1)
+
+
+async def test_wait_for_async_counts_calls(fake_telegram: FakeTelegram) -> None:
+    async with bot_for(fake_telegram) as bot:
+        senders = [asyncio.create_task(bot.send_message(5, f"m{i}")) for i in range(3)]
+        third = await fake_telegram.wait_for_async("sendMessage", count=3, chat_id=5)
+        await asyncio.gather(*senders)
+    assert third.ok
+    with pytest.raises(AssertionError, match="no 4× sendMessage"):
+        await fake_telegram.wait_for_async("sendMessage", count=4, timeout=0.05)
+
+
+async def test_async_context_manager_and_restart() -> None:
+    async with FakeTelegram(bot_id=77, username="other_bot") as fake, bot_for(fake) as bot:
+        assert (bot.id, bot.username) == (77, "other_bot")
+    assert not fake.running
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", fake._port), timeout=1)
+
+
+def test_stop_cuts_pending_long_polls_and_hangs_short() -> None:
+    fake = FakeTelegram(long_poll_cap=30).start()
+    fake.fail_next("sendMessage", Hang(30))
+
+    def call(method: str, **params: Any) -> None:
+        # The answer, if any, is cut off by the stop: only ending quickly matters.
+        with contextlib.suppress(Exception):
+            api(fake, method, **params)
+
+    clients = [
+        threading.Thread(target=call, args=("getUpdates",), kwargs={"timeout": 30}),
+        threading.Thread(target=call, args=("sendMessage",), kwargs={"chat_id": 5, "text": "x"}),
+    ]
+    for client in clients:
+        client.start()
+    fake.wait_for("getUpdates", answered=False)
+    fake.wait_for("sendMessage", answered=False)
+
+    started = time.monotonic()
+    fake.stop()
+    for client in clients:
+        client.join(timeout=5)
+    assert time.monotonic() - started < 1
+    assert not any(client.is_alive() for client in clients)
+
+
+def test_internal_errors_are_reported_not_swallowed(fake_telegram: FakeTelegram) -> None:
+    status, answer = api(fake_telegram, "getUpdates", offset="not a number")
+    assert status == 500
+    assert "fake Telegram failed" in answer["description"]
+    assert len(fake_telegram.internal_errors) == 1
+    fake_telegram.internal_errors.clear()  # else the fixture fails this test
