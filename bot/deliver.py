@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import warnings
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -41,6 +42,7 @@ from telegram.error import (
     TelegramError,
     TimedOut,
 )
+from telegram.warnings import PTBDeprecationWarning
 
 from bot.clock import Clock
 from bot.config import DeliveryConfig
@@ -172,23 +174,31 @@ class Sender:
                 task.cancel()
 
     async def drain(self, within: float = 60.0) -> None:
-        """Send everything currently due, then return (CLI and tests)."""
+        """Send until no card is pending (CLI, benchmarks and tests); cards
+        waiting for a retry are waited for, up to ``within`` seconds."""
         deadline = time.monotonic() + within
         while time.monotonic() < deadline:
-            started = await self._dispatch_batch()
-            if started == 0 and not self._in_flight:
-                if not await self._storage.pending_deliveries(self._clock.now(), 1):
-                    return
-                ready = self._pacer.next_ready()
-                await asyncio.sleep(
-                    max(0.01, (ready - time.monotonic()) if ready is not None else 0.2)
-                )
-            elif started == 0:
+            if await self._dispatch_batch():
+                continue
+            if self._in_flight:
                 await asyncio.wait(list(self._in_flight.values()), timeout=0.5)
+                continue
+            if not (await self._storage.delivery_counts()).get("pending"):
+                return
+            ready = self._pacer.next_ready()
+            await asyncio.sleep(min(0.5, max(0.01, (ready or 0) - time.monotonic())))
 
     async def _idle(self) -> None:
+        """Sleep until a chat's pacing ends, a retry falls due, or new cards arrive."""
+        wait = _IDLE_WAIT
         ready = self._pacer.next_ready()
-        wait = _IDLE_WAIT if ready is None else max(0.01, ready - time.monotonic())
+        if ready is not None:
+            wait = min(wait, ready - time.monotonic())
+        due = await self._storage.next_delivery_time()
+        if due is not None and due > self._clock.now():
+            # Due rows that were not started belong to paced chats (see above).
+            wait = min(wait, (due - self._clock.now()).total_seconds())
+        wait = max(0.01, wait)
         self._wake.clear()
         try:
             await asyncio.wait_for(self._wake.wait(), timeout=min(wait, _IDLE_WAIT))
@@ -228,7 +238,7 @@ class Sender:
         try:
             message = await send_card(self._send_message, row.chat_id, card)
         except RetryAfter as error:
-            seconds = _seconds(error.retry_after)
+            seconds = _retry_seconds(error)
             log.warning("deliver: flood control, pausing %.1fs", seconds)
             self._pacer.pause(seconds)
             await self._storage.mark_retry(
@@ -272,5 +282,10 @@ class Sender:
         await self._storage.mark_retry(row.id, self._clock.now() + timedelta(seconds=delay), reason)
 
 
-def _seconds(value: float | timedelta) -> float:
+def _retry_seconds(error: RetryAfter) -> float:
+    # PTB 22 warns that retry_after becomes a timedelta in a future major
+    # version; accept both and keep the warning out of the logs.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PTBDeprecationWarning)
+        value: float | timedelta = error.retry_after
     return value.total_seconds() if isinstance(value, timedelta) else float(value)

@@ -19,7 +19,13 @@ import feedparser
 
 from bot.errors import ParseError
 from bot.models import ParsedEntry, ParsedFeed
-from bot.text import absolute_http_url, canonical_url, cut_at_word, html_to_text
+from bot.text import (
+    absolute_http_url,
+    canonical_url,
+    collapse_whitespace,
+    cut_at_word,
+    html_to_text,
+)
 
 SUMMARY_LIMIT = 1000
 TITLE_LIMIT = 500
@@ -83,7 +89,7 @@ def _parse_entry(raw: Mapping[str, Any], site_url: str, feed_url: str) -> Parsed
     content_image = None
     if content_html and content_html != summary_html:
         _, content_image = html_to_text(content_html)
-    title, _ = html_to_text(raw.get("title"))
+    title = _plain_title(raw)
     guid = (raw.get("id") or raw.get("guid") or "").strip()
 
     link = absolute_http_url(raw.get("link"), site_url)
@@ -122,6 +128,15 @@ def _parse_entry(raw: Mapping[str, Any], site_url: str, feed_url: str) -> Parsed
         image_url=image,
         tags=tuple(_tags(raw.get("tags") or ())),
     )
+
+
+def _plain_title(raw: Mapping[str, Any]) -> str:
+    """feedparser marks a title text/plain when it holds no known HTML tags;
+    then "<engine>" is words, not a tag, and must not be stripped."""
+    detail = raw.get("title_detail") or {}
+    if detail.get("type") == "text/plain":
+        return collapse_whitespace(raw.get("title") or "")
+    return html_to_text(raw.get("title"))[0]
 
 
 def _image_url(raw: Mapping[str, Any], base: str) -> str | None:
