@@ -104,14 +104,21 @@ class Fetcher:
                 raise FetchError(f"fetch: cannot connect: {_short(error)}") from None
             except httpx.HTTPError as error:
                 raise FetchError(f"fetch: {type(error).__name__}: {_short(error)}") from None
+            except (httpx.InvalidURL, UnicodeError) as error:
+                # A redirect to "javascript:..." or to a host that is not valid
+                # IDNA ("xn--"): httpx raises these outside its HTTPError tree.
+                raise FetchError(f"fetch: invalid URL: {_short(error)}") from None
 
     async def _fetch(
         self, url: str, etag: str | None, last_modified: str | None, now: datetime
     ) -> FetchResult:
         headers = {}
-        if etag:
+        # A validator the server sent with non-ASCII bytes cannot go back as a
+        # header value (httpx encodes them as ASCII); the body hash still
+        # spares the parse when nothing changed.
+        if etag and etag.isascii():
             headers["If-None-Match"] = etag
-        if last_modified:
+        if last_modified and last_modified.isascii():
             headers["If-Modified-Since"] = last_modified
         async with self._client.stream("GET", url, headers=headers) as response:
             final_url = str(response.url)

@@ -197,6 +197,18 @@ async def test_last_modified_alone_is_enough_for_a_304(
     assert feed_server.requests("/feed.xml")[-1].headers["if-modified-since"] == modified
 
 
+async def test_a_non_ascii_etag_does_not_break_later_polls(
+    feed_server: FeedServer, tmp_path: Path, open_runtime: OpenRuntime
+) -> None:
+    # The server sends the byte 0xE9 in its ETag; it cannot be sent back as
+    # an HTTP/1.1 header value, so the body hash has to do the job.
+    feed_server.serve("/feed.xml", rss(item(1)), etag='"caf\xe9"', last_modified="M\xe4r 2026")
+    runtime = await open_runtime(single_feed(tmp_path, feed_server.url("/feed.xml")))
+    assert (await only(runtime)).status == "new"
+    second = await only(runtime)
+    assert (second.status, second.error) == ("unchanged", None)
+
+
 class CountingParsePool(ParsePool):
     """A ParsePool that remembers how often it was asked to parse."""
 
@@ -280,6 +292,21 @@ async def test_a_chain_with_one_temporary_hop_is_not_permanent(
     runtime = await open_runtime(single_feed(tmp_path, feed_server.url("/a.xml")))
     assert (await only(runtime)).status == "new"
     assert (await health(runtime)).fetch_url == feed_server.url("/a.xml")
+
+
+@pytest.mark.parametrize(
+    "location",
+    ["javascript:alert(1)", "ftp://127.0.0.1/feed.xml", "http://xn--.example/feed.xml"],
+    ids=["javascript", "ftp", "bad-idna"],
+)
+async def test_a_redirect_to_an_unusable_url_fails_cleanly(
+    feed_server: FeedServer, tmp_path: Path, open_runtime: OpenRuntime, location: str
+) -> None:
+    feed_server.redirect("/feed.xml", location, 302)
+    runtime = await open_runtime(single_feed(tmp_path, feed_server.url("/feed.xml")))
+    outcome = await only(runtime)
+    assert outcome.status == "failed"
+    assert (outcome.error or "").startswith("fetch: "), outcome.error
 
 
 async def test_a_redirect_loop_fails_cleanly(
