@@ -81,6 +81,9 @@ def _check_http_url(value: str) -> str:
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError(f"not an http(s) URL: {value!r}")
+    # .port raises for "abc" or 99999; unchecked, the fetcher would fail on
+    # every poll with an error from deep inside the socket layer.
+    _ = parts.port
     return value
 
 

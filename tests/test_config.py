@@ -178,7 +178,16 @@ def test_duplicate_feed_urls_are_rejected() -> None:
 
 
 @pytest.mark.parametrize(
-    "url", ["ftp://example.com/feed", "example.com/feed", "http://", "", "http://[::1"]
+    "url",
+    [
+        "ftp://example.com/feed",
+        "example.com/feed",
+        "http://",
+        "",
+        "http://[::1",
+        "http://127.0.0.1:99999/feed",
+        "http://example.com:abc/feed",
+    ],
 )
 def test_bad_feed_urls_are_rejected(url: str) -> None:
     assert "feeds[0].url" in config_error({"feeds": [{"url": url}]})
