@@ -190,3 +190,16 @@ def test_check_config_summarises(config_path: Path, capsys: pytest.CaptureFixtur
     assert "  - gaming: Gaming (1 feeds, 0 rules)" in lines
     assert "  - russia: Russia (0 feeds, 2 rules)" in lines
     assert err == ""
+
+
+def test_an_unusable_database_path_exits_1_with_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text(f'[storage]\npath = "{tmp_path}"\n', encoding="utf-8")  # a directory
+    code, out, err = run(capsys, config, "latest")
+    assert (code, out) == (1, "")
+    assert "Traceback" not in err
+    assert err.splitlines()[-1] == (
+        f"newsbot: storage: cannot open {tmp_path}: unable to open database file"
+    )

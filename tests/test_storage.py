@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
+import threading
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -169,6 +170,22 @@ async def test_a_file_that_is_not_a_database_is_a_storage_error(tmp_path: Path) 
     path.write_bytes(b"this is not sqlite" * 100)
     with pytest.raises(StorageError):
         await Storage.open(path)
+
+
+@pytest.mark.parametrize("where", ["a-directory", "below-a-file"])
+def test_an_unopenable_path_is_a_storage_error_without_stray_thread_errors(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
+    (tmp_path / "file").write_text("x")
+    path = tmp_path if where == "a-directory" else tmp_path / "file" / "sub" / "newsbot.db"
+    thread_errors: list[threading.ExceptHookArgs] = []
+    monkeypatch.setattr(threading, "excepthook", thread_errors.append)
+    before = set(threading.enumerate())
+    with pytest.raises(StorageError, match="storage: cannot open"):
+        asyncio.run(Storage.open(path))  # the loop is closed right after, as in the CLI
+    for thread in set(threading.enumerate()) - before:
+        thread.join(timeout=10)
+    assert thread_errors == []
 
 
 # -- articles and de-duplication --------------------------------------------

@@ -92,8 +92,15 @@ class Storage:
     @classmethod
     async def open(cls, path: str | Path) -> Storage:
         path = str(path)
-        if path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            if path != ":memory:":
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+                # Find a path SQLite cannot open before aiosqlite does: when its
+                # connect fails, its worker thread outlives the call and dies
+                # with "Event loop is closed" once the CLI's loop is gone.
+                sqlite3.connect(path).close()
+        except (OSError, sqlite3.Error) as error:
+            raise StorageError(f"storage: cannot open {path}: {error}") from None
         try:
             connection = await aiosqlite.connect(path, isolation_level=None)
         except sqlite3.Error as error:
