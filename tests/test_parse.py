@@ -280,6 +280,16 @@ def test_utf8_bom_before_the_declaration_is_accepted() -> None:
     assert not feed.title.startswith("\ufeff")
 
 
+@pytest.mark.parametrize(
+    "content_type",
+    [None, "text/xml", "text/xml; charset=utf-8", "text/html; charset=UTF-8", "text/plain"],
+)
+def test_a_wrong_or_missing_charset_header_does_not_garble_text(content_type: str | None) -> None:
+    # Servers often send no charset, or UTF-8 for a windows-1251 document.
+    feed = parsed("rss-windows1251-news-oren.rss.xml", content_type)
+    assert feed.entries[0].title == "В Бузулуке главные стройплощадки – детсад и Ледовый дворец"
+
+
 def test_a_feed_sent_as_text_html_still_parses() -> None:
     feed = parsed("atom-theverge.atom.xml", "text/html; charset=utf-8")
     assert len(feed.entries) == 10
