@@ -88,8 +88,9 @@ class NewsbotApplication:
     def _register_handlers(self) -> None:
         app = self.application
         # Commands work in private chats, groups (also as /cmd@botname) and,
-        # with the CHANNEL_POSTS filter, when posted inside a channel.
-        everywhere = filters.UpdateType.MESSAGES | filters.UpdateType.CHANNEL_POSTS
+        # with the CHANNEL_POST filter, when posted inside a channel. Edited
+        # messages are left out: editing "/subscribe x" should not run it again.
+        everywhere = filters.UpdateType.MESSAGE | filters.UpdateType.CHANNEL_POST
         for name, callback in (
             ("start", handlers.start),
             ("help", handlers.help_command),
