@@ -151,7 +151,7 @@ class PollingConfig(_Model):
 class DeliveryConfig(_Model):
     # Telegram allows about 30 messages/s per bot, 1/s per chat, 20/min per
     # group or channel; we pace slightly below so the limit is never hit.
-    messages_per_second: float = Field(default=28.0, gt=0, le=30)
+    messages_per_second: float = Field(default=29.0, gt=0, le=30)
     private_chat_interval: Duration = 1.0
     group_chat_interval: Duration = 3.05
     max_attempts: int = Field(default=8, ge=1, le=100)

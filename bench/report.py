@@ -1,0 +1,173 @@
+"""The Markdown report: the machine, then one table of figures and ratios."""
+
+from __future__ import annotations
+
+import os
+import platform
+import sqlite3
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+from bench import delivery
+from bench.workloads import INGEST, TARGETS, TITLES, Results, Settings, median, percentile
+
+_PACKAGES = (
+    "feedparser",
+    "httpx",
+    "httpcore",
+    "sniffio",
+    "aiosqlite",
+    "pydantic",
+    "reader",
+    "requests",
+)
+
+
+def machine() -> str:
+    model = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    memory = ""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal"):
+                memory = f", {int(line.split()[1]) / 2**20:.0f} GiB RAM"
+    except OSError:
+        pass
+    packages = []
+    for name in _PACKAGES:
+        try:
+            packages.append(f"{name} {version(name)}")
+        except PackageNotFoundError:
+            packages.append(f"{name} (not installed)")
+    return (
+        f"- machine: {os.cpu_count()} CPUs (nproc {len(os.sched_getaffinity(0))}), {model}{memory}\n"
+        f"- Python {platform.python_version()} on {platform.system()} {platform.release()}, "
+        f"SQLite {sqlite3.sqlite_version}\n"
+        f"- packages: {', '.join(packages)}"
+    )
+
+
+def _seconds(values: list[float]) -> str:
+    return f"{median(values):.2f} s" if values else "—"
+
+
+def _ms(values: list[float], pct: float) -> str:
+    return f"{percentile(values, pct) * 1000:.2f}" if values else "—"
+
+
+def _verdict(ratio: float, target: float) -> str:
+    if ratio != ratio:
+        return "—"
+    return "✅" if ratio <= target else "❌"
+
+
+def table(settings: Settings, results: Results) -> str:
+    rows = [
+        "| workload | newsbot | reader | newsbot / reader | target | met |",
+        "|---|---|---|---|---|---|",
+    ]
+    for workload in INGEST:
+        if workload not in results.ran:
+            continue
+        ours = results.ingest[workload].get("newsbot", [])
+        theirs = results.ingest[workload].get("reader", [])
+        ratio = median(ours) / median(theirs) if ours and theirs else float("nan")
+        target = TARGETS[workload]
+        rows.append(
+            f"| {TITLES[workload]} (F={settings.feeds}, median of {len(ours)}) | {_seconds(ours)} | "
+            f"{_seconds(theirs)} | {ratio:.3f} | ≤ {target} | {_verdict(ratio, target)} |"
+            if theirs
+            else f"| {TITLES[workload]} (F={settings.feeds}, median of {len(ours)}) | "
+            f"{_seconds(ours)} | — | — | ≤ {target} | — |"
+        )
+    for key in ("small", "big"):
+        found = results.search.get(key)
+        if not found:
+            continue
+        ours = found["newsbot"]["latencies"]
+        theirs = found.get("reader", {}).get("latencies", [])
+        p95 = percentile(ours, 95) * 1000
+        label = f"search, {found['queries']} two-word queries over {found['articles']:,} articles"
+        rows.append(
+            f"| {label}: p50 / p95 ms | {_ms(ours, 50)} / {_ms(ours, 95)} | "
+            f"{_ms(theirs, 50) + ' / ' + _ms(theirs, 95) if theirs else '—'} | "
+            f"{(percentile(ours, 95) / percentile(theirs, 95)) if theirs else float('nan'):.3f} "
+            f"| p95 ≤ 20 ms | {'✅' if p95 <= 20 else '❌'} |".replace("| nan |", "| — |")
+        )
+    if results.memory:
+        m = results.memory
+        mib = 2**20
+        rows.append(
+            f"| memory, one poll over W1 (F={m['feeds']}): peak RSS parent + workers "
+            f"(PSS) | {m['parent_peak_rss'] / mib:.0f} + {m['children_peak_rss'] / mib:.0f} = "
+            f"{m['tree_peak_rss'] / mib:.0f} MiB ({m['tree_peak_pss'] / mib:.0f} MiB PSS, "
+            f"{m['processes']} processes) | "
+            f"{(str(round(max(results.reader_max_rss) / mib)) + ' MiB (one process)') if results.reader_max_rss else '—'} "
+            f"| — | ≤ 150 MB | {'✅' if m['tree_peak_rss'] <= 150e6 else '❌'} |"
+        )
+    if results.scaling:
+        base_feeds, base_seconds = results.scaling[0]
+        parts = []
+        for feeds, seconds in results.scaling:
+            parts.append(f"F={feeds}: {seconds:.2f} s ({seconds / feeds * 1000:.1f} ms/feed)")
+        last_feeds, last_seconds = results.scaling[-1]
+        growth = (last_seconds / base_seconds) / (last_feeds / base_feeds)
+        rows.append(
+            f"| scaling, W1 round time | {'; '.join(parts)} | — | "
+            f"{growth:.2f} × linear from F={base_feeds} to F={last_feeds} | ≈ linear | — |"
+        )
+    if "delivery" in results.ran:
+        result = results.delivery
+        met = (
+            "—"
+            if not result
+            else ("✅" if result["share_of_limit"] >= 0.95 and result["flood_429"] == 0 else "❌")
+        )
+        rows.append(
+            f"| {delivery.NAME} | {delivery.describe(result)} | — | — | "
+            f"≥ 95% of 30/s, zero 429 | {met} |"
+        )
+    return "\n".join(rows)
+
+
+def details(settings: Settings, results: Results) -> str:
+    lines = []
+    if results.internal:
+        lines.append(
+            "Internal times (newsbot's round without process start-up; reader's update_feeds):"
+        )
+        for workload in INGEST:
+            if workload in results.internal and workload in results.ran:
+                parts = [
+                    f"{program} {median(values):.2f} s"
+                    for program, values in results.internal[workload].items()
+                ]
+                lines.append(f"- {workload}: " + ", ".join(parts))
+    if results.search.get("small", {}).get("reader"):
+        lines.append(
+            f"- reader's enable_search + update_search over {results.search['small']['articles']:,} "
+            f"entries: {results.search['small']['reader']['index_seconds']:.2f} s"
+        )
+    for key in ("small", "big"):
+        found = results.search.get(key)
+        if found:
+            hits = found["newsbot"]["with_results"]
+            lines.append(f"- search {key}: {hits}/{found['queries']} queries found something")
+    big = results.search.get("big")
+    if big:
+        made = big["generate"]
+        lines.append(
+            f"- generating {made['articles']:,} articles (indexed by the FTS triggers as inserted): "
+            f"{made['seconds']:.1f} s, {made['bytes'] / 2**20:.0f} MiB database"
+        )
+    if results.problems:
+        lines.append("")
+        lines.append("**Checks that failed:**")
+        lines += [f"- {p}" for p in results.problems]
+    return "\n".join(lines)
