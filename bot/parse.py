@@ -32,6 +32,15 @@ TITLE_LIMIT = 500
 FALLBACK_TITLE_LIMIT = 80
 MAX_KEY_LENGTH = 256
 _IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".gif", ".webp", ".avif")
+_CHAR_REF = re.compile(rb"&#([xX][0-9a-fA-F]+|[0-9]+);")
+_CHAR_REF_RUN = re.compile(rb"(?:&#(?:[xX][0-9a-fA-F]+|[0-9]+);)+")
+# A superset of the troublesome references: hex D800-DFFF or 6+ digits,
+# decimal 55000-57999 or 7+ digits.
+_SUSPECT_CHAR_REF = re.compile(
+    rb"&#(?:[xX]0*(?:[dD][89a-fA-F][0-9a-fA-F]{2}|[0-9a-fA-F]{6,})|0*(?:5[5-7][0-9]{3}|[0-9]{7,}));"
+)
+_MAX_CODE_POINT = 0x10FFFF
+_REPLACEMENT = 0xFFFD
 _SLASH_DATE = re.compile(
     r"\s*(\d{4})/(\d{1,2})/(\d{1,2})(?:[ T]+(\d{1,2}):(\d{2})(?::(\d{2}))?)?\s*"
 )
@@ -41,7 +50,8 @@ def parse(body: bytes, url: str, content_type: str | None = None) -> ParsedFeed:
     """Parse a fetched feed body. Raises ``ParseError`` if it is not a feed.
 
     Malformed ("bozo") XML is accepted as long as feedparser salvaged a feed:
-    it never raises, and an HTML page or garbage gives ``version == ''`` with no
+    it does not raise (once the character references it chokes on are
+    repaired), and an HTML page or garbage gives ``version == ''`` with no
     entries, which is what we check (not ``bozo``).
     """
     headers = {"content-location": url}
@@ -50,7 +60,10 @@ def parse(body: bytes, url: str, content_type: str | None = None) -> ParsedFeed:
     # We strip all markup ourselves, so feedparser's sanitizer and in-content
     # URI resolution would be wasted work (about a third of its time).
     data = feedparser.parse(
-        body, response_headers=headers, sanitize_html=False, resolve_relative_uris=False
+        _repair_char_refs(body),
+        response_headers=headers,
+        sanitize_html=False,
+        resolve_relative_uris=False,
     )
     version = data.get("version") or ""
     raw_entries = data.get("entries") or []
@@ -76,6 +89,30 @@ def parse(body: bytes, url: str, content_type: str | None = None) -> ParsedFeed:
         bozo=bool(data.get("bozo")),
         entries=tuple(entries),
     )
+
+
+def _repair_char_refs(body: bytes) -> bytes:
+    """Rewrite numeric character references that make feedparser raise
+    instead of salvaging the feed: UTF-16 surrogates (emoji written as a pair,
+    "&#xD83D;&#xDE00;", by some CMSs) become the real character, lone halves
+    and numbers beyond Unicode become U+FFFD."""
+    if not _SUSPECT_CHAR_REF.search(body):
+        return body  # the common case: one quick scan
+    return _CHAR_REF_RUN.sub(_repair_run, body)
+
+
+def _repair_run(match: re.Match[bytes]) -> bytes:
+    codes = []
+    for ref in _CHAR_REF.findall(match.group(0)):
+        digits, base = (ref[1:], 16) if ref[:1] in b"xX" else (ref, 10)
+        # Length first: int() refuses thousands of digits, chr() big numbers.
+        codes.append(int(digits, base) if len(digits) <= 8 else _MAX_CODE_POINT + 1)
+    if all(c <= _MAX_CODE_POINT and not 0xD800 <= c <= 0xDFFF for c in codes):
+        return match.group(0)
+    text = "".join(chr(c) if c <= _MAX_CODE_POINT else chr(_REPLACEMENT) for c in codes)
+    # A UTF-16 round trip joins surrogate pairs and replaces lone halves.
+    text = text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+    return "".join(f"&#{ord(c)};" for c in text).encode("ascii")
 
 
 def _parse_entry(raw: Mapping[str, Any], site_url: str, feed_url: str) -> ParsedEntry | None:

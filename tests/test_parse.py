@@ -8,6 +8,8 @@ from functools import cache
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bot.errors import ParseError
 from bot.models import ParsedFeed
@@ -310,6 +312,105 @@ def test_an_empty_body_is_not_a_feed(body: bytes) -> None:
 def test_garbage_bytes_are_not_a_feed() -> None:
     with pytest.raises(ParseError):
         parse(bytes(range(256)) * 4, BASE + "junk", None)
+
+
+def _one_item(title: bytes) -> bytes:
+    return (
+        b'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>T</title>'
+        b"<item><title>" + title + b"</title><link>https://example.com/a</link></item>"
+        b"</channel></rss>"
+    )
+
+
+@pytest.mark.parametrize(
+    ("title", "expected"),
+    [
+        # Emoji written as a UTF-16 surrogate pair of references (some CMSs).
+        (b"Party &#xD83C;&#xDF89; time", "Party 🎉 time"),
+        (b"Smile &#55357;&#56832;", "Smile 😀"),
+        (b"Lone &#xD800; half", "Lone � half"),
+        (b"Beyond &#x110000; Unicode", "Beyond � Unicode"),
+        (b"Huge &#99999999999999999999999999; number", "Huge � number"),
+        (b"Fine &#8217; &#x1F600; refs", "Fine ’ 😀 refs"),
+    ],
+)
+def test_character_references_feedparser_cannot_take_are_repaired(
+    title: bytes, expected: str
+) -> None:
+    # Unrepaired, these make feedparser itself raise (UnicodeEncodeError,
+    # ValueError, OverflowError) instead of salvaging the feed.
+    (entry,) = parse(_one_item(title), BASE + "refs.xml", "application/rss+xml").entries
+    assert entry.title == expected
+
+
+_xml_pieces = st.sampled_from(
+    [
+        '<?xml version="1.0" encoding="utf-8"?>',
+        '<rss version="2.0">',
+        "</rss>",
+        "<channel>",
+        "</channel>",
+        "<item>",
+        "</item>",
+        '<feed xmlns="http://www.w3.org/2005/Atom">',
+        "<entry>",
+        "</entry>",
+        "<title>",
+        "</title>",
+        "<link>",
+        "</link>",
+        '<link href="/x"/>',
+        "<guid>",
+        "</guid>",
+        "<pubDate>",
+        "</pubDate>",
+        "<description>",
+        "</description>",
+        '<category term="a, b"/>',
+        '<enclosure url="http://example.com/a.jpg" type="image/jpeg"/>',
+        "<ttl>",
+        "</ttl>",
+        "<![CDATA[",
+        "]]>",
+        "&amp;",
+        "&lt;b&gt;",
+        "&bogus;",
+        "&#xD83D;",
+        "&#xDE00;",
+        "&#1114112;",
+        "2020/1/10 14:33",
+        "2020/13/45",
+        "Mon, 01 Jan 2024 10:00:00 GMT",
+        "http://example.com/a",
+        "javascript:alert(1)",
+        "текст",
+    ]
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.one_of(_xml_pieces, st.text(max_size=8)), max_size=30),
+    st.sampled_from([None, "application/xml", "text/html", "text/xml; charset=koi8-r"]),
+)
+def test_parse_only_ever_raises_parse_error(pieces: list[str], content_type: str | None) -> None:
+    body = "".join(pieces).encode("utf-8", "surrogatepass")
+    try:
+        feed = parse(body, BASE + "fuzz.xml", content_type)
+    except ParseError:
+        return
+    for entry in feed.entries:
+        assert entry.title.strip()
+        assert is_absolute_http_url(entry.url)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.binary(max_size=300))
+def test_parse_of_random_bytes_only_ever_raises_parse_error(body: bytes) -> None:
+    try:
+        parse(body, BASE + "bytes", None)
+    except ParseError:
+        pass
 
 
 def test_relative_links_are_resolved_against_the_site() -> None:
