@@ -1,2 +1,2 @@
-from tests.feed_server import feed_server  # noqa: F401
 from tests.fake_telegram import fake_telegram  # noqa: F401
+from tests.feed_server import feed_server  # noqa: F401
