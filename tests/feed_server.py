@@ -3,8 +3,10 @@
 It runs the stdlib ``ThreadingHTTPServer`` in a background thread, so it never
 shares the test's event loop, and httpx talks to it over a real socket. Each
 path has its own ``Route``: a body, a status, headers, conditional GET
-(honoured or ignored), gzip, redirects and a delay. Every request is logged so
-a test can assert what the client sent (If-None-Match, If-Modified-Since...).
+(honoured or ignored), gzip (or raw gzip bytes: a bomb), redirects, a delay,
+a gate the test opens, and a body dripped slowly or sent chunked. Every
+request is logged so a test can assert what the client sent (If-None-Match,
+If-Modified-Since...).
 
     def test_something(feed_server):
         route = feed_server.serve("/feed.xml", body, etag='"v1"')
@@ -49,6 +51,9 @@ class Route:
     location: str | None = None
     # Seconds to wait before answering (a slow server).
     delay: float = 0.0
+    # When set, requests wait until the test sets it (a server that answers
+    # exactly when the test says so).
+    gate: threading.Event | None = None
     # Send the body in pieces of ``chunk_size`` bytes, waiting this long
     # before each one (a server dripping bytes: never idle long enough for a
     # read timeout, yet never done).
@@ -123,6 +128,13 @@ class FeedServer:
         """Sleep up to ``seconds``; False if the server is closing."""
         return not self._closing.wait(seconds)
 
+    def _wait_for(self, gate: threading.Event) -> bool:
+        """Wait until ``gate`` is set; False if the server is closing first."""
+        while not gate.wait(0.05):
+            if self._closing.is_set():
+                return False
+        return True
+
 
 def _not_modified(route: Route, headers: dict[str, str]) -> bool:
     if not route.honour_conditional:
@@ -148,6 +160,8 @@ def _make_handler(server: FeedServer) -> type[BaseHTTPRequestHandler]:
                 self._answer(404, {"Content-Type": "text/plain"}, b"not found")
                 return
             if route.delay and not server._wait(route.delay):
+                return
+            if route.gate is not None and not server._wait_for(route.gate):
                 return
             out = {k: v for k, v in route.headers.items()}
             if route.etag:

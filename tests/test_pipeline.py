@@ -3,7 +3,9 @@ fetcher, parser and SQLite database, and a clock moved by hand."""
 
 from __future__ import annotations
 
+import asyncio
 import gzip
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -78,6 +80,15 @@ async def open_runtime(clock: ManualClock) -> AsyncIterator[OpenRuntime]:
     yield factory
     for runtime in opened:
         await runtime.close()
+
+
+async def wait_until(condition: Callable[[], bool]) -> None:
+    """Poll ``condition`` (set by the server thread) for up to ten seconds."""
+    for _ in range(1000):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("condition not met within 10 s")
 
 
 async def one_round(runtime: Runtime, *, all_feeds: bool = True) -> RoundReport:
@@ -514,6 +525,24 @@ async def test_an_unreachable_server_fails_cleanly(
     outcome = await only(runtime)
     assert outcome.status == "failed"
     assert (outcome.error or "").startswith("fetch: cannot connect")
+
+
+async def test_only_one_round_runs_at_a_time(
+    feed_server: FeedServer, tmp_path: Path, open_runtime: OpenRuntime
+) -> None:
+    gate = threading.Event()
+    feed_server.serve("/feed.xml", rss(item(1)), gate=gate)
+    runtime = await open_runtime(single_feed(tmp_path, feed_server.url("/feed.xml")))
+    first = asyncio.create_task(runtime.poller.run_round(all_feeds=True))
+    try:
+        await wait_until(lambda: feed_server.hits("/feed.xml") == 1)
+        assert runtime.poller.running
+        assert await runtime.poller.run_round(all_feeds=True) is None
+    finally:
+        gate.set()
+    report = await first
+    assert report is not None and [o.status for o in report.outcomes] == ["new"]
+    assert not runtime.poller.running
 
 
 # -- what gets stored ---------------------------------------------------------
