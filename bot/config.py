@@ -110,6 +110,15 @@ class TelegramConfig(_Model):
             return None
         return _check_http_url(value)
 
+    @field_validator("webhook_url")
+    @classmethod
+    def _https_webhook(cls, value: str | None) -> str | None:
+        # Telegram refuses plain-http webhooks; the listener itself may speak
+        # plain HTTP behind a TLS-terminating proxy.
+        if value is not None and not value.startswith("https://"):
+            raise ValueError("Telegram only calls https:// webhook URLs")
+        return value
+
     @field_validator("webhook_secret")
     @classmethod
     def _secret(cls, value: str | None) -> str | None:
