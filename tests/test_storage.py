@@ -404,7 +404,7 @@ def test_any_text_gives_a_valid_match_expression_or_none(tmp_path: Path) -> None
     )
     connection.execute("INSERT INTO t VALUES ('Rocket launch', 'Café 7-3 C++')")
 
-    @settings(max_examples=500)
+    @settings(max_examples=300)
     @given(st.text())
     def check(text: str) -> None:
         query = build_match_query(text)
