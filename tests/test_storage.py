@@ -188,6 +188,35 @@ def test_an_unopenable_path_is_a_storage_error_without_stray_thread_errors(
     assert thread_errors == []
 
 
+async def test_feeds_dropped_from_the_config_stop_polling_but_keep_articles(
+    storage: Storage,
+) -> None:
+    one, _two = await add_feeds(
+        storage,
+        FeedConfig(url="https://one.example/feed"),
+        FeedConfig(url="https://two.example/feed", name="Two"),
+    )
+    await store(storage, one, [article("a", "Still here")])
+    await storage.sync_feeds([FeedConfig(url="https://two.example/feed", name="Renamed")], LATER)
+    (remaining,) = await current(storage)
+    assert (remaining.url, remaining.name) == ("https://two.example/feed", "Renamed")
+    assert [a.title for a in await storage.latest_articles(None, 10)] == ["Still here"]
+    # Back in the config, the feed keeps its history: nothing is new again.
+    await storage.sync_feeds([FeedConfig(url="https://one.example/feed")], LATER)
+    (again,) = await current(storage)
+    assert again.id == one.id and again.ever_fetched
+    assert (await store(storage, again, [article("a")], now=LATER)).new_articles == 0
+
+
+async def test_due_feeds_are_those_whose_check_time_has_come(storage: Storage) -> None:
+    feed = await one_feed(storage)
+    assert [f.id for f in await storage.due_feeds(NOW)] == [feed.id]
+    await store(storage, feed, [])  # next check in ten minutes
+    assert await storage.due_feeds(NOW + timedelta(minutes=9)) == []
+    assert [f.id for f in await storage.due_feeds(NOW + timedelta(minutes=10))] == [feed.id]
+    assert await storage.next_due_time() == NOW + timedelta(minutes=10)
+
+
 # -- articles and de-duplication --------------------------------------------
 
 
