@@ -72,6 +72,10 @@ def parse(body: bytes, url: str, content_type: str | None = None) -> ParsedFeed:
         raise ParseError(f"parse: {reason}")
     feed = data.get("feed") or {}
     site_url = absolute_http_url(feed.get("link"), url)
+    # Canonical like every entry URL: an entry without a link falls back to
+    # it, and storage must recognise that fallback ("https://example.com"
+    # vs "https://example.com/") so it never de-duplicates such entries.
+    site_url = canonical_url(site_url) if site_url else None
     feed_title, _ = html_to_text(feed.get("title"))
     entries = []
     seen_keys: set[str] = set()

@@ -548,6 +548,31 @@ async def test_only_one_round_runs_at_a_time(
 # -- what gets stored ---------------------------------------------------------
 
 
+@pytest.mark.parametrize(
+    "site_link",
+    [
+        "<link>https://loopback.example</link>",
+        "<link>HTTPS://Loopback.example:443/</link>",
+        "",
+    ],
+    ids=["no-slash", "not-canonical", "no-site-link"],
+)
+async def test_entries_without_links_are_not_merged_into_one(
+    feed_server: FeedServer, tmp_path: Path, open_runtime: OpenRuntime, site_link: str
+) -> None:
+    # Items with neither link nor guid fall back to the site's URL (or the
+    # feed's), which names no single story: they must not be de-duplicated.
+    body = (
+        '<?xml version="1.0"?><rss version="2.0"><channel><title>Notes</title>'
+        + site_link
+        + "<item><title>First note</title></item><item><title>Second note</title></item>"
+        + "</channel></rss>"
+    ).encode()
+    feed_server.serve("/feed.xml", body)
+    runtime = await open_runtime(single_feed(tmp_path, feed_server.url("/feed.xml")))
+    assert (await only(runtime)).new_articles == 2
+
+
 async def test_duplicate_guids_inside_one_feed_are_stored_once(
     feed_server: FeedServer, tmp_path: Path, open_runtime: OpenRuntime
 ) -> None:
