@@ -388,7 +388,7 @@ _xml_pieces = st.sampled_from(
 )
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(
     st.lists(st.one_of(_xml_pieces, st.text(max_size=8)), max_size=30),
     st.sampled_from([None, "application/xml", "text/html", "text/xml; charset=koi8-r"]),
