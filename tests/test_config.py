@@ -326,7 +326,7 @@ _values = st.recursive(
 _config_dicts = st.dictionaries(st.sampled_from(_KEYS[:6]), _values, max_size=6)
 
 
-@settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(_config_dicts)
 def test_parse_config_only_ever_raises_config_error(data: dict[str, Any]) -> None:
     try:
@@ -376,6 +376,7 @@ _toml_lines = st.lists(
 
 @settings(
     max_examples=100,
+    deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
 @given(_toml_lines)

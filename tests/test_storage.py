@@ -433,7 +433,7 @@ def test_any_text_gives_a_valid_match_expression_or_none(tmp_path: Path) -> None
     )
     connection.execute("INSERT INTO t VALUES ('Rocket launch', 'Café 7-3 C++')")
 
-    @settings(max_examples=300)
+    @settings(max_examples=300, deadline=None)
     @given(st.text())
     def check(text: str) -> None:
         query = build_match_query(text)
@@ -458,7 +458,7 @@ def test_search_never_raises_on_arbitrary_text(
                 store(storage, feed, [article("a", "Rocket launch at dawn", summary="Café")])
             )
 
-            @settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
+            @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
             @given(st.text(max_size=300), st.integers(min_value=0, max_value=50))
             def check(text: str, offset: int) -> None:
                 results = runner.run(storage.search_articles(text, 10, offset))

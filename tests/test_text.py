@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bot.text import (
@@ -61,6 +61,7 @@ _html_pieces = st.sampled_from(
 html_soup = st.lists(st.one_of(_html_pieces, st.text(max_size=8)), max_size=30).map("".join)
 
 
+@settings(deadline=None)
 @given(st.text())
 def test_html_to_text_never_raises_on_any_text(fragment: str) -> None:
     text, image = html_to_text(fragment)
@@ -68,6 +69,7 @@ def test_html_to_text_never_raises_on_any_text(fragment: str) -> None:
     assert image is None or image.strip()
 
 
+@settings(deadline=None)
 @given(html_soup)
 def test_html_to_text_never_raises_on_html_soup(fragment: str) -> None:
     text, _ = html_to_text(fragment)
@@ -76,6 +78,7 @@ def test_html_to_text_never_raises_on_html_soup(fragment: str) -> None:
     assert "\x00" not in text and "\u200b" not in text
 
 
+@settings(deadline=None)
 @given(st.lists(st.one_of(_html_pieces, st.text(max_size=8)), max_size=30))
 def test_html_to_text_leaves_no_tag_when_nothing_was_escaped(pieces: list[str]) -> None:
     # Only an escaped "&lt;" may legitimately produce "<tag"-looking text.
