@@ -13,6 +13,7 @@ import html
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 
 import httpx
 from telegram import BotCommand, Update
@@ -147,8 +148,17 @@ class NewsbotApplication:
             interval=tick,
             first=0.0,
             name="poll-feeds",
-            # A round that outlasts the tick is not started twice.
-            job_kwargs={"max_instances": 1, "coalesce": True, "misfire_grace_time": None},
+            job_kwargs={
+                # A round that outlasts the tick is not started twice.
+                "max_instances": 1,
+                "coalesce": True,
+                "misfire_grace_time": None,
+                # The scheduler starts only after post_init, when first=0 already
+                # lies in the past, and APScheduler's interval trigger then skips
+                # to the next tick (up to 30 s without news after a start). An
+                # explicit first run time is kept as given: poll at once.
+                "next_run_time": datetime.now(UTC),
+            },
         )
 
     async def _poll_job(self, context: ContextTypes.DEFAULT_TYPE) -> None:
