@@ -246,7 +246,10 @@ async def _change_subscriptions(
             not_subscribed = [c for c in lookup.found if c.id not in removed]
             if not_subscribed:
                 parts.append(f"Wasn't subscribed to {_titles(not_subscribed)}.")
-    if lookup.unknown:
+    if lookup.unknown or not parts:
+        # Words of separators alone ("/subscribe ,") name nothing at all. Never
+        # reply with an empty text: PTB's Defaults turn "" into "[]" (it takes
+        # an empty string for an empty list of poll options) and Telegram shows that.
         parts.append(escape(unknown_categories_message(lookup.unknown)))
     await reply(update, " ".join(parts))
 
