@@ -320,7 +320,12 @@ async def _send_search_page(
             markup = InlineKeyboardMarkup([[InlineKeyboardButton("More ›", callback_data=data)]])
     message = update.effective_message
     if edit and message is not None:
-        await message.edit_text(text, reply_markup=markup, link_preview_options=NO_PREVIEW)
+        try:
+            await message.edit_text(text, reply_markup=markup, link_preview_options=NO_PREVIEW)
+        except BadRequest as error:
+            # A double tap on "More" asks twice for the page the message shows.
+            if "not modified" not in error.message.lower():
+                raise
     else:
         await reply(update, text, markup)
 
