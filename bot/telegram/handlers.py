@@ -40,7 +40,7 @@ from bot.telegram.args import (
     toggle_data,
     unknown_categories_message,
 )
-from bot.telegram.permissions import PermissionChecker
+from bot.telegram.permissions import PermissionChecker, Verdict
 
 log = logging.getLogger(__name__)
 
@@ -261,7 +261,7 @@ async def mysubs(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if len(args) > 1:
         await reply(update, "Use /mysubs, or /mysubs @channel for a channel you manage.")
         return
-    target = await _target_chat(update, context, args)
+    target = await _target_chat(update, context, args, changing=False)
     if target is None:
         return
     chat, _ = target
@@ -474,11 +474,27 @@ def _chat_name(chat: Chat | ChatFullInfo) -> str:
     return chat.title or chat.full_name or str(chat.id)
 
 
+def _names_this_chat(reference: str | int, here: Chat) -> bool:
+    if reference == here.id:
+        return True
+    # Usernames are case-insensitive, and a chat without one has no @name (a
+    # plain f"@{here.username}" once made "@None" name every such chat).
+    return (
+        isinstance(reference, str)
+        and here.username is not None
+        and reference.casefold() == f"@{here.username}".casefold()
+    )
+
+
 async def _target_chat(
-    update: Update, context: ContextTypes.DEFAULT_TYPE, args: list[str]
+    update: Update,
+    context: ContextTypes.DEFAULT_TYPE,
+    args: list[str],
+    *,
+    changing: bool = True,
 ) -> tuple[Chat | ChatFullInfo, list[str]] | None:
     """The chat a subscription command is about, after checking the sender may
-    change it; replies and returns None otherwise."""
+    change it (or, for another chat, see it); replies and returns None otherwise."""
     bot = services(context)
     here = update.effective_chat
     message = update.effective_message
@@ -487,8 +503,14 @@ async def _target_chat(
     reference, rest = split_target(args)
     sender_chat_id = message.sender_chat.id if message.sender_chat else None
     user_id = update.effective_user.id if update.effective_user else None
-    if reference is None or reference in (here.id, f"@{here.username}"):
-        verdict = await bot.permissions.can_manage(here, user_id, sender_chat_id)
+    if reference is None or _names_this_chat(reference, here):
+        # Anyone in a chat may see its own subscriptions: /start and
+        # /categories show them to every member anyway.
+        verdict = (
+            await bot.permissions.can_manage(here, user_id, sender_chat_id)
+            if changing
+            else Verdict(True)
+        )
         if not verdict.allowed:
             await reply(update, escape(verdict.reason))
             return None
