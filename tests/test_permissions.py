@@ -1,0 +1,520 @@
+"""Who may change which chat's subscriptions: groups, channels, the bot's own
+membership, migrations and forged buttons, through the real PTB application
+and the fake Bot API (which answers getChat/getChatMember as Telegram does)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+
+from tests.bot_harness import (
+    ALICE,
+    BOB,
+    CAROL,
+    LONG_ID,
+    BotHarness,
+    anonymous_admin_message,
+    data_of,
+    eventually,
+    item,
+    labels,
+    message_id,
+    running_bot,
+    space_items,
+)
+from tests.fake_telegram import Call, FakeTelegram
+from tests.feed_server import FeedServer
+
+GROUP = -4001
+SUPERGROUP = -1_000_000_004_001
+CHANNEL = -1_001_234_567_890
+CHANNEL_NAME = "spacenews"
+DAVE = 555_000_111  # a user id as long as real ones, so /cmd <id> reads it as a chat
+
+
+@pytest.fixture
+async def bot(
+    tmp_path: Path, fake_telegram: FakeTelegram, feed_server: FeedServer
+) -> AsyncIterator[BotHarness]:
+    async with running_bot(tmp_path, fake_telegram, feed_server) as harness:
+        yield harness
+
+
+def make_group(bot: BotHarness, chat_id: int = GROUP) -> None:
+    """A group where Alice is an administrator, Carol the creator, Bob a member."""
+    bot.fake.add_chat(chat_id, title="Readers & <Friends>")
+    bot.fake.set_member(chat_id, ALICE, "administrator")
+    bot.fake.set_member(chat_id, CAROL, "creator")
+    bot.fake.set_member(chat_id, BOB, "member")
+
+
+async def make_channel(
+    bot: BotHarness, *, bot_status: str = "administrator", can_post: bool = True
+) -> None:
+    """@spacenews, created by Alice; the bot is added with ``bot_status`` (the
+    my_chat_member update Telegram sends when an admin adds it)."""
+    bot.fake.add_chat(CHANNEL, "channel", title="Space News", username=CHANNEL_NAME)
+    bot.fake.set_member(CHANNEL, ALICE, "creator")
+    await bot.ask(
+        bot.fake.my_chat_member(
+            CHANNEL,
+            "channel",
+            "left",
+            bot_status,
+            user_id=ALICE,
+            can_post_messages=can_post,
+            username=CHANNEL_NAME,
+        )
+    )
+
+
+async def publish_space_story(bot: BotHarness, key: str, title: str) -> None:
+    """A new story in the space feed, after its first fetch was stored."""
+    bot.feeds.serve("/space.xml", space_items(item(key, title, hours_ago=0.1)))
+
+
+def is_card(chat_id: int, title: str) -> Callable[[Call], bool]:
+    def card(call: Call) -> bool:
+        return (
+            call.method == "sendMessage"
+            and call.chat_id == chat_id
+            and title in str(call.params.get("text", ""))
+        )
+
+    return card
+
+
+# -- groups ----------------------------------------------------------------------
+
+
+async def test_anyone_in_a_group_may_read_headlines_and_search(bot: BotHarness) -> None:
+    make_group(bot)
+
+    exchange = await bot.ask(
+        bot.fake.message(GROUP, "/latest space 2", user_id=BOB),
+        bot.fake.message(GROUP, "/search physics", user_id=BOB),
+        bot.fake.message(GROUP, "/categories", user_id=BOB),
+    )
+
+    texts = exchange.texts(GROUP)
+    assert texts[0].startswith("<b>Latest in Space</b>")
+    assert texts[1].startswith('<b>Results for "physics"</b>')
+    assert texts[2].startswith("<b>Categories</b>")
+    assert exchange.of("getChatMember") == []  # reading needs no admin check
+
+
+async def test_anyone_in_a_group_may_see_what_it_receives(bot: BotHarness) -> None:
+    make_group(bot)
+    await bot.say(GROUP, "/subscribe space", user_id=ALICE)
+
+    text = (await bot.say(GROUP, "/mysubs", user_id=BOB)).text(GROUP)
+
+    # /start and /categories show the same marks to everyone; /mysubs changes nothing.
+    assert text == "This chat receives: Space."
+
+
+async def test_only_group_admins_change_its_subscriptions(bot: BotHarness) -> None:
+    make_group(bot)
+    refusal = "Only this group's admins can change its subscriptions."
+
+    assert (await bot.say(GROUP, "/subscribe space", user_id=BOB)).text(GROUP) == refusal
+    assert await bot.storage.subscriptions(GROUP) == []
+
+    assert (await bot.say(GROUP, "/subscribe space science", user_id=ALICE)).text(GROUP) == (
+        "Subscribed to Space, Science."
+    )
+    assert (await bot.say(GROUP, "/unsubscribe all", user_id=BOB)).text(GROUP) == refusal
+    assert (await bot.say(GROUP, "/unsubscribe space", user_id=BOB)).text(GROUP) == refusal
+    assert await bot.storage.subscriptions(GROUP) == ["science", "space"]
+
+    assert (await bot.say(GROUP, "/unsubscribe space", user_id=CAROL)).text(GROUP) == (
+        "Unsubscribed from Space."
+    )
+    assert await bot.storage.subscriptions(GROUP) == ["science"]
+
+
+async def test_a_group_member_pressing_a_category_button_is_refused(bot: BotHarness) -> None:
+    make_group(bot)
+    menu = message_id((await bot.say(GROUP, "/start", user_id=ALICE)).reply(GROUP))
+
+    pressed = await bot.press(GROUP, BOB, "t:space", message_id=menu)
+
+    answer = pressed.answer()
+    assert answer.params["text"] == "Only this group's admins can change its subscriptions."
+    assert answer.params["show_alert"] is True
+    assert pressed.of("editMessageReplyMarkup") == []
+    assert await bot.storage.subscriptions(GROUP) == []
+
+    pressed = await bot.press(GROUP, ALICE, "t:space", message_id=menu)
+
+    assert pressed.answer().params["text"] == "Subscribed to Space"
+    assert await bot.storage.subscriptions(GROUP) == ["space"]
+
+
+async def test_an_anonymous_group_admin_may_change_subscriptions(bot: BotHarness) -> None:
+    make_group(bot, SUPERGROUP)
+
+    exchange = await bot.ask(anonymous_admin_message(bot.fake, SUPERGROUP, "/subscribe science"))
+
+    assert exchange.text(SUPERGROUP) == "Subscribed to Science."
+    assert await bot.storage.subscriptions(SUPERGROUP) == ["science"]
+
+
+# -- channels --------------------------------------------------------------------
+
+
+async def test_a_channel_admin_configures_the_channel_from_a_private_chat(
+    bot: BotHarness,
+) -> None:
+    await make_channel(bot)
+
+    assert (await bot.say(ALICE, "/subscribe @spacenews space science")).text(ALICE) == (
+        "Subscribed for @spacenews to Space, Science."
+    )
+    assert await bot.storage.subscriptions(CHANNEL) == ["science", "space"]
+    assert (await bot.say(ALICE, "/mysubs @spacenews")).text(ALICE) == (
+        "@spacenews receives: Space, Science."
+    )
+    assert (await bot.say(ALICE, f"/unsubscribe {CHANNEL} science")).text(ALICE) == (
+        "Unsubscribed for @spacenews from Science."
+    )
+    assert (await bot.say(ALICE, f"/mysubs {CHANNEL}")).text(ALICE) == (
+        "@spacenews receives: Space."
+    )
+    assert await bot.storage.subscriptions(ALICE) == []  # Alice's own chat is untouched
+
+    # A new space story goes to the channel.
+    await publish_space_story(bot, "space-new", "Rocket lands on the Moon")
+    card = await bot.fake.wait_for_async(is_card(CHANNEL, "Rocket lands on the Moon"), 15)
+    assert card.ok
+
+    assert (await bot.say(ALICE, "/unsubscribe @spacenews all")).text(ALICE) == (
+        "Unsubscribed for @spacenews from everything."
+    )
+    assert await bot.storage.subscriptions(CHANNEL) == []
+
+
+async def test_a_channel_keyboard_from_a_private_chat_toggles_the_channel(
+    bot: BotHarness,
+) -> None:
+    await make_channel(bot)
+
+    menu = (await bot.say(ALICE, "/subscribe @spacenews")).reply(ALICE)
+
+    assert str(menu.params["text"]) == "Tap to subscribe or unsubscribe for @spacenews:"
+    assert data_of(menu)[-1] == f"t:{LONG_ID}:{CHANNEL}"
+    assert all(len(data.encode()) <= 64 for data in data_of(menu))
+
+    pressed = await bot.press(ALICE, ALICE, f"t:space:{CHANNEL}", message_id=message_id(menu))
+
+    assert pressed.answer().params["text"] == "Subscribed to Space"
+    (edit,) = pressed.of("editMessageReplyMarkup")
+    assert labels(edit)[0] == "✓ Space"
+    assert data_of(edit)[0] == f"t:space:{CHANNEL}"
+    assert await bot.storage.subscriptions(CHANNEL) == ["space"]
+    assert await bot.storage.subscriptions(ALICE) == []
+
+
+REFUSALS = {
+    "user not an admin": "Only admins of @spacenews can change its subscriptions.",
+    "bot not an admin": "I'm not an administrator of @spacenews. Add me as an administrator "
+    "with the right to post messages, then try again.",
+    "bot cannot post": "I'm an administrator of @spacenews but can't post messages there. "
+    'Give me the "Post messages" right, then try again.',
+}
+
+
+@pytest.mark.parametrize("case", list(REFUSALS))
+async def test_channel_changes_are_refused_with_the_reason(bot: BotHarness, case: str) -> None:
+    if case == "bot not an admin":
+        await make_channel(bot, bot_status="member")
+    elif case == "bot cannot post":
+        await make_channel(bot, can_post=False)
+    else:
+        await make_channel(bot)
+        bot.fake.set_member(CHANNEL, ALICE, "member")
+
+    for command in (
+        "/subscribe @spacenews space",
+        "/unsubscribe @spacenews all",
+        "/mysubs @spacenews",
+    ):
+        assert (await bot.say(ALICE, command)).text(ALICE) == REFUSALS[case]
+    assert await bot.storage.subscriptions(CHANNEL) == []
+
+
+async def test_a_channel_that_does_not_exist_is_explained(bot: BotHarness) -> None:
+    exchange = await bot.say(ALICE, "/subscribe @nosuchchannel space")
+
+    assert exchange.text(ALICE) == (
+        "I can't find @nosuchchannel. Add me to the channel as an administrator who can "
+        "post messages, then try again."
+    )
+    (lookup,) = exchange.of("getChat")
+    assert lookup.status == 400  # "chat not found"
+
+
+async def test_channels_are_configured_only_from_a_private_chat(bot: BotHarness) -> None:
+    await make_channel(bot)
+    make_group(bot)
+
+    text = (await bot.say(GROUP, "/subscribe @spacenews space", user_id=ALICE)).text(GROUP)
+
+    assert text == "Configure channels from a private chat with me."
+    assert await bot.storage.subscriptions(CHANNEL) == []
+
+
+async def test_commands_posted_inside_a_channel_are_accepted(bot: BotHarness) -> None:
+    await make_channel(bot)
+    post = bot.fake.channel_post
+
+    exchange = await bot.ask(
+        post(CHANNEL, "/subscribe space", username=CHANNEL_NAME),
+        post(CHANNEL, "/subscribe@newsbot_test_bot science", username=CHANNEL_NAME),
+        post(CHANNEL, "/unsubscribe science", username=CHANNEL_NAME),
+        post(CHANNEL, "/mysubs", username=CHANNEL_NAME),
+    )
+
+    assert exchange.texts(CHANNEL) == [
+        "Subscribed to Space.",
+        "Subscribed to Science.",
+        "Unsubscribed from Science.",
+        "This chat receives: Space.",
+    ]
+    assert await bot.storage.subscriptions(CHANNEL) == ["space"]
+
+
+async def test_a_channel_post_naming_the_channel_itself_is_about_the_channel(
+    bot: BotHarness,
+) -> None:
+    await make_channel(bot)
+
+    # Usernames are case-insensitive: @SpaceNews is this channel.
+    exchange = await bot.ask(
+        bot.fake.channel_post(CHANNEL, "/subscribe @SpaceNews space", username=CHANNEL_NAME)
+    )
+
+    assert exchange.text(CHANNEL) == "Subscribed to Space."
+    assert await bot.storage.subscriptions(CHANNEL) == ["space"]
+
+
+async def test_a_chat_without_a_username_is_not_at_none(bot: BotHarness) -> None:
+    make_group(bot)
+
+    # The group has no username; "@None" is some other chat, not this one.
+    exchange = await bot.say(GROUP, "/subscribe @None space", user_id=ALICE)
+
+    assert exchange.text(GROUP) == "Configure channels from a private chat with me."
+    assert await bot.storage.subscriptions(GROUP) == []
+
+
+# -- the bot's own membership --------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("chat_id", "removal"),
+    [
+        (GROUP, ("member", "left")),
+        (ALICE, ("member", "kicked")),
+        (CHANNEL, ("administrator", "left")),
+    ],
+    ids=["group removed", "private blocked", "channel removed"],
+)
+async def test_a_removed_bot_deactivates_the_chat_and_drops_its_pending_cards(
+    tmp_path: Path,
+    fake_telegram: FakeTelegram,
+    feed_server: FeedServer,
+    chat_id: int,
+    removal: tuple[str, str],
+) -> None:
+    # Slow pacing holds the second card back, pending, while the first goes out.
+    async with running_bot(
+        tmp_path, fake_telegram, feed_server, private_chat_interval=60, group_chat_interval=60
+    ) as bot:
+        if chat_id == CHANNEL:
+            await make_channel(bot)
+            await bot.ask(bot.fake.channel_post(CHANNEL, "/subscribe space"))
+            kind = "channel"
+        elif chat_id == GROUP:
+            make_group(bot)
+            await bot.say(GROUP, "/subscribe space", user_id=ALICE)
+            kind = "group"
+        else:
+            await bot.say(ALICE, "/subscribe space")
+            kind = "private"
+        assert await bot.storage.subscriptions(chat_id) == ["space"]
+        bot.feeds.serve(
+            "/space.xml",
+            space_items(
+                item("space-a", "First new story", hours_ago=0.2),
+                item("space-b", "Second new story", hours_ago=0.1),
+            ),
+        )
+
+        async def one_sent_one_pending() -> bool:
+            return await bot.storage.delivery_counts() == {"sent": 1, "pending": 1}
+
+        await eventually(one_sent_one_pending)
+
+        await bot.ask(bot.fake.my_chat_member(chat_id, kind, *removal))  # type: ignore[arg-type]
+
+        chat = await bot.storage.get_chat(chat_id)
+        assert chat is not None and not chat.active
+        assert await bot.storage.delivery_counts() == {"sent": 1, "dropped": 1}
+        # Subscriptions stay, for when the bot is added back.
+        assert await bot.storage.subscriptions(chat_id) == ["space"]
+
+
+@pytest.mark.parametrize(
+    ("chat_id", "kind", "removed", "restored"),
+    [
+        (GROUP, "group", ("member", "kicked"), ("kicked", "member")),
+        (ALICE, "private", ("member", "kicked"), ("kicked", "member")),
+    ],
+    ids=["group", "private"],
+)
+async def test_a_bot_added_back_can_be_configured_again_and_delivers(
+    bot: BotHarness,
+    chat_id: int,
+    kind: str,
+    removed: tuple[str, str],
+    restored: tuple[str, str],
+) -> None:
+    make_group(bot)
+    await bot.say(chat_id, "/subscribe space", user_id=ALICE)
+    await bot.ask(bot.fake.my_chat_member(chat_id, kind, *removed))  # type: ignore[arg-type]
+    chat = await bot.storage.get_chat(chat_id)
+    assert chat is not None and not chat.active
+
+    await bot.ask(bot.fake.my_chat_member(chat_id, kind, *restored))  # type: ignore[arg-type]
+
+    chat = await bot.storage.get_chat(chat_id)
+    assert chat is not None and chat.active
+    assert (await bot.say(chat_id, "/subscribe science", user_id=ALICE)).text(chat_id) == (
+        "Subscribed to Science."
+    )
+    await publish_space_story(bot, "space-back", "Welcome back launch")
+    card = await bot.fake.wait_for_async(is_card(chat_id, "Welcome back launch"), 15)
+    assert card.ok
+
+
+async def test_a_group_that_becomes_a_supergroup_keeps_its_subscriptions(
+    bot: BotHarness,
+) -> None:
+    make_group(bot)
+    await bot.say(GROUP, "/subscribe space science", user_id=ALICE)
+
+    await bot.ask(bot.fake.migrate(GROUP, SUPERGROUP), bot.fake.migrate_from(SUPERGROUP, GROUP))
+
+    assert await bot.storage.get_chat(GROUP) is None
+    moved = await bot.storage.get_chat(SUPERGROUP)
+    assert moved is not None and moved.active and moved.type == "supergroup"
+    assert await bot.storage.subscriptions(SUPERGROUP) == ["science", "space"]
+    assert (await bot.say(SUPERGROUP, "/mysubs", user_id=BOB)).text(SUPERGROUP) == (
+        "This chat receives: Space, Science."
+    )
+    await publish_space_story(bot, "space-moved", "Supergroup launch window")
+    card = await bot.fake.wait_for_async(is_card(SUPERGROUP, "Supergroup launch window"), 15)
+    assert card.ok
+
+
+# -- forged and stale buttons ----------------------------------------------------------
+
+
+async def test_a_user_cannot_change_another_users_private_subscriptions(
+    bot: BotHarness, caplog: pytest.LogCaptureFixture
+) -> None:
+    await bot.say(DAVE, "/subscribe space")
+
+    # Bob forges Dave's chat id into a button in his own chat...
+    forged = await bot.press(BOB, BOB, f"t:science:{DAVE}")
+    # ... or presses a button on a message in Dave's chat.
+    foreign = await bot.press(DAVE, BOB, "t:space")
+    # ... or names Dave's chat in a command.
+    named = await bot.say(BOB, f"/unsubscribe {DAVE} all")
+    peek = await bot.say(BOB, f"/mysubs {DAVE}")
+
+    for pressed in (forged, foreign):
+        answer = pressed.answer()
+        assert answer.params["text"] == "You can only change your own subscriptions."
+        assert pressed.sent() == []
+        assert pressed.of("editMessageReplyMarkup") == []
+    refusal = "You can configure only channels and groups you manage."
+    assert named.text(BOB) == refusal
+    assert peek.text(BOB) == refusal
+    assert await bot.storage.subscriptions(DAVE) == ["space"]
+    assert await bot.storage.subscriptions(BOB) == []
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+async def test_a_channel_toggle_pressed_by_a_non_admin_is_refused(bot: BotHarness) -> None:
+    await make_channel(bot)
+
+    pressed = await bot.press(BOB, BOB, f"t:space:{CHANNEL}")
+
+    assert pressed.answer().params["text"] == (
+        "Only admins of @spacenews can change its subscriptions."
+    )
+    assert await bot.storage.subscriptions(CHANNEL) == []
+
+
+FORGED_DATA = [
+    "t:deleted_category",
+    f"t:deleted_category:{BOB}",
+    "t:",
+    "t::",
+    "t:space:not-a-number",
+    "t:space:1:2",
+    f"t:space:{GROUP}",  # a group Bob does not administer
+    "t:space:0",
+    "s:abc:x",
+    "s:-5:rover",
+    "s:5:",
+    "s:99999:rover",
+    "s:5",
+    "x",
+    "\x00\x01\x7f garbage",
+    "ÿþ<b>&amp;</i>",
+    "🤖" * 16,
+]
+
+
+async def test_forged_and_stale_buttons_get_a_quiet_answer(
+    bot: BotHarness, caplog: pytest.LogCaptureFixture
+) -> None:
+    make_group(bot)
+    await bot.say(BOB, "/subscribe science")
+
+    for data in FORGED_DATA:
+        pressed = await bot.press(BOB, BOB, data)
+
+        answer = pressed.answer()
+        assert answer.ok, data
+        assert pressed.sent() == [], data
+        assert pressed.of("editMessageText") == [], data
+        assert pressed.of("editMessageReplyMarkup") == [], data
+    assert await bot.storage.subscriptions(BOB) == ["science"]
+    assert await bot.storage.subscriptions(GROUP) == []
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+async def test_pressing_the_same_more_button_twice_is_quiet(
+    bot: BotHarness, caplog: pytest.LogCaptureFixture
+) -> None:
+    results = message_id((await bot.say(ALICE, "/search rover")).reply(ALICE))
+
+    # A double tap: both presses arrive before the edit replaces the button.
+    exchange = await bot.ask(
+        bot.fake.callback_query(ALICE, ALICE, "s:5:rover", message_id=results),
+        bot.fake.callback_query(ALICE, ALICE, "s:5:rover", message_id=results),
+    )
+
+    assert len(exchange.of("answerCallbackQuery")) == 2
+    first, second = exchange.of("editMessageText")
+    assert first.ok
+    assert second.status == 400 and "not modified" in str(second.response)
+    assert exchange.sent() == []  # no apology from the error handler
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
