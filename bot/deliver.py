@@ -17,7 +17,11 @@ flight (at most one per chat). What each Telegram error means for the row:
 - BadRequest "chat not found": deactivate the chat.
 - BadRequest about entities or buttons: re-send the card as plain text.
 - other BadRequest: the row fails with the reason (retrying cannot help).
-- TimedOut / NetworkError / 5xx: retry with backoff; failed after max_attempts.
+- Telegram unreachable (connection errors, timeouts, 502): pause everything
+  with backoff and retry; the card keeps its attempts, so an outage of any
+  length loses nothing.
+- 5xx answered by Telegram: retry with backoff; failed after max_attempts.
+- InvalidToken: stop sending; every card stays pending.
 """
 
 from __future__ import annotations
@@ -55,6 +59,7 @@ SendMessage = Callable[..., Awaitable[Message]]
 _BATCH = 100
 _IDLE_WAIT = 5.0
 _MAX_RETRY_DELAY = 600.0
+_MAX_OUTAGE_PAUSE = 60.0
 
 
 def keyboard(card: Card) -> InlineKeyboardMarkup | None:
@@ -139,6 +144,8 @@ class Sender:
         self._in_flight: dict[int, asyncio.Task[None]] = {}
         self.sent = 0
         self.failed = 0
+        # Consecutive sends that could not reach Telegram (sets the pause).
+        self._network_errors = 0
 
     def wake(self) -> None:
         """New cards are waiting (called after a polling round stored some)."""
@@ -261,15 +268,41 @@ class Sender:
                 log.warning("deliver: card %d to %s failed: %s", row.id, row.chat_id, error)
                 await self._storage.mark_failed(row.id, error.message)
         except InvalidToken:
-            raise
+            # Nothing can be sent with a revoked token: keep every card pending
+            # for when the operator fixes it, and stop hammering the API.
+            log.error("deliver: Telegram rejected the bot token; delivery stopped")
+            self._stopping.set()
         except (TimedOut, NetworkError, TelegramError) as error:
-            await self._retry_later(row, str(error))
+            await self._network_trouble(row, error)
         except Exception as error:  # a bug: keep the row, keep the sender alive
             log.exception("deliver: unexpected error sending card %d", row.id)
             await self._retry_later(row, f"internal: {type(error).__name__}")
         else:
             self.sent += 1
+            self._network_errors = 0
             await self._storage.mark_sent(row.id, message.message_id, self._clock.now())
+
+    async def _network_trouble(self, row: PendingDelivery, error: TelegramError) -> None:
+        """While Telegram cannot be reached at all (connection errors, timeouts,
+        502 from its front end) every send pauses and the card keeps its
+        attempts, so an outage of any length loses nothing. An error Telegram
+        itself answered (500...) counts against the card, up to max_attempts."""
+        text = str(error)
+        unreachable = (
+            isinstance(error, TimedOut)
+            or text.startswith("httpx.")  # PTB's wording for transport errors
+            or "bad gateway" in text.lower()
+        )
+        if not unreachable:
+            await self._retry_later(row, text)
+            return
+        self._network_errors += 1
+        pause = min(2.0 ** min(self._network_errors, 10), _MAX_OUTAGE_PAUSE)
+        self._pacer.pause(pause)
+        log.warning("deliver: Telegram unreachable (%s); retrying in %.0fs", text, pause)
+        await self._storage.mark_retry(
+            row.id, self._clock.now() + timedelta(seconds=pause), text, count_attempt=False
+        )
 
     async def _retry_later(self, row: PendingDelivery, reason: str) -> None:
         attempts = row.attempts + 1

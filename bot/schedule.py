@@ -62,9 +62,11 @@ def next_check_after_success(
 
 
 def backoff_seconds(interval: float, error_count: int) -> float:
-    """interval × 2^(errors-1), capped at 24 h; ``error_count`` counts this failure."""
+    """interval × 2^(errors-1), capped at 24 h (or the interval, if longer: a
+    failing feed is never checked more often than a healthy one);
+    ``error_count`` counts this failure."""
     exponent = min(max(error_count - 1, 0), 30)
-    return min(interval * (2.0**exponent), BACKOFF_CAP_SECONDS)
+    return min(interval * (2.0**exponent), max(BACKOFF_CAP_SECONDS, interval))
 
 
 def next_check_after_failure(
@@ -76,8 +78,8 @@ def next_check_after_failure(
     retry_after: float | None = None,
     rand: Random = random.random,
 ) -> datetime:
-    delay = backoff_seconds(interval, error_count) * (1.0 + jitter * rand())
-    delay = min(delay, BACKOFF_CAP_SECONDS)
+    cap = max(BACKOFF_CAP_SECONDS, interval)
+    delay = min(backoff_seconds(interval, error_count) * (1.0 + jitter * rand()), cap)
     if retry_after:
         delay = max(delay, min(retry_after, BACKOFF_CAP_SECONDS))
     return now + timedelta(seconds=delay)

@@ -201,3 +201,18 @@ async def test_pending_cards_survive_a_restart(
     await sender(storage, bot).drain(within=30)
     for chat_id in (901, 902):
         assert len(fake_telegram.sent_texts(chat_id)) == 4  # none twice, none lost
+
+
+async def test_an_unreachable_api_loses_no_card_whatever_max_attempts_says(
+    storage: Storage, bot: Bot, fake_telegram: FakeTelegram
+) -> None:
+    await seed(storage, {1001: "private", 1002: "private"}, 2)
+    fake_telegram.go_offline("refuse")
+    drained = asyncio.create_task(sender(storage, bot, max_attempts=2).drain(within=60))
+    await asyncio.sleep(4)  # long enough for three attempts against the closed port
+    assert (await storage.delivery_counts()) == {"pending": 4}  # none given up
+    fake_telegram.go_online()
+    await drained
+    assert (await storage.delivery_counts()) == {"sent": 4}
+    for chat_id in (1001, 1002):
+        assert len(fake_telegram.sent_texts(chat_id)) == 2

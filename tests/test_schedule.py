@@ -135,8 +135,13 @@ def test_backoff_is_capped_at_a_day() -> None:
 
 
 @given(intervals, error_counts)
-def test_backoff_never_exceeds_24_hours(interval: float, errors: int) -> None:
-    assert 0 < backoff_seconds(interval, errors) <= BACKOFF_CAP_SECONDS
+def test_backoff_never_exceeds_24_hours_or_the_interval(interval: float, errors: int) -> None:
+    assert 0 < backoff_seconds(interval, errors) <= max(BACKOFF_CAP_SECONDS, interval)
+
+
+def test_a_failing_feed_is_not_checked_more_often_than_a_healthy_one() -> None:
+    two_days = 2 * 24 * 3600.0
+    assert backoff_seconds(two_days, 5) == two_days
 
 
 @given(intervals, st.integers(min_value=0, max_value=200))
@@ -152,7 +157,7 @@ def test_failure_delay_is_capped_and_honours_retry_after(
         NOW, interval, errors, jitter=jitter, retry_after=retry_after, rand=lambda: r
     )
     delay = seconds_after(when)
-    assert 0 < delay <= BACKOFF_CAP_SECONDS + 1e-3
+    assert 0 < delay <= max(BACKOFF_CAP_SECONDS, interval) + 1e-3
     if retry_after:
         assert delay >= min(retry_after, BACKOFF_CAP_SECONDS) - 1e-3
 

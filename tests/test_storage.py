@@ -547,4 +547,5 @@ async def test_deliveries_are_capped_to_the_newest_per_round(
     outcome = await store(storage, feed, flood, now=LATER, deliver_limit=5)
     assert outcome == StoreOutcome(30, 5)
     titles = [row[1] for row in outbox(tmp_path / "newsbot.db")]
-    assert titles == [f"Item {i}" for i in range(5)]  # the five newest
+    # The five newest, queued oldest first so a chat reads them in order.
+    assert titles == [f"Item {i}" for i in reversed(range(5))]

@@ -203,7 +203,12 @@ class Storage:
                 VALUES (?, ?, ?, ?, ?, ?)
                 ON CONFLICT (url) DO UPDATE SET
                     configured = 1, name = excluded.name, categories = excluded.categories,
-                    interval = excluded.interval
+                    interval = excluded.interval,
+                    -- A restart gives a feed disabled by 410 Gone one more try:
+                    -- the operator kept it in the config, maybe it came back.
+                    disabled = 0,
+                    next_check_at = CASE WHEN disabled THEN excluded.next_check_at
+                                         ELSE next_check_at END
                 """,
                 [(f.url, f.url, f.name, " ".join(f.categories), f.interval, ts) for f in feeds],
             )
@@ -395,7 +400,8 @@ class Storage:
                     WHERE ac.article_id IN (
                         SELECT id FROM articles WHERE id > ?
                         ORDER BY published_at DESC, id DESC LIMIT ?)
-                    ORDER BY ac.article_id
+                    -- Oldest story first: a chat reads a batch in the order it happened.
+                    ORDER BY ac.published_at, ac.article_id
                     """,
                     (ts, ts, before, deliver_limit),
                 )
