@@ -41,6 +41,7 @@ from bot.telegram.args import (
     unknown_categories_message,
 )
 from bot.telegram.permissions import PermissionChecker, Verdict
+from bot.text import cut_at_word
 
 log = logging.getLogger(__name__)
 
@@ -343,12 +344,23 @@ async def health(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         f"<b>{len(feeds)} feeds</b>, {len(failing)} failing; cards: "
         + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())),
     ]
+    # Whole lines only, each piece cut as plain text before it is escaped:
+    # cutting the finished HTML ended inside an entity ("&am") or mid-line.
+    # Stop well below Telegram's 4096-character limit.
+    room = 3900 - len(lines[0])
+    shown = 0
     for feed in failing[:30]:
         state = "disabled" if feed.disabled else f"{feed.error_count} errors"
-        lines.append(
-            f"• {escape(feed.title or feed.url)} — {state}: {escape(feed.last_error or '')}"
-        )
-    await reply(update, "\n".join(lines)[:4000])
+        name = escape(cut_at_word(feed.title or feed.url, 150))
+        line = f"• {name} — {state}: {escape(cut_at_word(feed.last_error or '', 200))}"
+        if len(line) + 1 > room:
+            break
+        lines.append(line)
+        room -= len(line) + 1
+        shown += 1
+    if shown < len(failing):
+        lines.append(f"… and {len(failing) - shown} more")
+    await reply(update, "\n".join(lines))
 
 
 # -- buttons -------------------------------------------------------------
