@@ -95,6 +95,7 @@ def harness_config(
     feeds: FeedServer,
     *,
     polling: dict[str, Any] | None = None,
+    extra_feeds: list[dict[str, Any]] | None = None,
     **delivery: Any,
 ) -> Config:
     settings: dict[str, Any] = {"private_chat_interval": 0.2, "group_chat_interval": 0.2}
@@ -110,6 +111,7 @@ def harness_config(
                 {"url": feeds.url("/space.xml"), "categories": ["space"], "name": "Space Daily"},
                 {"url": feeds.url("/science.xml"), "categories": ["science"]},
                 {"url": feeds.url("/robots.xml"), "categories": ["ai_robotics"]},
+                *(extra_feeds or []),
             ],
         }
     )
@@ -285,12 +287,16 @@ async def running_bot(
     wait_for_articles: bool = True,
     expect_error_logs: bool = False,
     polling: dict[str, Any] | None = None,
+    extra_feeds: list[dict[str, Any]] | None = None,
     **delivery: Any,
 ) -> AsyncIterator[BotHarness]:
     """Start the bot with the seed feeds served; by default wait until their
     first fetch is stored. On exit, fail if anything logged an ERROR."""
     serve_seed_feeds(feeds)
-    app = NewsbotApplication(harness_config(tmp_path, fake, feeds, polling=polling, **delivery))
+    config = harness_config(
+        tmp_path, fake, feeds, polling=polling, extra_feeds=extra_feeds, **delivery
+    )
+    app = NewsbotApplication(config)
     harness = BotHarness(fake, feeds, app)
     root = logging.getLogger()
     root.addHandler(harness._errors)

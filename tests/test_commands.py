@@ -3,6 +3,7 @@ API and feeds on the loopback server (see ``tests/bot_harness.py``)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -307,6 +308,29 @@ async def test_health_answers_only_the_operators(bot: BotHarness) -> None:
     assert exchange.sent(BOB) == []
     assert exchange.sent(GROUP) == []
     assert exchange.text(ALICE).startswith("3 feeds, 0 failing")
+
+
+async def test_health_lists_failing_feeds_in_whole_lines_of_valid_html(
+    tmp_path: Path, fake_telegram: FakeTelegram, feed_server: FeedServer
+) -> None:
+    # 30 feeds that answer 404, with URLs full of "&" (escaped "&amp;"): far
+    # more than one message holds. Cutting the finished HTML at a fixed length
+    # ended inside an entity or a line.
+    gone = [{"url": feed_server.url(f"/gone/{n}?" + "&" * 150)} for n in range(30)]
+    async with running_bot(tmp_path, fake_telegram, feed_server, extra_feeds=gone) as bot:
+
+        async def all_failed_once() -> bool:
+            return sum(1 for f in await bot.storage.feed_health() if f.error_count) == 30
+
+        await eventually(all_failed_once)
+
+        text = (await bot.say(ALICE, "/health")).text(ALICE)
+
+    header, *lines = text.split("\n")
+    assert header.startswith("33 feeds, 30 failing")
+    assert lines[-1].startswith("… and ") and lines[-1].endswith(" more")
+    for line in lines[:-1]:
+        assert re.fullmatch(r"• http://\S+ — \d+ errors: fetch: HTTP 404", line), line
 
 
 # -- start-up ----------------------------------------------------------------------
