@@ -46,6 +46,7 @@ from bot.text import cut_at_word
 log = logging.getLogger(__name__)
 
 SEARCH_PAGE = 5
+ALERT_LIMIT = 200
 NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
 
 COMMANDS: list[tuple[str, str]] = [
@@ -79,9 +80,23 @@ async def reply(update: Update, text: str, markup: InlineKeyboardMarkup | None =
     message = update.effective_message
     if message is None:
         return
-    await message.reply_text(
-        text, reply_markup=markup, link_preview_options=NO_PREVIEW, do_quote=False
-    )
+    try:
+        await message.reply_text(
+            text, reply_markup=markup, link_preview_options=NO_PREVIEW, do_quote=False
+        )
+    except (BadRequest, Forbidden) as error:
+        # The bot may read a chat it cannot write to: a channel admin without
+        # the "Post messages" right, a restricted group member. Nobody can be
+        # told; anything else is our own mistake and goes to the error handler.
+        if isinstance(error, BadRequest) and "rights" not in error.message.lower():
+            raise
+        log.info("telegram: cannot answer in chat %s: %s", message.chat.id, error)
+
+
+def _alert(text: str) -> str:
+    """A callback answer: Telegram refuses more than 200 characters (a channel
+    title alone may have 128)."""
+    return cut_at_word(text, ALERT_LIMIT)
 
 
 def _args(context: ContextTypes.DEFAULT_TYPE) -> list[str]:
@@ -412,7 +427,7 @@ async def _toggle(
         return
     verdict = await bot.permissions.can_manage(chat, query.from_user.id)
     if not verdict.allowed:
-        await query.answer(verdict.reason, show_alert=True)
+        await query.answer(_alert(verdict.reason), show_alert=True)
         return
     storage = bot.runtime.storage
     now = bot.runtime.clock.now()
@@ -425,7 +440,7 @@ async def _toggle(
         )
         await storage.subscribe(chat.id, [category.id], now)
         note = f"Subscribed to {category.title}"
-    await query.answer(note)
+    await query.answer(_alert(note))
     subscribed = await storage.subscriptions(chat.id)
     message = query.message
     if isinstance(message, Message):
