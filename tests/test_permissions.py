@@ -13,6 +13,7 @@ import pytest
 from tests.bot_harness import (
     ALICE,
     BOB,
+    BOT_ID,
     CAROL,
     LONG_ID,
     BotHarness,
@@ -25,7 +26,7 @@ from tests.bot_harness import (
     running_bot,
     space_items,
 )
-from tests.fake_telegram import Call, FakeTelegram
+from tests.fake_telegram import ApiError, Call, FakeTelegram
 from tests.feed_server import FeedServer
 
 GROUP = -4001
@@ -52,21 +53,29 @@ def make_group(bot: BotHarness, chat_id: int = GROUP) -> None:
 
 
 async def make_channel(
-    bot: BotHarness, *, bot_status: str = "administrator", can_post: bool = True
+    bot: BotHarness,
+    *,
+    bot_status: str = "administrator",
+    can_post: bool = True,
+    alice: str = "creator",
+    chat_id: int = CHANNEL,
+    username: str | None = CHANNEL_NAME,
+    title: str = "Space News",
 ) -> None:
-    """@spacenews, created by Alice; the bot is added with ``bot_status`` (the
-    my_chat_member update Telegram sends when an admin adds it)."""
-    bot.fake.add_chat(CHANNEL, "channel", title="Space News", username=CHANNEL_NAME)
-    bot.fake.set_member(CHANNEL, ALICE, "creator")
+    """@spacenews, where Alice is ``alice``; the bot is added with
+    ``bot_status`` (the my_chat_member update Telegram sends when an admin
+    adds it)."""
+    bot.fake.add_chat(chat_id, "channel", title=title, username=username)
+    bot.fake.set_member(chat_id, ALICE, alice)
     await bot.ask(
         bot.fake.my_chat_member(
-            CHANNEL,
+            chat_id,
             "channel",
             "left",
             bot_status,
             user_id=ALICE,
             can_post_messages=can_post,
-            username=CHANNEL_NAME,
+            username=username,
         )
     )
 
@@ -197,6 +206,15 @@ async def test_a_channel_admin_configures_the_channel_from_a_private_chat(
     assert await bot.storage.subscriptions(CHANNEL) == []
 
 
+async def test_a_channel_administrator_may_configure_it_too(bot: BotHarness) -> None:
+    await make_channel(bot, alice="administrator")
+
+    assert (await bot.say(ALICE, "/subscribe t.me/spacenews science")).text(ALICE) == (
+        "Subscribed for @spacenews to Science."
+    )
+    assert await bot.storage.subscriptions(CHANNEL) == ["science"]
+
+
 async def test_a_channel_keyboard_from_a_private_chat_toggles_the_channel(
     bot: BotHarness,
 ) -> None:
@@ -265,6 +283,53 @@ async def test_channels_are_configured_only_from_a_private_chat(bot: BotHarness)
 
     assert text == "Configure channels from a private chat with me."
     assert await bot.storage.subscriptions(CHANNEL) == []
+
+
+async def test_category_buttons_on_a_channel_post_obey_the_channel_admins(
+    bot: BotHarness,
+) -> None:
+    await make_channel(bot)
+    menu = (await bot.ask(bot.fake.channel_post(CHANNEL, "/start"))).reply(CHANNEL)
+
+    refused = await bot.press(CHANNEL, BOB, "t:space", message_id=message_id(menu))
+    accepted = await bot.press(CHANNEL, ALICE, "t:space", message_id=message_id(menu))
+
+    assert refused.answer().params["text"] == (
+        "Only admins of @spacenews can change its subscriptions."
+    )
+    assert accepted.answer().params["text"] == "Subscribed to Space"
+    (edit,) = accepted.of("editMessageReplyMarkup")
+    assert labels(edit)[0] == "✓ Space"
+    assert await bot.storage.subscriptions(CHANNEL) == ["space"]
+
+
+async def test_a_channel_where_the_bot_cannot_post_gets_no_reply_and_no_change(
+    bot: BotHarness,
+) -> None:
+    # An administrator without the "Post messages" right still sees posts.
+    await make_channel(bot, can_post=False)
+
+    exchange = await bot.ask(
+        bot.fake.channel_post(CHANNEL, "/subscribe space", username=CHANNEL_NAME),
+        bot.fake.channel_post(CHANNEL, "/latest", username=CHANNEL_NAME),
+        check=False,
+    )
+
+    assert [c for c in exchange.sent(CHANNEL) if c.ok] == []
+    assert await bot.storage.subscriptions(CHANNEL) == []
+
+
+async def test_a_group_where_the_bot_is_muted_gets_no_reply_and_no_error(
+    bot: BotHarness,
+) -> None:
+    make_group(bot)
+    bot.fake.set_member(GROUP, BOT_ID, "restricted", can_send_messages=False)
+
+    exchange = await bot.ask(bot.fake.message(GROUP, "/latest", user_id=BOB), check=False)
+
+    (refused,) = exchange.sent(GROUP)
+    assert refused.status == 400  # "not enough rights to send text messages"
+    # No second try with an apology; the harness fails on any ERROR log.
 
 
 async def test_commands_posted_inside_a_channel_are_accepted(bot: BotHarness) -> None:
@@ -448,6 +513,37 @@ async def test_a_user_cannot_change_another_users_private_subscriptions(
     assert await bot.storage.subscriptions(DAVE) == ["space"]
     assert await bot.storage.subscriptions(BOB) == []
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+async def test_a_refusal_about_a_long_channel_title_fits_in_the_alert(
+    bot: BotHarness, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A private channel (no @name) is named by its title, up to 128 characters;
+    # Telegram allows 200 in a button's alert.
+    private_channel = -1_001_111_111_111
+    await make_channel(bot, chat_id=private_channel, username=None, title="Ж" * 128, can_post=False)
+
+    pressed = await bot.press(ALICE, ALICE, f"t:space:{private_channel}")
+
+    answer = pressed.answer()
+    assert answer.ok
+    assert answer.params["text"].startswith("I'm an administrator of ЖЖЖ")
+    assert await bot.storage.subscriptions(private_channel) == []
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+async def test_a_failed_admin_check_asks_to_try_again(bot: BotHarness) -> None:
+    make_group(bot)
+    bot.fake.fail_next("getChatMember", ApiError.server_error())
+
+    exchange = await bot.say(GROUP, "/subscribe space", user_id=ALICE)
+
+    assert exchange.text(GROUP) == "I couldn't check your admin rights here; please try again."
+    assert await bot.storage.subscriptions(GROUP) == []
+    # Not remembered: the next try asks Telegram again and succeeds.
+    assert (await bot.say(GROUP, "/subscribe space", user_id=ALICE)).text(GROUP) == (
+        "Subscribed to Space."
+    )
 
 
 async def test_a_channel_toggle_pressed_by_a_non_admin_is_refused(bot: BotHarness) -> None:
