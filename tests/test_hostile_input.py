@@ -116,6 +116,9 @@ async def bot(
 ) -> AsyncIterator[BotHarness]:
     async with running_bot(tmp_path, fake_telegram, feed_server) as harness:
         yield harness
+    # Every example checked its own replies; the whole record must agree.
+    refused = [c for c in fake_telegram.calls("sendMessage") if not c.ok]
+    assert not refused, refused
 
 
 async def answers_each(bot: BotHarness, chat_id: int, texts: list[str], **sender: int) -> None:
