@@ -28,10 +28,11 @@ class ParsePool:
 
     def _pool(self) -> Executor:
         if self._executor is None:
-            # forkserver: children never inherit the bot's threads (aiosqlite,
-            # httpx) the way fork would, and start faster than spawn.
-            context = multiprocessing.get_context("forkserver")
-            context.set_forkserver_preload(["bot.parse"])
+            # spawn: children never inherit the bot's threads (aiosqlite,
+            # httpx) the way fork would. Unlike forkserver it needs no extra
+            # server process holding its own copy of the parser (about 30 MB
+            # of RSS); each worker imports bot.parse once, in parallel.
+            context = multiprocessing.get_context("spawn")
             self._executor = ProcessPoolExecutor(max_workers=self.workers, mp_context=context)
         return self._executor
 
