@@ -127,9 +127,6 @@ def _parse_entry(raw: Mapping[str, Any], site_url: str, feed_url: str) -> Parsed
             content_html = content["value"]
             break
     summary, summary_image = html_to_text(summary_html or content_html)
-    content_image = None
-    if content_html and content_html != summary_html:
-        _, content_image = html_to_text(content_html)
     title = _plain_title(raw)
     guid = (raw.get("id") or raw.get("guid") or "").strip()
 
@@ -158,7 +155,15 @@ def _parse_entry(raw: Mapping[str, Any], site_url: str, feed_url: str) -> Parsed
         key = "hash:" + hashlib.sha256(key.encode()).hexdigest()
 
     author, _ = html_to_text(raw.get("author"))
-    image = _image_url(raw, url) or absolute_http_url(summary_image or content_image, url)
+    image = _image_url(raw, url)
+    if image is None:
+        # The content's first image only matters when nothing better was
+        # found, so its HTML (often the biggest part of a feed) is only read
+        # then, and only when it holds an <img> tag at all.
+        candidate = summary_image
+        if not candidate and content_html and content_html != summary_html:
+            candidate = _first_image(content_html)
+        image = absolute_http_url(candidate, url)
     return ParsedEntry(
         key=key,
         url=url,
@@ -169,6 +174,14 @@ def _parse_entry(raw: Mapping[str, Any], site_url: str, feed_url: str) -> Parsed
         image_url=image,
         tags=tuple(_tags(raw.get("tags") or ())),
     )
+
+
+def _first_image(html: str) -> str | None:
+    """``html_to_text(html)[1]``, without parsing HTML that has no <img>
+    (tag names are case-insensitive; "< img" is text, not a tag)."""
+    if "<img" not in html and "<img" not in html.lower():
+        return None
+    return html_to_text(html)[1]
 
 
 def _plain_title(raw: Mapping[str, Any]) -> str:
