@@ -38,6 +38,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scaling", help="feed counts for the scaling run, e.g. 100,300,1000,3000")
     parser.add_argument("--quick", action="store_true", help="tiny sizes, for a smoke test")
     parser.add_argument("--no-reader", action="store_true", help="newsbot's side only")
+    parser.add_argument(
+        "--fresh-search-db",
+        action="store_true",
+        help="rebuild the big search database instead of reusing the cached one",
+    )
     parser.add_argument("--workdir", type=Path, help="where databases go (default: a temp dir)")
     parser.add_argument("--json", type=Path, help="also write the raw results here")
     args = parser.parse_args(argv)
@@ -56,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     settings.big_articles = args.articles or settings.big_articles
     if args.scaling:
         settings.scaling = tuple(int(n) for n in args.scaling.split(","))
+    settings.fresh_search_db = args.fresh_search_db
     settings.reader = reader_side.available() and not args.no_reader
     if not settings.reader and not args.no_reader:
         settings.log("reader is not installed: measuring newsbot's side only")

@@ -48,13 +48,34 @@ def _children_map() -> dict[int, list[int]]:
     return children
 
 
+def _children(pid: int) -> list[int] | None:
+    """Children from /proc/PID/task/*/children (cheap); None if unsupported."""
+    found: list[int] = []
+    try:
+        for task in os.scandir(f"/proc/{pid}/task"):
+            found += [int(c) for c in Path(f"{task.path}/children").read_text().split()]
+    except FileNotFoundError:
+        return [] if not Path(f"/proc/{pid}").exists() else None
+    except OSError:
+        return []
+    return found
+
+
 def _descendants(pid: int) -> list[int]:
-    tree = _children_map()
-    found, stack = [], list(tree.get(pid, ()))
+    first = _children(pid)
+    if first is None:  # a kernel without /proc/PID/task/*/children: scan /proc
+        tree = _children_map()
+        found, stack = [], list(tree.get(pid, ()))
+        while stack:
+            child = stack.pop()
+            found.append(child)
+            stack.extend(tree.get(child, ()))
+        return found
+    found, stack = [], first
     while stack:
         child = stack.pop()
         found.append(child)
-        stack.extend(tree.get(child, ()))
+        stack.extend(_children(child) or ())
     return found
 
 
@@ -96,6 +117,10 @@ def run(
     sample_memory: bool = False,
     timeout: float = 1800,
 ) -> Run:
+    if env is None:
+        # Installed programs start from cached bytecode; a shell that sets
+        # PYTHONDONTWRITEBYTECODE would make every run recompile its sources.
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     started = time.perf_counter()
     process = subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env

@@ -165,6 +165,7 @@ def details(settings: Settings, results: Results) -> str:
         lines.append(
             f"- generating {made['articles']:,} articles (indexed by the FTS triggers as inserted): "
             f"{made['seconds']:.1f} s, {made['bytes'] / 2**20:.0f} MiB database"
+            + (" (built by an earlier run and reused)" if made.get("cached") else "")
         )
     if results.problems:
         lines.append("")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import random
 import sqlite3
 import sys
@@ -24,6 +25,7 @@ from bench import procs
 from bench.vocab import vocabulary
 
 _BATCH = 10_000
+GENERATOR_VERSION = 1  # bump when the generated text changes
 _START = 1_704_067_200  # 2024-01-01
 
 
@@ -37,6 +39,32 @@ def _run(*args: str) -> dict[str, Any]:
 
 def generate(db: Path, articles: int, feeds: int) -> dict[str, Any]:
     return _run("generate", str(db), str(articles), str(feeds))
+
+
+def big_database(
+    articles: int, feeds: int, workdir: Path, *, fresh: bool = False
+) -> tuple[Path, dict[str, Any]]:
+    """A generated database of ``articles``, kept in a cache folder between
+    runs (building a million takes minutes) and rebuilt when the schema or
+    the generator changes, or when ``fresh``. Small ones go to ``workdir``."""
+    from bot.storage.schema import SCHEMA_VERSION
+
+    if articles < 100_000:
+        folder = workdir / "search-big"
+    else:
+        folder = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "newsbot-bench"
+    db = folder / f"search-{articles}-{feeds}-schema{SCHEMA_VERSION}-gen{GENERATOR_VERSION}.db"
+    meta = db.with_suffix(".json")
+    if fresh or not meta.exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        for stale in folder.glob(db.name + "*"):
+            stale.unlink()
+        made = generate(db, articles, feeds)
+        meta.write_text(json.dumps(made))
+    else:
+        made = json.loads(meta.read_text())
+        made["cached"] = True
+    return db, made
 
 
 def query(db: Path, queries: list[str], limit: int) -> dict[str, Any]:
