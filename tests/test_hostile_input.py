@@ -90,7 +90,7 @@ FRAGMENTS = [
     "-1",
 ]
 
-unicode_text = st.text(st.characters(exclude_categories=("Cs",)), max_size=60)
+unicode_text = st.text(st.characters(exclude_categories=["Cs"]), max_size=60)
 word_salad = st.lists(st.one_of(st.sampled_from(FRAGMENTS), unicode_text), max_size=10).map(
     " ".join
 )
@@ -121,9 +121,11 @@ async def bot(
     assert not refused, refused
 
 
-async def answers_each(bot: BotHarness, chat_id: int, texts: list[str], **sender: int) -> None:
+async def answers_each(
+    bot: BotHarness, chat_id: int, texts: list[str], user_id: int | None = None
+) -> None:
     """Send ``texts`` to the bot in ``chat_id``: one valid reply each, no ERROR."""
-    exchange = await bot.ask(*(bot.fake.message(chat_id, t, **sender) for t in texts))
+    exchange = await bot.ask(*(bot.fake.message(chat_id, t, user_id=user_id) for t in texts))
     assert len(exchange.sent(chat_id)) == len(texts), exchange.texts(chat_id)
     assert not bot.error_logs
 

@@ -26,7 +26,7 @@ from tests.bot_harness import (
     running_bot,
     space_items,
 )
-from tests.fake_telegram import ApiError, Call, FakeTelegram
+from tests.fake_telegram import ApiError, Call, ChatType, FakeTelegram
 from tests.feed_server import FeedServer
 
 GROUP = -4001
@@ -402,7 +402,7 @@ async def test_a_removed_bot_deactivates_the_chat_and_drops_its_pending_cards(
         if chat_id == CHANNEL:
             await make_channel(bot)
             await bot.ask(bot.fake.channel_post(CHANNEL, "/subscribe space"))
-            kind = "channel"
+            kind: ChatType = "channel"
         elif chat_id == GROUP:
             make_group(bot)
             await bot.say(GROUP, "/subscribe space", user_id=ALICE)
@@ -424,7 +424,7 @@ async def test_a_removed_bot_deactivates_the_chat_and_drops_its_pending_cards(
 
         await eventually(one_sent_one_pending)
 
-        await bot.ask(bot.fake.my_chat_member(chat_id, kind, *removal))  # type: ignore[arg-type]
+        await bot.ask(bot.fake.my_chat_member(chat_id, kind, *removal))
 
         chat = await bot.storage.get_chat(chat_id)
         assert chat is not None and not chat.active
@@ -444,17 +444,17 @@ async def test_a_removed_bot_deactivates_the_chat_and_drops_its_pending_cards(
 async def test_a_bot_added_back_can_be_configured_again_and_delivers(
     bot: BotHarness,
     chat_id: int,
-    kind: str,
+    kind: ChatType,
     removed: tuple[str, str],
     restored: tuple[str, str],
 ) -> None:
     make_group(bot)
     await bot.say(chat_id, "/subscribe space", user_id=ALICE)
-    await bot.ask(bot.fake.my_chat_member(chat_id, kind, *removed))  # type: ignore[arg-type]
+    await bot.ask(bot.fake.my_chat_member(chat_id, kind, *removed))
     chat = await bot.storage.get_chat(chat_id)
     assert chat is not None and not chat.active
 
-    await bot.ask(bot.fake.my_chat_member(chat_id, kind, *restored))  # type: ignore[arg-type]
+    await bot.ask(bot.fake.my_chat_member(chat_id, kind, *restored))
 
     chat = await bot.storage.get_chat(chat_id)
     assert chat is not None and chat.active
