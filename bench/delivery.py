@@ -87,12 +87,13 @@ async def _seed(storage: Any, cards: int) -> None:
 
 
 async def _drain(base_url: str, token: str, cards: int, database: Path) -> dict[str, float]:
-    from telegram.ext import AIORateLimiter, ExtBot
+    from telegram.ext import ExtBot
 
     from bot.clock import SystemClock
     from bot.config import DeliveryConfig
     from bot.deliver import Sender
     from bot.storage import Storage
+    from bot.telegram.ratelimit import MessageRateLimiter
 
     storage = await Storage.open(database)
     try:
@@ -100,7 +101,7 @@ async def _drain(base_url: str, token: str, cards: int, database: Path) -> dict[
         assert (await storage.delivery_counts()) == {"pending": cards}
         # The same bot set-up as the application: PTB's rate limiter in front.
         bot: ExtBot[Any] = ExtBot(
-            token, base_url=base_url, rate_limiter=AIORateLimiter(max_retries=0)
+            token, base_url=base_url, rate_limiter=MessageRateLimiter(max_retries=0)
         )
         async with bot:
             sender = Sender(

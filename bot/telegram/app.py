@@ -20,7 +20,6 @@ from telegram import BotCommand, Update
 from telegram.constants import ParseMode
 from telegram.error import Forbidden, TelegramError
 from telegram.ext import (
-    AIORateLimiter,
     Application,
     CallbackQueryHandler,
     ChatMemberHandler,
@@ -39,6 +38,7 @@ from bot.logs import register_secret
 from bot.runtime import Runtime
 from bot.telegram import handlers
 from bot.telegram.permissions import PermissionChecker
+from bot.telegram.ratelimit import MessageRateLimiter
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +70,7 @@ class NewsbotApplication:
             .defaults(Defaults(parse_mode=ParseMode.HTML))
             # Paces replies too; delivery paces itself below these limits, and
             # max_retries=0 hands RetryAfter to the sender, which reschedules.
-            .rate_limiter(AIORateLimiter(max_retries=0))
+            .rate_limiter(MessageRateLimiter(max_retries=0))
             .post_init(self._post_init)
             .post_stop(self._post_stop)
             .post_shutdown(self._post_shutdown)
