@@ -149,6 +149,19 @@ def details(settings: Settings, results: Results) -> str:
                     for program, values in results.internal[workload].items()
                 ]
                 lines.append(f"- {workload}: " + ", ".join(parts))
+    if results.cpu:
+        lines.append(
+            "CPU time (user + system, parse workers included), median; on a machine with"
+            " two free cores newsbot's wall time approaches half its CPU time:"
+        )
+        for workload in INGEST:
+            if workload in results.cpu and workload in results.ran:
+                ours = results.cpu[workload].get("newsbot", [])
+                theirs = results.cpu[workload].get("reader", [])
+                line = f"- {workload}: newsbot {median(ours):.2f} s"
+                if theirs:
+                    line += f", reader {median(theirs):.2f} s, ratio {median(ours) / median(theirs):.3f}"
+                lines.append(line)
     if results.search.get("small", {}).get("reader"):
         lines.append(
             f"- reader's enable_search + update_search over {results.search['small']['articles']:,} "

@@ -62,6 +62,8 @@ class Results:
     ingest: dict[str, dict[str, list[float]]] = field(default_factory=dict)
     # workload -> program -> internal seconds (newsbot's round, reader's update_feeds)
     internal: dict[str, dict[str, list[float]]] = field(default_factory=dict)
+    # workload -> program -> CPU seconds (user + system, workers included)
+    cpu: dict[str, dict[str, list[float]]] = field(default_factory=dict)
     reader_max_rss: list[int] = field(default_factory=list)
     search: dict[str, dict[str, Any]] = field(default_factory=dict)
     memory: dict[str, Any] | None = None
@@ -162,7 +164,11 @@ def run_ingest(
                 _check_server(results, program, workload, server.stats(), feeds)
                 results.ingest.setdefault(workload, {}).setdefault(program, []).append(run.seconds)
                 results.internal.setdefault(workload, {}).setdefault(program, []).append(internal)
-                settings.log(f"  rep {rep + 1} {workload} {program:8s} {run.seconds:7.2f}s")
+                results.cpu.setdefault(workload, {}).setdefault(program, []).append(run.cpu_seconds)
+                settings.log(
+                    f"  rep {rep + 1} {workload} {program:8s} {run.seconds:7.2f}s"
+                    f" (CPU {run.cpu_seconds:.2f}s)"
+                )
     results.ran += [w for w in steps if w in selected]
 
 
