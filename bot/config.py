@@ -154,6 +154,10 @@ class PollingConfig(_Model):
     per_host_concurrency: int = Field(default=2, ge=1, le=64)
     # Worker processes for feed parsing; 0 means one per CPU core.
     parse_workers: int = Field(default=0, ge=0, le=64)
+    # A parse that takes longer is given up on, so one pathological body
+    # cannot stall the round (feedparser's time grows with the square of an
+    # entry's tag count: 20,000 <category> elements take about 17 s).
+    parse_timeout: Duration = 30.0
     user_agent: str = "newsbot/0.1 (+https://github.com/newsbot/newsbot; Telegram news bot)"
 
 

@@ -24,7 +24,7 @@ from bot.categorize import Categorizer
 from bot.clock import Clock
 from bot.config import Config
 from bot.errors import FetchError, ParseError
-from bot.fetch import Fetcher
+from bot.fetch import Fetcher, FetchResult
 from bot.models import FeedForUpdate, NewArticle, ParsedFeed
 from bot.parse_pool import ParsePool
 from bot.schedule import next_check_after_failure, next_check_after_success
@@ -177,9 +177,7 @@ class Poller:
             return FeedOutcome(feed.id, feed.url, status)
 
         try:
-            parsed = await self._parse_pool.parse(
-                fetched.body, fetched.final_url, fetched.content_type
-            )
+            parsed = await self._parse(fetched)
         except ParseError as error:
             await self._record_failure(feed, str(error), None)
             return FeedOutcome(feed.id, feed.url, "failed", error=str(error))
@@ -209,6 +207,19 @@ class Poller:
             deliver_limit=self._config.delivery.max_new_per_feed,
         )
         return FeedOutcome(feed.id, feed.url, "new", stored.new_articles, stored.deliveries)
+
+    async def _parse(self, fetched: FetchResult) -> ParsedFeed:
+        # A pathological body can keep the parser busy for hours (see
+        # PollingConfig.parse_timeout); the round, and every round after it,
+        # must not wait for it. The pool stops a worker that is given up on.
+        limit = self._config.polling.parse_timeout
+        try:
+            async with asyncio.timeout(limit):
+                return await self._parse_pool.parse(
+                    fetched.body, fetched.final_url, fetched.content_type
+                )
+        except TimeoutError:
+            raise ParseError(f"parse: gave up after {limit:g}s") from None
 
     def _articles(self, feed: FeedForUpdate, parsed: ParsedFeed, now: datetime) -> list[NewArticle]:
         articles = []
