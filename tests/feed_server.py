@@ -18,6 +18,9 @@ If-Modified-Since...).
 from __future__ import annotations
 
 import gzip
+import socket
+import struct
+import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -62,6 +65,21 @@ class Route:
     # Transfer-Encoding: chunked instead of Content-Length (size unknown
     # until the end).
     chunked: bool = False
+    # Cut the connection with a TCP reset after this many body bytes (a
+    # server or proxy dying mid-transfer).
+    reset_after: int | None = None
+    # Send the body over and over, chunked, until the client hangs up (a
+    # stream that never ends).
+    endless: bool = False
+
+
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that hangs up mid-request (a fetch given up on, a body
+        # over the cap) is what fault tests provoke, not a server failure.
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
 
 
 @dataclass(frozen=True)
@@ -77,7 +95,7 @@ class FeedServer:
         self.log: list[LoggedRequest] = []
         self._lock = threading.Lock()
         self._closing = threading.Event()
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(self))
+        self._httpd = _QuietServer(("127.0.0.1", 0), _make_handler(self))
         self._httpd.daemon_threads = True
         # Do not join handler threads on close: a slow route may still be waiting.
         self._httpd.block_on_close = False
@@ -190,7 +208,7 @@ def _make_handler(server: FeedServer) -> type[BaseHTTPRequestHandler]:
         def _answer(
             self, status: int, headers: dict[str, str], body: bytes, route: Route | None = None
         ) -> None:
-            chunked = route is not None and route.chunked
+            chunked = route is not None and (route.chunked or route.endless)
             try:
                 self.send_response(status)
                 for name, value in headers.items():
@@ -203,18 +221,34 @@ def _make_handler(server: FeedServer) -> type[BaseHTTPRequestHandler]:
                 if status == 304:
                     return
                 size = route.chunk_size if route else max(1, len(body))
-                for start in range(0, len(body), size):
-                    if route and route.drip and not server._wait(route.drip):
-                        return
-                    piece = body[start : start + size]
-                    if chunked:
-                        piece = b"%x\r\n%s\r\n" % (len(piece), piece)
-                    self.wfile.write(piece)
-                    self.wfile.flush()
+                sent = 0
+                while True:
+                    for start in range(0, len(body), size):
+                        if route and route.drip and not server._wait(route.drip):
+                            return
+                        piece = body[start : start + size]
+                        if route and route.reset_after is not None:
+                            piece = piece[: route.reset_after - sent]
+                        sent += len(piece)
+                        if chunked:
+                            piece = b"%x\r\n%s\r\n" % (len(piece), piece)
+                        self.wfile.write(piece)
+                        self.wfile.flush()
+                        if route and route.reset_after is not None and sent >= route.reset_after:
+                            self._reset()
+                            return
+                    if not (route and route.endless and body) or server._closing.is_set():
+                        break
                 if chunked:
                     self.wfile.write(b"0\r\n\r\n")
             except (BrokenPipeError, ConnectionResetError):
                 pass  # the client gave up (a timeout test); nothing to tell it
+
+        def _reset(self) -> None:
+            # SO_LINGER with a zero timeout makes close() send RST, not FIN.
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.connection.close()
+            self.close_connection = True
 
         def log_message(self, format: str, *args: object) -> None:
             pass  # the request log above is what tests read

@@ -1,0 +1,77 @@
+"""Helpers shared by the fault, crash and secrets tests: a transport that
+plays DNS for made-up host names, a polling wait, and database checks that
+read the SQLite file directly (so they also work on a database a killed
+process left behind)."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import httpx
+
+
+class FakeDNS(httpx.AsyncBaseTransport):
+    """Resolves made-up host names without any real DNS: a name mapped to a
+    port goes to 127.0.0.1 on that port, a name mapped to None fails the way
+    the resolver does ("[Errno -2] Name or service not known"), and every
+    other request goes out unchanged."""
+
+    def __init__(self, hosts: dict[str, int | None]) -> None:
+        self.hosts = hosts
+        self._inner = httpx.AsyncHTTPTransport()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        host = request.url.host
+        if host in self.hosts:
+            port = self.hosts[host]
+            if port is None:
+                raise httpx.ConnectError("[Errno -2] Name or service not known", request=request)
+            request.url = request.url.copy_with(host="127.0.0.1", port=port)
+        return await self._inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+async def eventually(
+    condition: Callable[[], Awaitable[bool] | bool], within: float = 30.0, what: str = ""
+) -> None:
+    """Poll ``condition`` every 50 ms until it holds; fail after ``within`` s
+    (a hang guard, not a timing assertion)."""
+    deadline = time.monotonic() + within
+    while True:
+        result = condition()
+        if not isinstance(result, bool):
+            result = await result
+        if result:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what or 'condition'} not met within {within} s")
+        await asyncio.sleep(0.05)
+
+
+def query(db_path: Path | str, sql: str, params: tuple[object, ...] = ()) -> list[tuple]:  # type: ignore[type-arg]
+    """Run one read-only query on the database file."""
+    connection = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=10)
+    try:
+        return list(connection.execute(sql, params))
+    finally:
+        connection.close()
+
+
+def stories_sent_twice(db_path: Path | str) -> list[tuple]:  # type: ignore[type-arg]
+    """(chat, story URL, outbox rows) for every story queued more than once to
+    the same chat, even as two different article rows."""
+    return query(
+        db_path,
+        """
+        SELECT d.chat_id, a.url, count(*) FROM deliveries AS d
+        JOIN articles AS a ON a.id = d.article_id
+        WHERE d.status != 'dropped'
+        GROUP BY d.chat_id, a.url HAVING count(*) > 1
+        """,
+    )
