@@ -144,8 +144,10 @@ class Sender:
         self._in_flight: dict[int, asyncio.Task[None]] = {}
         self.sent = 0
         self.failed = 0
-        # Consecutive sends that could not reach Telegram (sets the pause).
+        # Consecutive sends that could not reach Telegram (sets the pause),
+        # and when the last such pause began (monotonic seconds).
         self._network_errors = 0
+        self._outage_paused_at = float("-inf")
 
     def wake(self) -> None:
         """New cards are waiting (called after a polling round stored some)."""
@@ -242,6 +244,7 @@ class Sender:
     async def _deliver(self, row: PendingDelivery) -> None:
         card = render_card(row.article, self._categories)
         now = self._clock.now()
+        started = time.monotonic()
         try:
             message = await send_card(self._send_message, row.chat_id, card)
         except RetryAfter as error:
@@ -273,7 +276,7 @@ class Sender:
             log.error("deliver: Telegram rejected the bot token; delivery stopped")
             self._stopping.set()
         except (TimedOut, NetworkError, TelegramError) as error:
-            await self._network_trouble(row, error)
+            await self._network_trouble(row, error, started)
         except Exception as error:  # a bug: keep the row, keep the sender alive
             log.exception("deliver: unexpected error sending card %d", row.id)
             await self._retry_later(row, f"internal: {type(error).__name__}")
@@ -282,7 +285,9 @@ class Sender:
             self._network_errors = 0
             await self._storage.mark_sent(row.id, message.message_id, self._clock.now())
 
-    async def _network_trouble(self, row: PendingDelivery, error: TelegramError) -> None:
+    async def _network_trouble(
+        self, row: PendingDelivery, error: TelegramError, started: float
+    ) -> None:
         """While Telegram cannot be reached at all (connection errors, timeouts,
         502 from its front end) every send pauses and the card keeps its
         attempts, so an outage of any length loses nothing. An error Telegram
@@ -296,10 +301,18 @@ class Sender:
         if not unreachable:
             await self._retry_later(row, text)
             return
-        self._network_errors += 1
-        pause = min(2.0 ** min(self._network_errors, 10), _MAX_OUTAGE_PAUSE)
-        self._pacer.pause(pause)
-        log.warning("deliver: Telegram unreachable (%s); retrying in %.0fs", text, pause)
+        if started < self._outage_paused_at:
+            # Already in flight when the last pause began: the same outage
+            # seen again, not a new failure. Counting every one would turn N
+            # concurrent timeouts into N doublings: a one-second hiccup with
+            # a few sends under way would stall all delivery for a minute.
+            pause = max(0.0, self._pacer.next_slot - time.monotonic())
+        else:
+            self._network_errors += 1
+            self._outage_paused_at = time.monotonic()
+            pause = min(2.0 ** min(self._network_errors, 10), _MAX_OUTAGE_PAUSE)
+            self._pacer.pause(pause)
+            log.warning("deliver: Telegram unreachable (%s); retrying in %.0fs", text, pause)
         await self._storage.mark_retry(
             row.id, self._clock.now() + timedelta(seconds=pause), text, count_attempt=False
         )

@@ -6,7 +6,11 @@ process left behind)."""
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import sqlite3
+import subprocess
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -75,3 +79,66 @@ def stories_sent_twice(db_path: Path | str) -> list[tuple]:  # type: ignore[type
         GROUP BY d.chat_id, a.url HAVING count(*) > 1
         """,
     )
+
+
+class BotProcess:
+    """``python -m bot --config PATH run`` as a child process, its output in a
+    log file. Stopped only through its own pid."""
+
+    def __init__(
+        self, config_path: Path, token: str, log_path: Path, log_level: str = "INFO"
+    ) -> None:
+        self.config_path = config_path
+        self.token = token
+        self.log_path = log_path
+        self.log_level = log_level
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> BotProcess:
+        env = {**os.environ, "NEWSBOT_TOKEN": self.token, "PYTHONUNBUFFERED": "1"}
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "bot",
+                    "--config",
+                    str(self.config_path),
+                    "--log-level",
+                    self.log_level,
+                    "run",
+                ],
+                env=env,
+                cwd=self.config_path.parent,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        return self
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    async def kill(self) -> None:
+        """SIGKILL: no clean-up of any kind, like a power cut or the OOM killer."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        await eventually(lambda: not self.running, within=30, what="the killed bot to die")
+
+    async def terminate(self, within: float = 30.0) -> int:
+        """SIGTERM, as ``docker stop`` sends it; returns the exit code."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGTERM)
+        await eventually(lambda: not self.running, within=within, what="a clean exit")
+        return self.process.returncode
+
+    def ensure_stopped(self) -> None:
+        """For test teardown: whatever happened, leave no child behind."""
+        if self.running:
+            assert self.process is not None
+            self.process.kill()
+            self.process.wait(timeout=30)
