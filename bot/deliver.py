@@ -27,6 +27,7 @@ flight (at most one per chat). What each Telegram error means for the row:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import warnings
@@ -104,12 +105,15 @@ class _Pacer:
     next_slot: float = 0.0
     chat_ready_at: dict[int, float] = field(default_factory=dict)
 
-    async def wait_slot(self) -> None:
+    async def wait_slot(self, interrupt: asyncio.Event) -> None:
+        """Sleep until the next global slot, or until ``interrupt`` is set:
+        stopping must not wait out a minute-long flood-control pause."""
         now = time.monotonic()
         slot = max(now, self.next_slot)
         self.next_slot = slot + self.interval
         if slot > now:
-            await asyncio.sleep(slot - now)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(interrupt.wait(), slot - now)
 
     def pause(self, seconds: float) -> None:
         self.next_slot = max(self.next_slot, time.monotonic() + seconds)
@@ -177,10 +181,15 @@ class Sender:
         """Stop taking new rows; let in-flight sends finish (or leave them pending)."""
         self._stopping.set()
         self._wake.set()
-        if self._in_flight:
-            _, pending = await asyncio.wait(list(self._in_flight.values()), timeout=grace)
-            for task in pending:
-                task.cancel()
+        deadline = time.monotonic() + grace
+        while self._in_flight:
+            tasks = list(self._in_flight.values())
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                for task in tasks:
+                    task.cancel()
+                break
+            await asyncio.wait(tasks, timeout=remaining)
 
     async def drain(self, within: float = 60.0) -> None:
         """Send until no card is pending (CLI, benchmarks and tests); cards
@@ -223,7 +232,12 @@ class Sender:
                 break
             if row.chat_id in self._in_flight:
                 continue
-            await self._pacer.wait_slot()
+            await self._pacer.wait_slot(self._stopping)
+            if self._stopping.is_set():
+                # stop() came during the wait. A send started now would not
+                # be waited for: the shutdown that follows closes the HTTP
+                # client under it, after Telegram may have accepted the card.
+                break
             spacing = (
                 self._config.private_chat_interval
                 if row.chat_type == "private"
