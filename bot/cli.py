@@ -84,9 +84,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "healthcheck":
             return _healthcheck(config)
         if args.command == "run":
-            from bot.telegram.app import run_bot
-
-            return run_bot(config)
+            return _run(config)
         return asyncio.run(_offline(args, config))
     except ConfigError as error:
         print(f"newsbot: {error}", file=sys.stderr)
@@ -96,6 +94,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except Exception:
+        # Through the log handler, which redacts the bot token: a bare
+        # traceback on stderr would print whatever the exception carries.
+        log.exception("newsbot: %s failed", args.command)
+        return 1
+
+
+def _run(config: Config) -> int:
+    from telegram.error import InvalidToken
+
+    from bot.telegram.app import run_bot
+
+    try:
+        return run_bot(config)
+    except InvalidToken:
+        # PTB's message quotes the whole rejected token; never print it.
+        print(
+            "newsbot: telegram: the bot token was rejected "
+            "(check NEWSBOT_TOKEN or [telegram] token)",
+            file=sys.stderr,
+        )
+        return 1
 
 
 async def _offline(args: argparse.Namespace, config: Config) -> int:
