@@ -196,18 +196,32 @@ class NewsbotApplication:
         """Block until Ctrl-C or SIGTERM: long polling, or a webhook if configured."""
         telegram = self.config.telegram
         allowed = Update.ALL_TYPES
-        if telegram.webhook_url:
-            path = telegram.webhook_url.rstrip("/").rsplit("/", 1)[-1] or "telegram"
-            self.application.run_webhook(
-                listen=telegram.webhook_listen,
-                port=telegram.webhook_port,
-                url_path=path,
-                webhook_url=telegram.webhook_url,
-                secret_token=telegram.webhook_secret,
-                allowed_updates=allowed,
-            )
-        else:
-            self.application.run_polling(allowed_updates=allowed)
+        try:
+            if telegram.webhook_url:
+                path = telegram.webhook_url.rstrip("/").rsplit("/", 1)[-1] or "telegram"
+                self.application.run_webhook(
+                    listen=telegram.webhook_listen,
+                    port=telegram.webhook_port,
+                    url_path=path,
+                    webhook_url=telegram.webhook_url,
+                    secret_token=telegram.webhook_secret,
+                    allowed_updates=allowed,
+                    close_loop=False,
+                )
+            else:
+                self.application.run_polling(allowed_updates=allowed, close_loop=False)
+        finally:
+            # PTB skips post_stop and post_shutdown when its own stop raises
+            # (the polling task ended with InvalidToken: the token was revoked
+            # while running). The database would stay open, and its aiosqlite
+            # thread, which is not a daemon, would keep the process alive
+            # after SIGTERM, forever.
+            loop = asyncio.get_event_loop()
+            try:
+                if self.services is not None:
+                    loop.run_until_complete(self._post_shutdown(self.application))
+            finally:
+                loop.close()
 
     @asynccontextmanager
     async def running(self, poll_interval: float = 0.1) -> AsyncIterator[NewsbotApplication]:
