@@ -1,11 +1,13 @@
 """Helpers shared by the fault, crash and secrets tests: a transport that
-plays DNS for made-up host names, a polling wait, and database checks that
-read the SQLite file directly (so they also work on a database a killed
-process left behind)."""
+plays DNS for made-up host names, a polling wait, ``newsbot run`` as a child
+process with its config and readers, and database checks that read the
+SQLite file directly (so they also work on a database a killed process left
+behind)."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import sqlite3
@@ -13,9 +15,16 @@ import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import httpx
+
+from bot.storage import Storage
+
+if TYPE_CHECKING:
+    from tests.fake_telegram import FakeTelegram
 
 
 class FakeDNS(httpx.AsyncBaseTransport):
@@ -58,7 +67,7 @@ async def eventually(
         await asyncio.sleep(0.05)
 
 
-def query(db_path: Path | str, sql: str, params: tuple[object, ...] = ()) -> list[tuple]:  # type: ignore[type-arg]
+def query(db_path: Path | str, sql: str, params: tuple[object, ...] = ()) -> list[tuple[Any, ...]]:
     """Run one read-only query on the database file."""
     connection = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=10)
     try:
@@ -67,7 +76,7 @@ def query(db_path: Path | str, sql: str, params: tuple[object, ...] = ()) -> lis
         connection.close()
 
 
-def stories_sent_twice(db_path: Path | str) -> list[tuple]:  # type: ignore[type-arg]
+def stories_sent_twice(db_path: Path | str) -> list[tuple[Any, ...]]:
     """(chat, story URL, outbox rows) for every story queued more than once to
     the same chat, even as two different article rows."""
     return query(
@@ -142,3 +151,48 @@ class BotProcess:
             assert self.process is not None
             self.process.kill()
             self.process.wait(timeout=30)
+
+
+def write_config(
+    tmp_path: Path,
+    fake: FakeTelegram,
+    feed_urls: list[str],
+    **delivery: Any,
+) -> Path:
+    settings = {"messages_per_second": 29, "private_chat_interval": 1, **delivery}
+    lines = [
+        "[telegram]",
+        f"base_url = {json.dumps(fake.base_url)}",
+        "[storage]",
+        f"path = {json.dumps(str(tmp_path / 'bot.db'))}",
+        "[polling]",
+        "interval = 1",
+        "jitter = 0",
+        "parse_workers = 1",
+        "[delivery]",
+        *(f"{key} = {value}" for key, value in settings.items()),
+        "[[categories]]",
+        'id = "news"',
+        'title = "News"',
+    ]
+    for url in feed_urls:
+        lines += ["[[feeds]]", f"url = {json.dumps(url)}", 'categories = ["news"]']
+    path = tmp_path / "config.toml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+async def subscribe_readers(db_path: Path, readers: list[int]) -> None:
+    """Readers subscribed before the bot starts, as earlier /subscribe left them."""
+    now = datetime.now(UTC)
+    storage = await Storage.open(db_path)
+    try:
+        for chat_id in readers:
+            await storage.upsert_chat(chat_id, "private", None, None, now)
+            await storage.subscribe(chat_id, ["news"], now)
+    finally:
+        await storage.close()
+
+
+def db_count(db: Path, sql: str, params: tuple[object, ...] = ()) -> int:
+    return int(query(db, sql, params)[0][0])

@@ -11,65 +11,19 @@ Run with ``pytest -s`` to see the counts.
 from __future__ import annotations
 
 import asyncio
-import json
 from collections import Counter
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from bot.storage import Storage
 from tests.fake_telegram import FakeTelegram
-from tests.faults import BotProcess, eventually, query
+from tests.faults import BotProcess, db_count, eventually, query, subscribe_readers, write_config
 from tests.feed_server import FeedServer
 from tests.test_delivery import headlines
 from tests.test_pipeline import item, rss
 
 pytestmark = pytest.mark.slow
-
-NOW = datetime.now(UTC)
-
-
-def write_config(
-    tmp_path: Path,
-    fake: FakeTelegram,
-    feed_urls: list[str],
-    **delivery: Any,
-) -> Path:
-    settings = {"messages_per_second": 29, "private_chat_interval": 1, **delivery}
-    lines = [
-        "[telegram]",
-        f"base_url = {json.dumps(fake.base_url)}",
-        "[storage]",
-        f"path = {json.dumps(str(tmp_path / 'bot.db'))}",
-        "[polling]",
-        "interval = 1",
-        "jitter = 0",
-        "parse_workers = 1",
-        "[delivery]",
-        *(f"{key} = {value}" for key, value in settings.items()),
-        "[[categories]]",
-        'id = "news"',
-        'title = "News"',
-    ]
-    for url in feed_urls:
-        lines += ["[[feeds]]", f"url = {json.dumps(url)}", 'categories = ["news"]']
-    path = tmp_path / "config.toml"
-    path.write_text("\n".join(lines) + "\n")
-    return path
-
-
-async def subscribe_readers(db_path: Path, readers: list[int]) -> None:
-    """Readers subscribed before the bot starts, as earlier /subscribe left them."""
-    storage = await Storage.open(db_path)
-    try:
-        for chat_id in readers:
-            await storage.upsert_chat(chat_id, "private", None, None, NOW)
-            await storage.subscribe(chat_id, ["news"], NOW)
-    finally:
-        await storage.close()
 
 
 @pytest.fixture
@@ -84,10 +38,6 @@ def launch(processes: list[BotProcess], config: Path, fake: FakeTelegram, name: 
     process = BotProcess(config, fake.token, config.parent / f"{name}.log").start()
     processes.append(process)
     return process
-
-
-def db_count(db: Path, sql: str, params: tuple[object, ...] = ()) -> int:
-    return int(query(db, sql, params)[0][0])
 
 
 async def fake_settled(fake: FakeTelegram) -> None:

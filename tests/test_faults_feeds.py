@@ -26,6 +26,7 @@ from bot.models import FeedHealth
 from bot.pipeline import FeedOutcome, RoundReport
 from bot.render import render_card
 from bot.runtime import Runtime
+from bot.storage import Storage
 from tests.faults import FakeDNS, query, stories_sent_twice
 from tests.feed_server import FeedServer
 from tests.support import loopback_config
@@ -36,12 +37,12 @@ NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 CHAT = 777
 UNRESOLVABLE = "feeds.unresolvable.example"
 MAX_BODY = 1_000_000
-TOTAL_TIMEOUT = 3.0
+TOTAL_TIMEOUT = 2.0
 # Short timeouts keep the slow faults quick; the read timeout is longer than
-# the drip interval so only the total timeout can stop a drip.
+# the total one, so only the total timeout can stop a drip.
 TIMEOUTS: dict[str, Any] = {
     "connect_timeout": 1,
-    "read_timeout": 2,
+    "read_timeout": 2.5,
     "total_timeout": TOTAL_TIMEOUT,
     "max_body_bytes": MAX_BODY,
     "per_host_concurrency": 8,
@@ -66,7 +67,7 @@ class Bench:
     good_items: list[str] = field(default_factory=lambda: [item("g1")])
 
     @property
-    def storage(self) -> Any:
+    def storage(self) -> Storage:
         return self.runtime.storage
 
     @property
@@ -92,7 +93,7 @@ class Bench:
         (feed,) = [f for f in await self.storage.feed_health() if f.url == url]
         return feed
 
-    def sent_twice(self) -> list[tuple]:  # type: ignore[type-arg]
+    def sent_twice(self) -> list[tuple[Any, ...]]:
         return stories_sent_twice(self.config.storage.path)
 
 
@@ -141,6 +142,13 @@ class Fault:
     unresolvable: bool = False  # the feed's host does not resolve
 
 
+def _answer(status: int, **options: Any) -> Callable[[FeedServer], object]:
+    def serve(server: FeedServer) -> object:
+        return server.serve("/bad.xml", b"no", status=status, content_type="text/plain", **options)
+
+    return serve
+
+
 def _bomb() -> bytes:
     bomb = gzip.compress(b"<rss>" + b" " * 60_000_000, compresslevel=9)
     assert len(bomb) < 200_000
@@ -157,7 +165,7 @@ FAULTS = [
     Fault(
         "no-answer",
         lambda s: s.serve("/bad.xml", _many_items(3), delay=60),
-        "fetch: readtimeout",
+        f"fetch: timed out after {TOTAL_TIMEOUT:g}s",
     ),
     Fault(
         "reset-mid-body",
@@ -234,13 +242,7 @@ FAULTS = [
         "fetch: unsupported URL scheme",
     ),
     *(
-        Fault(
-            f"http-{status}",
-            lambda s, status=status: s.serve(  # type: ignore[misc]
-                "/bad.xml", b"no", status=status, content_type="text/plain"
-            ),
-            f"fetch: HTTP {status}",
-        )
+        Fault(f"http-{status}", _answer(status), f"fetch: HTTP {status}")
         for status in (401, 403, 404, 500)
     ),
     Fault(
@@ -251,9 +253,7 @@ FAULTS = [
     *(
         Fault(
             f"http-{status}-retry-after",
-            lambda s, status=status: s.serve(  # type: ignore[misc]
-                "/bad.xml", b"later", status=status, headers={"Retry-After": "7200"}
-            ),
+            _answer(status, headers={"Retry-After": "7200"}),
             f"fetch: HTTP {status}",
         )
         for status in (429, 503)
@@ -505,6 +505,7 @@ async def test_a_feed_that_redates_old_items_sends_nothing_again(
     assert await bench.storage.delivery_counts() == {}
 
 
+@pytest.mark.slow
 async def test_a_feed_with_5000_items_is_stored_and_cards_are_capped(
     bench_factory: Callable[..., Any], feed_server: FeedServer
 ) -> None:
@@ -555,12 +556,14 @@ def _tag_storm(count: int) -> bytes:
     return rss(item("b9", categories=tuple(f"tag{n}" for n in range(count))), item("b1"))
 
 
-@pytest.mark.parametrize("workers", [1, 2], ids=["thread", "process"])
+@pytest.mark.parametrize(
+    "workers", [1, pytest.param(2, marks=pytest.mark.slow)], ids=["thread", "process"]
+)
 async def test_a_feed_that_keeps_the_parser_busy_does_not_hold_up_the_round(
     bench_factory: Callable[..., Any], feed_server: FeedServer, workers: int
 ) -> None:
     bench: Bench = await bench_factory(
-        parse_workers=workers, parse_timeout=3, max_body_bytes=5_000_000
+        parse_workers=workers, parse_timeout=2, max_body_bytes=5_000_000
     )
     feed_server.serve("/bad.xml", rss(item("b1")))
     assert (await bench.round())["bad"].status == "new"  # workers are up
@@ -572,7 +575,7 @@ async def test_a_feed_that_keeps_the_parser_busy_does_not_hold_up_the_round(
     assert stuck["bad"].status == "failed"
     assert stuck["good"].deliveries == 1
     bad = await bench.health("bad")
-    assert bad.error_count == 1 and bad.last_error == "parse: gave up after 3s"
+    assert bad.error_count == 1 and bad.last_error == "parse: gave up after 2s"
     # The feed heals and the parser works again.
     feed_server.serve("/bad.xml", rss(item("b2"), item("b1")))
     healed = await bench.round()

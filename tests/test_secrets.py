@@ -21,9 +21,8 @@ from bot.config import parse_config
 from bot.logs import RedactingFilter, setup_logging
 from bot.telegram.app import NewsbotApplication
 from tests.fake_telegram import ApiError, FakeTelegram
-from tests.faults import BotProcess, eventually
+from tests.faults import BotProcess, db_count, eventually, subscribe_readers, write_config
 from tests.feed_server import FeedServer
-from tests.test_crash import db_count, subscribe_readers, write_config
 from tests.test_pipeline import item, rss
 
 # Shaped like a real token (digits, a colon, 35 URL-safe characters).
