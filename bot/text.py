@@ -34,7 +34,14 @@ class _TextExtractor(HTMLParser):
         self.first_image: str | None = None
         self._skip_depth = 0
 
+    def _keep_apart(self) -> None:
+        # A stray "<" right before a dropped tag ("<<b>word") would otherwise
+        # join the next word and read as a new tag ("<word").
+        if self.parts and self.parts[-1].endswith("<"):
+            self.parts.append(" ")
+
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self._keep_apart()
         if tag in _SKIP_TAGS:
             self._skip_depth += 1
         elif tag in _BLOCK_TAGS:
@@ -46,10 +53,23 @@ class _TextExtractor(HTMLParser):
             if src and not tiny and not src.startswith("data:"):
                 self.first_image = src
 
+    def handle_comment(self, data: str) -> None:
+        self._keep_apart()
+
+    def handle_decl(self, decl: str) -> None:
+        self._keep_apart()
+
+    def handle_pi(self, data: str) -> None:
+        self._keep_apart()
+
+    def unknown_decl(self, data: str) -> None:
+        self._keep_apart()
+
     def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         self.handle_starttag(tag, attrs)
 
     def handle_endtag(self, tag: str) -> None:
+        self._keep_apart()
         if tag in _SKIP_TAGS:
             self._skip_depth = max(0, self._skip_depth - 1)
         elif tag in _BLOCK_TAGS:
