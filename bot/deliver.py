@@ -148,6 +148,9 @@ class Sender:
         self._in_flight: dict[int, asyncio.Task[None]] = {}
         self.sent = 0
         self.failed = 0
+        # Set when Telegram rejects the token: the bot is alive but useless,
+        # and the health check must say so.
+        self.token_rejected = False
         # Consecutive sends that could not reach Telegram (sets the pause),
         # and when the last such pause began (monotonic seconds).
         self._network_errors = 0
@@ -170,6 +173,7 @@ class Sender:
                 started = await self._dispatch_batch()
             except InvalidToken:
                 log.error("deliver: Telegram rejected the bot token; delivery stopped")
+                self.token_rejected = True
                 return
             except Exception:
                 log.exception("deliver: dispatch failed; retrying shortly")
@@ -288,6 +292,7 @@ class Sender:
             # Nothing can be sent with a revoked token: keep every card pending
             # for when the operator fixes it, and stop hammering the API.
             log.error("deliver: Telegram rejected the bot token; delivery stopped")
+            self.token_rejected = True
             self._stopping.set()
         except (TimedOut, NetworkError, TelegramError) as error:
             await self._network_trouble(row, error, started)

@@ -216,3 +216,17 @@ async def test_an_unreachable_api_loses_no_card_whatever_max_attempts_says(
     assert (await storage.delivery_counts()) == {"sent": 4}
     for chat_id in (1001, 1002):
         assert len(fake_telegram.sent_texts(chat_id)) == 2
+
+
+async def test_a_rejected_token_stops_sending_and_keeps_every_card(
+    storage: Storage, bot: Bot, fake_telegram: FakeTelegram
+) -> None:
+    await seed(storage, {1101: "private"}, 2)
+    fake_telegram.fail_next("sendMessage", ApiError(401, "Unauthorized"), times=None)
+    running = sender(storage, bot)
+    task = asyncio.create_task(running.run())
+    await fake_telegram.wait_for_async("sendMessage", answered=True)
+    async with asyncio.timeout(10):
+        await task  # it stops by itself
+    assert running.token_rejected
+    assert (await storage.delivery_counts()) == {"pending": 2}

@@ -166,6 +166,8 @@ class NewsbotApplication:
         report = await self.services.runtime.poller.run_round()
         if report is not None and report.deliveries:
             self.services.sender.wake()
+        if self.services.sender.token_rejected:
+            return  # no heartbeat: the container's health check turns unhealthy
         try:
             self.config.heartbeat_path.touch()
         except OSError as error:
