@@ -10,7 +10,9 @@ sqlite3 errors are wrapped into ``StorageError`` here.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import re
 import sqlite3
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
@@ -496,40 +498,58 @@ class Storage:
         return [_article(r) for r in rows]
 
     async def search_articles(self, text: str, limit: int, offset: int = 0) -> list[Article]:
-        """Best matches first (bm25, title weighted 10:1), newest first on ties,
-        among the ``candidates`` most recently stored matches. Any text is
-        accepted; text without a word gives no results.
+        """Best matches first. Any text is accepted; text without a word gives
+        no results.
 
-        Ranking every match costs time in proportion to the matches: two
-        common words match a third of a million-article database and took
-        over 100 ms. FTS5 walks its index newest row first and stops after
-        the candidates, so only those are scored; below that many matches
-        the order is exactly the full bm25 order. For news, a best match
-        older than the thousand newest that also match is rarely the one
-        wanted.
+        A selective query (at most ``selective`` matches) is ranked by bm25
+        (title weighted 10:1), newest first on ties. For a broader one bm25
+        would cost time in proportion to its words' posting lists (two common
+        words in a million articles: over 100 ms), so the ``candidates``
+        newest matches (most recently stored: FTS5 walks its index from the
+        newest row and stops there) are ordered by how many of the query's
+        words their title contains, then newest first: for a query that
+        common, recent headlines about it are the ones wanted.
         """
-        candidates = 1000
+        selective, candidates = 100, 1000
         query = build_match_query(text)
         if query is None:
             return []
         try:
-            rows = await self._fetchall(
-                f"""
-                SELECT {_ARTICLE_COLUMNS}
-                FROM (
-                    SELECT rowid AS id, bm25(articles_fts, 10.0, 1.0) AS score
-                    FROM articles_fts
-                    WHERE articles_fts MATCH ?
-                    ORDER BY rowid DESC
-                    LIMIT ?
-                ) AS hit
-                JOIN articles AS a ON a.id = hit.id
-                JOIN feeds AS f ON f.id = a.feed_id
-                ORDER BY hit.score, a.published_at DESC, a.id DESC
-                LIMIT ? OFFSET ?
-                """,
-                (query, candidates, limit, offset),
+            newest = await self._fetchall(
+                "SELECT rowid FROM articles_fts WHERE articles_fts MATCH ? "
+                "ORDER BY rowid DESC LIMIT ?",
+                (query, candidates),
             )
+            if len(newest) <= selective:
+                rows = await self._fetchall(
+                    f"""
+                    SELECT {_ARTICLE_COLUMNS}
+                    FROM articles_fts
+                    JOIN articles AS a ON a.id = articles_fts.rowid
+                    JOIN feeds AS f ON f.id = a.feed_id
+                    WHERE articles_fts MATCH ?
+                    ORDER BY bm25(articles_fts, 10.0, 1.0), a.published_at DESC, a.id DESC
+                    LIMIT ? OFFSET ?
+                    """,
+                    (query, limit, offset),
+                )
+            else:
+                # The query's words, as quoted by build_match_query ("" is a quote).
+                words = [
+                    w.replace('""', '"').lower() for w in re.findall(r'"((?:[^"]|"")*)"', query)
+                ]
+                in_title = " + ".join(["(instr(lower(a.title), ?) > 0)"] * len(words)) or "0"
+                ids = json.dumps([r[0] for r in newest])
+                rows = await self._fetchall(
+                    f"""
+                    SELECT {_ARTICLE_COLUMNS}
+                    FROM articles AS a JOIN feeds AS f ON f.id = a.feed_id
+                    WHERE a.id IN (SELECT value FROM json_each(?))
+                    ORDER BY {in_title} DESC, a.published_at DESC, a.id DESC
+                    LIMIT ? OFFSET ?
+                    """,
+                    (ids, *words, limit, offset),
+                )
         except StorageError as error:
             # The query builder makes this unreachable for any input we know
             # of; should FTS5 still object, the user sees "no results".
