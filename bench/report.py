@@ -171,7 +171,12 @@ def details(settings: Settings, results: Results) -> str:
         found = results.search.get(key)
         if found:
             hits = found["newsbot"]["with_results"]
-            lines.append(f"- search {key}: {hits}/{found['queries']} queries found something")
+            cold = found["newsbot"].get("cold_latencies", [])
+            lines.append(
+                f"- search {key}: {hits}/{found['queries']} queries found something; the table "
+                f"shows the second pass, the first (cold pages) had p50 / p95 "
+                f"{_ms(cold, 50)} / {_ms(cold, 95)} ms"
+            )
     big = results.search.get("big")
     if big:
         made = big["generate"]

@@ -151,13 +151,19 @@ def _query(db: str, queries_file: str, limit: int) -> dict[str, Any]:
     async def main() -> dict[str, Any]:
         storage = await Storage.open(db)
         try:
-            latencies, hits = [], 0
-            for text in queries:
-                started = time.perf_counter()
-                found = await storage.search_articles(text, limit)
-                latencies.append(time.perf_counter() - started)
-                hits += bool(found)
-            return {"latencies": latencies, "with_results": hits}
+            # Two passes: the first finds the database's pages wherever they
+            # are (after a while on disk: this machine reclaims idle page
+            # cache); the second is a bot that keeps serving searches.
+            passes = []
+            for _ in range(2):
+                latencies, hits = [], 0
+                for text in queries:
+                    started = time.perf_counter()
+                    found = await storage.search_articles(text, limit)
+                    latencies.append(time.perf_counter() - started)
+                    hits += bool(found)
+                passes.append(latencies)
+            return {"latencies": passes[1], "cold_latencies": passes[0], "with_results": hits}
         finally:
             await storage.close()
 
