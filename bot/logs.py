@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import logging
 import re
-import warnings
-
-from telegram.warnings import PTBDeprecationWarning
 
 _FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 # A Bot API token: digits, a colon, 30+ URL-safe characters.
@@ -59,9 +56,6 @@ def setup_logging(level: str = "INFO") -> None:
     # With max_retries=0 the rate limiter logs every RetryAfter it hands on as
     # an ERROR with a traceback; the sender logs and handles them itself.
     logging.getLogger("telegram.ext.AIORateLimiter").setLevel(logging.CRITICAL)
-    # PTB 22 announces that RetryAfter.retry_after becomes a timedelta; the
-    # sender accepts both, so the notice is noise in an operator's log.
-    warnings.filterwarnings("ignore", ".*retry_after.*", PTBDeprecationWarning)
 
 
 def register_secret(secret: str) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import html
 import logging
+import warnings
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -29,6 +30,7 @@ from telegram.ext import (
     MessageHandler,
     filters,
 )
+from telegram.warnings import PTBDeprecationWarning
 
 from bot.clock import Clock
 from bot.config import Config
@@ -59,6 +61,10 @@ class NewsbotApplication:
                 "telegram.token: no bot token (set NEWSBOT_TOKEN or [telegram] token)"
             )
         register_secret(token)
+        # PTB 22 announces that RetryAfter.retry_after becomes a timedelta; the
+        # sender accepts both, so the notice is noise in an operator's log.
+        # (Set here, not in bot.logs: importing telegram costs every CLI command.)
+        warnings.filterwarnings("ignore", ".*retry_after.*", PTBDeprecationWarning)
         self.config = config
         self._clock = clock
         self._feed_transport = feed_transport
