@@ -14,7 +14,6 @@ import asyncio
 import multiprocessing
 import resource
 import time
-from datetime import UTC, datetime, timedelta
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -49,43 +48,6 @@ def _fake_api(conn: Connection) -> None:
     fake.stop()
 
 
-async def _seed(storage: Any, cards: int) -> None:
-    from bot.config import FeedConfig
-    from bot.models import NewArticle
-
-    now = datetime.now(UTC)
-    await storage.sync_feeds(
-        [FeedConfig(url="http://127.0.0.1:9/f.xml", categories=["space"])], now
-    )
-    for chat_id in range(1, cards + 1):
-        await storage.upsert_chat(chat_id, "private", None, None, now)
-        await storage.subscribe(chat_id, ["space"], now)
-    for fetch in range(2):  # the first fetch of a feed sends nothing
-        (feed,) = await storage.due_feeds(now + timedelta(days=1))
-        article = NewArticle(
-            key=f"story-{fetch}",
-            url=f"https://news.example/story/{fetch}",
-            title="A reusable booster lands after its 30th flight",
-            summary="The first stage touched down on the drone ship minutes after launch. " * 4,
-            author=None,
-            published=now,
-            image_url=None,
-            categories=("space",),
-        )
-        await storage.store_articles(
-            feed,
-            [article],
-            now=now,
-            next_check=now,
-            feed_title="Space Daily",
-            site_url=None,
-            body_hash=str(fetch),
-            etag=None,
-            last_modified=None,
-            fetch_url=None,
-        )
-
-
 async def _drain(base_url: str, token: str, cards: int, database: Path) -> dict[str, float]:
     from telegram.ext import ExtBot
 
@@ -97,7 +59,10 @@ async def _drain(base_url: str, token: str, cards: int, database: Path) -> dict[
 
     storage = await Storage.open(database)
     try:
-        await _seed(storage, cards)
+        # The test suite's outbox seeding: one new article, pending for each chat.
+        from tests.test_delivery import seed
+
+        await seed(storage, dict.fromkeys(range(1, cards + 1), "private"), 1)
         assert (await storage.delivery_counts()) == {"pending": cards}
         # The same bot set-up as the application: PTB's rate limiter in front.
         bot: ExtBot[Any] = ExtBot(

@@ -557,14 +557,6 @@ class Storage:
             return []
         return [_article(r) for r in rows]
 
-    async def get_article(self, article_id: int) -> Article | None:
-        row = await self._fetchone(
-            f"""SELECT {_ARTICLE_COLUMNS} FROM articles AS a JOIN feeds AS f ON f.id = a.feed_id
-            WHERE a.id = ?""",
-            (article_id,),
-        )
-        return _article(row) if row else None
-
     async def category_counts(self, since: datetime) -> dict[str, int]:
         rows = await self._fetchall(
             """
