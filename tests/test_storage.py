@@ -549,3 +549,127 @@ async def test_deliveries_are_capped_to_the_newest_per_round(
     titles = [row[1] for row in outbox(tmp_path / "newsbot.db")]
     # The five newest, queued oldest first so a chat reads them in order.
     assert titles == [f"Item {i}" for i in reversed(range(5))]
+
+
+# -- migrations and transactions ---------------------------------------------
+
+# A migration of the kind SQLite's ALTER TABLE cannot express: rebuild the
+# chats table (which subscriptions and deliveries reference, ON DELETE CASCADE).
+_REBUILD_CHATS = """
+CREATE TABLE chats_rebuilt (
+    id INTEGER PRIMARY KEY, type TEXT NOT NULL, title TEXT, username TEXT,
+    active INTEGER NOT NULL DEFAULT 1, inactive_reason TEXT,
+    created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL,
+    suspended_reason TEXT, paused_until INTEGER NOT NULL DEFAULT 0
+);
+INSERT INTO chats_rebuilt SELECT * FROM chats;
+DROP TABLE chats;
+ALTER TABLE chats_rebuilt RENAME TO chats;
+CREATE INDEX chats_username ON chats(username COLLATE NOCASE);
+"""
+
+
+async def test_a_table_rebuild_migration_keeps_every_row(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "newsbot.db"
+    first = await Storage.open(path)
+    try:
+        feed = await one_feed(first, ["space"])
+        await store(first, feed, [article("seed", "Seed")])
+        for chat_id in (1, 2, 3):
+            await first.upsert_chat(chat_id, "private", None, None, NOW)
+            await first.subscribe(chat_id, ["space"], NOW)
+        (feed,) = await current(first)
+        await store(first, feed, [article("news", "News", categories=["space"])])
+    finally:
+        await first.close()
+    before = (
+        sql(path, "SELECT count(*) FROM subscriptions"),
+        sql(path, "SELECT count(*) FROM deliveries"),
+    )
+    assert before == ([(3,)], [(3,)])
+
+    import bot.storage.schema as schema
+    import bot.storage.storage as storage_module
+
+    migrations = [*schema.MIGRATIONS, _REBUILD_CHATS]
+    monkeypatch.setattr(storage_module, "MIGRATIONS", migrations)
+    monkeypatch.setattr(storage_module, "SCHEMA_VERSION", len(migrations), raising=False)
+    again = await Storage.open(path)
+    await again.close()
+    assert sql(path, "PRAGMA user_version") == [(len(migrations),)]
+    after = (
+        sql(path, "SELECT count(*) FROM subscriptions"),
+        sql(path, "SELECT count(*) FROM deliveries"),
+    )
+    assert after == before
+
+
+async def test_a_migration_that_breaks_references_changes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "newsbot.db"
+    first = await Storage.open(path)
+    try:
+        await first.upsert_chat(1, "private", None, None, NOW)
+        await first.subscribe(1, ["space"], NOW)
+    finally:
+        await first.close()
+    import bot.storage.schema as schema
+    import bot.storage.storage as storage_module
+
+    migrations = [*schema.MIGRATIONS, "DELETE FROM chats;"]
+    monkeypatch.setattr(storage_module, "MIGRATIONS", migrations)
+    with pytest.raises(StorageError, match="break 1 references"):
+        await Storage.open(path)
+    assert sql(path, "PRAGMA user_version") == [(len(schema.MIGRATIONS),)]
+    assert sql(path, "SELECT count(*) FROM chats") == [(1,)]
+
+
+async def test_two_processes_opening_a_new_database_do_not_race(tmp_path: Path) -> None:
+    """Another process migrates the new database while this one waits for
+    the write lock: this one must find the schema done, not create it again."""
+    path = tmp_path / "newsbot.db"
+    other = sqlite3.connect(path, isolation_level=None)
+    try:
+        other.execute("PRAGMA journal_mode = WAL")
+        other.execute("BEGIN IMMEDIATE")
+        opening = asyncio.create_task(Storage.open(path))
+        await asyncio.sleep(0.3)  # let it get as far as the lock
+        from bot.storage.schema import MIGRATIONS
+        from bot.storage.storage import split_statements
+
+        for script in MIGRATIONS:
+            for statement in split_statements(script):
+                other.execute(statement)
+        other.execute(f"PRAGMA user_version = {len(MIGRATIONS)}")
+        other.execute("COMMIT")
+        opened = await opening
+        await opened.close()
+    finally:
+        other.close()
+    assert sql(path, "PRAGMA user_version") == [(SCHEMA_VERSION,)]
+
+
+async def test_a_cancelled_write_never_leaves_a_transaction_open(storage: Storage) -> None:
+    """A sender stopped while its write waits for the database lock (another
+    process holds it): the shared connection must come back with no
+    transaction open, and the next write must work and stick."""
+    path = Path(storage.path)
+    await storage.upsert_chat(1, "private", None, None, NOW)
+    other = sqlite3.connect(path, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        waiting = asyncio.create_task(storage.upsert_chat(2, "private", None, None, NOW))
+        await asyncio.sleep(0.2)  # it is now waiting in BEGIN IMMEDIATE
+        waiting.cancel()
+        await asyncio.sleep(0.2)
+        other.execute("COMMIT")
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+    finally:
+        other.close()
+    assert not storage._db.in_transaction
+    await storage.upsert_chat(3, "private", None, None, NOW)
+    assert sql(path, "SELECT id FROM chats ORDER BY id") == [(1,), (3,)]

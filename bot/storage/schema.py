@@ -118,6 +118,41 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX deliveries_pending ON deliveries(chat_id, id) WHERE status = 'pending';
     """,
+    # 1 -> 2: per-chat delivery state, stories carried by several feeds,
+    # small shared values, and search queries kept for paging buttons.
+    """
+    -- Set when the bot lost the right to post (not an admin any more, a
+    -- closed topic): the chat's cards wait, neither sent nor failed, until
+    -- Telegram says the right is back.
+    ALTER TABLE chats ADD COLUMN suspended_reason TEXT;
+    -- Telegram asked this chat's sends to wait (429 with retry_after).
+    ALTER TABLE chats ADD COLUMN paused_until INTEGER NOT NULL DEFAULT 0;
+
+    -- An entry of another feed that is a story already stored (same link):
+    -- its key is known from then on, and the story gained that feed's categories.
+    CREATE TABLE article_aliases (
+        feed_id     INTEGER NOT NULL REFERENCES feeds(id) ON DELETE CASCADE,
+        entry_key   TEXT NOT NULL,
+        article_id  INTEGER NOT NULL REFERENCES articles(id) ON DELETE CASCADE,
+        PRIMARY KEY (feed_id, entry_key)
+    ) WITHOUT ROWID;
+    CREATE INDEX article_aliases_article ON article_aliases(article_id);
+
+    -- Small named values the bot keeps across restarts (the webhook secret).
+    CREATE TABLE state (
+        key         TEXT PRIMARY KEY,
+        value       TEXT NOT NULL,
+        updated_at  INTEGER NOT NULL
+    ) WITHOUT ROWID;
+
+    -- A search query behind a "More" button: callback data holds 64 bytes,
+    -- a query up to 256 characters, so the button carries this row's id.
+    CREATE TABLE search_queries (
+        id          INTEGER PRIMARY KEY,
+        query       TEXT NOT NULL UNIQUE,
+        created_at  INTEGER NOT NULL
+    );
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

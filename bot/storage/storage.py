@@ -10,11 +10,12 @@ sqlite3 errors are wrapped into ``StorageError`` here.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import re
 import sqlite3
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -27,7 +28,7 @@ from bot.clock import from_timestamp, to_timestamp
 from bot.config import FeedConfig
 from bot.errors import StorageError
 from bot.models import Article, FeedForUpdate, FeedHealth, NewArticle
-from bot.storage.schema import MIGRATIONS, SCHEMA_VERSION
+from bot.storage.schema import MIGRATIONS
 from bot.storage.search_query import build_match_query
 
 log = logging.getLogger(__name__)
@@ -83,6 +84,35 @@ def _chunks(items: Sequence[Any], size: int = _IN_CHUNK) -> Iterable[Sequence[An
         yield items[start : start + size]
 
 
+def split_statements(script: str) -> list[str]:
+    """The statements of a migration script, each complete (a trigger's body
+    holds semicolons of its own). ``executescript`` cannot be used: it
+    commits any open transaction before it starts."""
+    statements: list[str] = []
+    pending = ""
+    for line in script.splitlines(keepends=True):
+        pending += line
+        if sqlite3.complete_statement(pending):
+            if pending.strip().strip(";").strip():
+                statements.append(pending.strip())
+            pending = ""
+    if pending.strip():
+        raise StorageError(f"storage: incomplete statement in a migration: {pending.strip()[:80]}")
+    return statements
+
+
+async def _uncancellable(statement: Awaitable[Any]) -> Any:
+    """Await ``statement`` to its end even if the awaiting task is cancelled
+    meanwhile; the cancellation is raised once the statement is done."""
+    future = asyncio.ensure_future(statement)
+    try:
+        return await asyncio.shield(future)
+    except asyncio.CancelledError:
+        with contextlib.suppress(BaseException):
+            await asyncio.wait([future])
+        raise
+
+
 class Storage:
     def __init__(self, connection: aiosqlite.Connection, path: str) -> None:
         self._db = connection
@@ -128,23 +158,53 @@ class Storage:
             raise StorageError(f"storage: {self.path} is not usable: {error}") from None
 
     async def _migrate(self) -> None:
+        """Bring the schema to ``len(migrations)`` in one write transaction.
+
+        The version is read inside ``BEGIN IMMEDIATE``, so two processes
+        opening a new database never both see version 0 and race into
+        "table already exists": the second waits for the first, then finds
+        nothing left to do. Foreign keys are off while migrating (a
+        migration that rebuilds a table by CREATE-copy-DROP-RENAME would
+        otherwise cascade-delete every row that references it, as SQLite's
+        documentation warns), and ``foreign_key_check`` must come back
+        empty before the commit. ``PRAGMA foreign_keys`` is a no-op inside a
+        transaction, hence its place outside.
+        """
+        migrations = MIGRATIONS
+        target = len(migrations)
         try:
-            async with self._db.execute("PRAGMA user_version") as cursor:
-                row = await cursor.fetchone()
-            version = int(row[0]) if row else 0
-            if version > SCHEMA_VERSION:
-                raise StorageError(
-                    f"storage: {self.path} has schema version {version}, newer than this "
-                    f"newsbot ({SCHEMA_VERSION}); upgrade newsbot"
-                )
-            for target in range(version, SCHEMA_VERSION):
-                # executescript commits first; the version bump is part of the script.
-                await self._db.executescript(
-                    "BEGIN IMMEDIATE;\n"
-                    + MIGRATIONS[target]
-                    + f"\nPRAGMA user_version = {target + 1};\nCOMMIT;"
-                )
-                log.info("storage: migrated %s to schema version %d", self.path, target + 1)
+            await self._db.execute("PRAGMA foreign_keys = OFF")
+            await self._db.execute("BEGIN IMMEDIATE")
+            try:
+                async with self._db.execute("PRAGMA user_version") as cursor:
+                    row = await cursor.fetchone()
+                version = int(row[0]) if row else 0
+                if version > target:
+                    raise StorageError(
+                        f"storage: {self.path} has schema version {version}, newer than this "
+                        f"newsbot ({target}); upgrade newsbot"
+                    )
+                for index in range(version, target):
+                    for statement in split_statements(migrations[index]):
+                        await self._db.execute(statement)
+                async with self._db.execute("PRAGMA foreign_key_check") as cursor:
+                    broken = list(await cursor.fetchall())
+                if broken:
+                    raise StorageError(
+                        f"storage: migration would break {len(broken)} references "
+                        f"(first: {tuple(broken[0])}); nothing was changed"
+                    )
+                if version < target:
+                    await self._db.execute(f"PRAGMA user_version = {target}")
+                await _uncancellable(self._db.execute("COMMIT"))
+            except BaseException:
+                if self._db.in_transaction:
+                    with contextlib.suppress(sqlite3.Error):
+                        await _uncancellable(self._db.execute("ROLLBACK"))
+                raise
+            if version < target:
+                log.info("storage: migrated %s to schema version %d", self.path, target)
+            await self._db.execute("PRAGMA foreign_keys = ON")
         except sqlite3.Error as error:
             raise StorageError(f"storage: migration failed: {error}") from None
 
@@ -158,25 +218,35 @@ class Storage:
 
     @asynccontextmanager
     async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+        """``BEGIN IMMEDIATE`` ... ``COMMIT``, or ``ROLLBACK`` on any error.
+
+        A cancelled task (a stopping sender, a shutdown) must never release
+        the lock with a transaction left open on the shared connection: the
+        next user would run inside it, and a later ROLLBACK would undo their
+        work too. aiosqlite runs a statement to its end in its own thread
+        whatever happens to the awaiting task, so BEGIN, COMMIT and ROLLBACK
+        are awaited to completion before a cancellation goes on.
+        """
         async with self._lock:
             try:
-                await self._db.execute("BEGIN IMMEDIATE")
-            except sqlite3.Error as error:
-                raise StorageError(f"storage: {error}") from None
-            try:
+                await _uncancellable(self._db.execute("BEGIN IMMEDIATE"))
                 yield self._db
             except BaseException as error:
-                try:
-                    await self._db.execute("ROLLBACK")
-                except sqlite3.Error:
-                    pass  # the original error is the one worth reporting
+                if self._db.in_transaction:
+                    try:
+                        await _uncancellable(self._db.execute("ROLLBACK"))
+                    except sqlite3.Error:
+                        pass  # the original error is the one worth reporting
                 if isinstance(error, sqlite3.Error):
                     raise StorageError(f"storage: {error}") from None
                 raise
             else:
                 try:
-                    await self._db.execute("COMMIT")
+                    await _uncancellable(self._db.execute("COMMIT"))
                 except sqlite3.Error as error:
+                    if self._db.in_transaction:
+                        with contextlib.suppress(sqlite3.Error):
+                            await _uncancellable(self._db.execute("ROLLBACK"))
                     raise StorageError(f"storage: commit failed: {error}") from None
 
     async def _fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
@@ -767,3 +837,22 @@ class Storage:
             "SELECT min(next_attempt_at) FROM deliveries WHERE status = 'pending'"
         )
         return from_timestamp(row[0]) if row and row[0] is not None else None
+
+    # -- small shared values -----------------------------------------------
+
+    async def get_state(self, key: str) -> str | None:
+        row = await self._fetchone("SELECT value FROM state WHERE key = ?", (key,))
+        return str(row[0]) if row else None
+
+    async def set_state_if_absent(self, key: str, value: str, now: datetime) -> str:
+        """Store ``value`` under ``key`` unless one is there; returns the value
+        that is stored (the first writer's, when two race)."""
+        async with self._transaction() as db:
+            await db.execute(
+                "INSERT OR IGNORE INTO state (key, value, updated_at) VALUES (?, ?, ?)",
+                (key, value, to_timestamp(now)),
+            )
+            async with db.execute("SELECT value FROM state WHERE key = ?", (key,)) as cursor:
+                row = await cursor.fetchone()
+        assert row is not None
+        return str(row[0])
