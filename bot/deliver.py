@@ -5,23 +5,35 @@ place: one global slot every 1/``messages_per_second`` seconds (Telegram
 allows about 30 messages/s per bot), and per chat at most one card every
 ``private_chat_interval`` (about 1/s) or ``group_chat_interval`` for groups
 and channels (20 per minute). A chat's cards go out oldest first, one at a
-time.
+time. A card still pending ``max_age`` after it was queued is dropped when it
+comes up, not sent late.
 
 Delivery is at-least-once: a row is marked sent only after Telegram accepted
 the message, so a crash between the two re-sends just the cards that were in
 flight (at most one per chat). What each Telegram error means for the row:
 
-- RetryAfter: pause all sending for the given time, then retry; nothing dropped.
+- RetryAfter: pause that chat for the given time and retry; all sending
+  pauses only when several chats are told to wait in a row (the bot's
+  overall limit, not one busy chat). Nothing is dropped.
+- Lost the right to post (not an admin any more, no "Post messages" right,
+  a closed topic): suspend the chat; its cards wait until Telegram reports
+  the right back (a ``my_chat_member`` update).
 - Forbidden (blocked, kicked, not a member): deactivate the chat, drop its cards.
 - ChatMigrated: move the chat (and its cards) to the new id and send again.
 - BadRequest "chat not found": deactivate the chat.
-- BadRequest about entities or buttons: re-send the card as plain text.
+- BadRequest about entities: re-send the card as plain text, buttons kept;
+  about the buttons: plain text with the link written out.
 - other BadRequest: the row fails with the reason (retrying cannot help).
-- Telegram unreachable (connection errors, timeouts, 502): pause everything
-  with backoff and retry; the card keeps its attempts, so an outage of any
-  length loses nothing.
-- 5xx answered by Telegram: retry with backoff; failed after max_attempts.
+- Telegram unreachable (connection errors, timeouts, 502, 503, 504): pause
+  everything with backoff and retry; the card keeps its attempts, so an
+  outage of any length loses nothing.
+- other 5xx answered by Telegram: retry with backoff; failed after max_attempts.
 - InvalidToken: stop sending; every card stays pending.
+
+Recording an outcome can fail too (disk full, a lock held past the busy
+timeout). The outcome is then kept and written again with backoff while the
+chat's next card waits, and no new card is sent until storage works again:
+a card Telegram accepted is never sent twice because of our own trouble.
 """
 
 from __future__ import annotations
@@ -31,9 +43,10 @@ import contextlib
 import logging
 import time
 import warnings
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, LinkPreviewOptions, Message
 from telegram.constants import ParseMode
@@ -42,7 +55,6 @@ from telegram.error import (
     ChatMigrated,
     Forbidden,
     InvalidToken,
-    NetworkError,
     RetryAfter,
     TelegramError,
     TimedOut,
@@ -51,6 +63,7 @@ from telegram.warnings import PTBDeprecationWarning
 
 from bot.clock import Clock
 from bot.config import DeliveryConfig
+from bot.errors import StorageError
 from bot.render import Card, render_card
 from bot.storage import PendingDelivery, Storage
 
@@ -61,6 +74,21 @@ _BATCH = 100
 _IDLE_WAIT = 5.0
 _MAX_RETRY_DELAY = 600.0
 _MAX_OUTAGE_PAUSE = 60.0
+_MAX_STORAGE_RETRY = 30.0
+# This many different chats told to wait in a row, with no success between
+# them, means the bot's overall rate was exceeded: then everything pauses.
+_GLOBAL_FLOOD_CHATS = 3
+# Telegram's words for "the bot may not post here (any more)", whichever of
+# 400 or 403 they come with: the chat is suspended, not given up on.
+_LOST_RIGHTS = (
+    "need administrator rights",
+    "not enough rights",
+    "have no rights to send",
+    "chat_write_forbidden",
+    "topic_closed",
+)
+# Telegram's front end answering for a Telegram that is not there.
+_UNREACHABLE = ("bad gateway", "service unavailable", "gateway timeout", "(502)", "(503)", "(504)")
 
 
 def keyboard(card: Card) -> InlineKeyboardMarkup | None:
@@ -74,8 +102,10 @@ def preview(card: Card) -> LinkPreviewOptions:
 
 
 async def send_card(send_message: SendMessage, chat_id: int, card: Card) -> Message:
-    """Send a card as HTML; if Telegram rejects the markup or the buttons,
-    send the same card as plain text without buttons."""
+    """Send a card as HTML. If Telegram rejects the markup, send the same
+    card as plain text with its buttons; if it rejects the buttons, as plain
+    text with the article's link written out, so a card never arrives
+    without a way to the story."""
     try:
         return await send_message(
             chat_id=chat_id,
@@ -85,16 +115,49 @@ async def send_card(send_message: SendMessage, chat_id: int, card: Card) -> Mess
             reply_markup=keyboard(card),
         )
     except BadRequest as error:
-        reason = error.message.lower()
-        if "entit" not in reason and "button" not in reason and "url" not in reason:
+        if not _rejects_buttons(error) and not _rejects_markup(error):
             raise
         log.warning("deliver: chat %s rejected a card (%s); sending plain text", chat_id, error)
+        markup = None if _rejects_buttons(error) else keyboard(card)
+    try:
         return await send_message(
             chat_id=chat_id,
             text=card.plain,
             parse_mode=None,
             link_preview_options=preview(card),
+            reply_markup=markup,
         )
+    except BadRequest as error:
+        if markup is None or not _rejects_buttons(error):
+            raise
+        return await send_message(
+            chat_id=chat_id, text=card.plain, parse_mode=None, link_preview_options=preview(card)
+        )
+
+
+def _rejects_markup(error: BadRequest) -> bool:
+    return "entit" in error.message.lower()
+
+
+def _rejects_buttons(error: BadRequest) -> bool:
+    reason = error.message.lower()
+    return "button" in reason or "url" in reason or "reply markup" in reason
+
+
+def lost_rights(error: TelegramError) -> bool:
+    """Telegram refused a send because the bot may not post there."""
+    reason = error.message.lower()
+    return any(words in reason for words in _LOST_RIGHTS)
+
+
+def telegram_unreachable(error: TelegramError) -> bool:
+    """Telegram could not be reached at all (as opposed to answering no)."""
+    text = str(error)
+    return (
+        isinstance(error, TimedOut)
+        or text.startswith("httpx.")  # PTB's wording for transport errors
+        or any(words in text.lower() for words in _UNREACHABLE)
+    )
 
 
 @dataclass
@@ -151,10 +214,20 @@ class Sender:
         # Set when Telegram rejects the token: the bot is alive but useless,
         # and the health check must say so.
         self.token_rejected = False
+        # Set while an outcome cannot be written (see _record): no new card
+        # goes out, and the health check fails.
+        self.storage_trouble = False
+        self._storage_trouble_since = 0.0
         # Consecutive sends that could not reach Telegram (sets the pause),
         # and when the last such pause began (monotonic seconds).
         self._network_errors = 0
         self._outage_paused_at = float("-inf")
+        # Chats told to wait since the last successful send.
+        self._flooded_chats: set[int] = set()
+
+    @property
+    def healthy(self) -> bool:
+        return not self.token_rejected and not self.storage_trouble
 
     def wake(self) -> None:
         """New cards are waiting (called after a polling round stored some)."""
@@ -175,6 +248,9 @@ class Sender:
                 log.error("deliver: Telegram rejected the bot token; delivery stopped")
                 self.token_rejected = True
                 return
+            except StorageError as error:
+                self._storage_failed(error, "read the outbox")
+                started = 0
             except Exception:
                 log.exception("deliver: dispatch failed; retrying shortly")
                 started = 0
@@ -205,7 +281,7 @@ class Sender:
             if self._in_flight:
                 await asyncio.wait(list(self._in_flight.values()), timeout=0.5)
                 continue
-            if not (await self._storage.delivery_counts()).get("pending"):
+            if not await self._storage.has_pending_deliveries():
                 return
             ready = self._pacer.next_ready()
             await asyncio.sleep(min(0.5, max(0.01, (ready or 0) - time.monotonic())))
@@ -216,10 +292,15 @@ class Sender:
         ready = self._pacer.next_ready()
         if ready is not None:
             wait = min(wait, ready - time.monotonic())
-        due = await self._storage.next_delivery_time()
-        if due is not None and due > self._clock.now():
-            # Due rows that were not started belong to paced chats (see above).
-            wait = min(wait, (due - self._clock.now()).total_seconds())
+        if not self.storage_trouble:
+            try:
+                due = await self._storage.next_delivery_time()
+            except StorageError as error:
+                self._storage_failed(error, "read the outbox")
+                due = None
+            if due is not None and due > self._clock.now():
+                # Due rows that were not started belong to paced chats (see above).
+                wait = min(wait, (due - self._clock.now()).total_seconds())
         wait = max(0.01, wait)
         self._wake.clear()
         try:
@@ -228,13 +309,25 @@ class Sender:
             pass
 
     async def _dispatch_batch(self) -> int:
+        if self.storage_trouble:
+            # Outcomes are waiting to be written: sending more would pile up
+            # cards that Telegram accepted and we could not record.
+            return 0
         busy = self._pacer.busy_chats() | set(self._in_flight)
-        rows = await self._storage.pending_deliveries(self._clock.now(), _BATCH, busy)
+        now = self._clock.now()
+        rows = await self._storage.pending_deliveries(now, _BATCH, busy)
+        self._storage_recovered()
         started = 0
+        too_old = now - timedelta(seconds=self._config.max_age)
         for row in rows:
-            if self._stopping.is_set():
+            if self._stopping.is_set() or self.storage_trouble:
                 break
             if row.chat_id in self._in_flight:
+                continue
+            if row.created_at < too_old:
+                # Checked when a card comes up, not only at start-up: after a
+                # long outage in a running bot, week-old news is not news.
+                self._start(row, self._drop_stale(row))
                 continue
             await self._pacer.wait_slot(self._stopping)
             if self._stopping.is_set():
@@ -248,76 +341,136 @@ class Sender:
                 else self._config.group_chat_interval
             )
             self._pacer.chat_ready_at[row.chat_id] = time.monotonic() + spacing
-            task = asyncio.create_task(self._deliver(row))
-            self._in_flight[row.chat_id] = task
-            task.add_done_callback(self._forget_task)
+            self._start(row, self._deliver(row))
             started += 1
         return started
+
+    def _start(self, row: PendingDelivery, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        self._in_flight[row.chat_id] = task
+        task.add_done_callback(self._forget_task)
 
     def _forget_task(self, task: asyncio.Task[None]) -> None:
         for chat_id, running in list(self._in_flight.items()):
             if running is task:
                 del self._in_flight[chat_id]
 
+    async def _drop_stale(self, row: PendingDelivery) -> None:
+        log.info("deliver: card %d to %s is older than max_age; dropped", row.id, row.chat_id)
+        await self._record(
+            row, "was dropped", lambda: self._storage.mark_dropped(row.id, "too old")
+        )
+
     async def _deliver(self, row: PendingDelivery) -> None:
         card = render_card(row.article, self._categories)
-        now = self._clock.now()
         started = time.monotonic()
         try:
             message = await send_card(self._send_message, row.chat_id, card)
-        except RetryAfter as error:
-            seconds = _retry_seconds(error)
-            log.warning("deliver: flood control, pausing %.1fs", seconds)
-            self._pacer.pause(seconds)
-            await self._storage.mark_retry(
-                row.id, now + timedelta(seconds=seconds), "flood control", count_attempt=False
+        except Exception as error:
+            await self._after_failure(row, error, started)
+        else:
+            self.sent += 1
+            self._network_errors = 0
+            self._flooded_chats.clear()
+            now = self._clock.now()
+            await self._record(
+                row, "was sent", lambda: self._storage.mark_sent(row.id, message.message_id, now)
             )
-        except Forbidden as error:
-            dropped = await self._storage.deactivate_chat(row.chat_id, error.message, now)
-            log.info(
-                "deliver: chat %s deactivated (%s), %d cards dropped", row.chat_id, error, dropped
+
+    async def _after_failure(self, row: PendingDelivery, error: Exception, started: float) -> None:
+        """Decide what a failed send means for the card and its chat, and record it."""
+        now = self._clock.now()
+        storage = self._storage
+        if isinstance(error, RetryAfter):
+            await self._flood_control(row, _retry_seconds(error))
+        elif isinstance(error, TelegramError) and lost_rights(error):
+            log.warning(
+                "deliver: chat %s no longer lets the bot post (%s); its cards wait",
+                row.chat_id,
+                error.message,
             )
-        except ChatMigrated as error:
+            await self._record(
+                row,
+                "suspended its chat",
+                lambda: storage.suspend_chat(row.chat_id, error.message, now),
+            )
+        elif isinstance(error, Forbidden):
+
+            async def deactivate() -> None:
+                dropped = await storage.deactivate_chat(row.chat_id, error.message, now)
+                log.info(
+                    "deliver: chat %s deactivated (%s), %d cards dropped",
+                    row.chat_id,
+                    error,
+                    dropped,
+                )
+
+            await self._record(row, "deactivated its chat", deactivate)
+        elif isinstance(error, ChatMigrated):
             log.info("deliver: chat %s migrated to %s", row.chat_id, error.new_chat_id)
-            await self._storage.migrate_chat(row.chat_id, error.new_chat_id, now)
+            new_id = error.new_chat_id
+            await self._record(
+                row, "moved its chat", lambda: storage.migrate_chat(row.chat_id, new_id, now)
+            )
             self.wake()
-        except BadRequest as error:
+        elif isinstance(error, BadRequest):
             if "chat not found" in error.message.lower():
-                await self._storage.deactivate_chat(row.chat_id, error.message, now)
+                await self._record(
+                    row,
+                    "deactivated its chat",
+                    lambda: storage.deactivate_chat(row.chat_id, error.message, now),
+                )
             else:
                 self.failed += 1
                 log.warning("deliver: card %d to %s failed: %s", row.id, row.chat_id, error)
-                await self._storage.mark_failed(row.id, error.message)
-        except InvalidToken:
+                await self._record(
+                    row, "failed", lambda: storage.mark_failed(row.id, error.message)
+                )
+        elif isinstance(error, InvalidToken):
             # Nothing can be sent with a revoked token: keep every card pending
             # for when the operator fixes it, and stop hammering the API.
             log.error("deliver: Telegram rejected the bot token; delivery stopped")
             self.token_rejected = True
             self._stopping.set()
-        except (TimedOut, NetworkError, TelegramError) as error:
+        elif isinstance(error, TelegramError):
             await self._network_trouble(row, error, started)
-        except Exception as error:  # a bug: keep the row, keep the sender alive
-            log.exception("deliver: unexpected error sending card %d", row.id)
+        else:  # a bug: keep the row, keep the sender alive
+            log.error("deliver: unexpected error sending card %d", row.id, exc_info=error)
             await self._retry_later(row, f"internal: {type(error).__name__}")
+
+    async def _flood_control(self, row: PendingDelivery, seconds: float) -> None:
+        """A 429 pauses the chat it came for. Several chats told to wait in a
+        row, with nothing sent between, is the bot's overall limit: then
+        every send pauses."""
+        self._flooded_chats.add(row.chat_id)
+        ready = time.monotonic() + seconds
+        self._pacer.chat_ready_at[row.chat_id] = max(
+            self._pacer.chat_ready_at.get(row.chat_id, 0.0), ready
+        )
+        if len(self._flooded_chats) >= _GLOBAL_FLOOD_CHATS:
+            log.warning("deliver: flood control for the whole bot, pausing %.1fs", seconds)
+            self._pacer.pause(seconds)
         else:
-            self.sent += 1
-            self._network_errors = 0
-            await self._storage.mark_sent(row.id, message.message_id, self._clock.now())
+            log.warning(
+                "deliver: flood control for chat %s, pausing it %.1fs", row.chat_id, seconds
+            )
+        until = self._clock.now() + timedelta(seconds=seconds)
+
+        async def pause() -> None:
+            await self._storage.pause_chat(row.chat_id, until)
+            await self._storage.mark_retry(row.id, until, "flood control", count_attempt=False)
+
+        await self._record(row, "was told to wait", pause)
 
     async def _network_trouble(
         self, row: PendingDelivery, error: TelegramError, started: float
     ) -> None:
         """While Telegram cannot be reached at all (connection errors, timeouts,
-        502 from its front end) every send pauses and the card keeps its
+        502-504 from its front end) every send pauses and the card keeps its
         attempts, so an outage of any length loses nothing. An error Telegram
         itself answered (500...) counts against the card, up to max_attempts."""
         text = str(error)
-        unreachable = (
-            isinstance(error, TimedOut)
-            or text.startswith("httpx.")  # PTB's wording for transport errors
-            or "bad gateway" in text.lower()
-        )
-        if not unreachable:
+        if not telegram_unreachable(error):
             await self._retry_later(row, text)
             return
         if started < self._outage_paused_at:
@@ -332,8 +485,11 @@ class Sender:
             pause = min(2.0 ** min(self._network_errors, 10), _MAX_OUTAGE_PAUSE)
             self._pacer.pause(pause)
             log.warning("deliver: Telegram unreachable (%s); retrying in %.0fs", text, pause)
-        await self._storage.mark_retry(
-            row.id, self._clock.now() + timedelta(seconds=pause), text, count_attempt=False
+        retry_at = self._clock.now() + timedelta(seconds=pause)
+        await self._record(
+            row,
+            "was put back",
+            lambda: self._storage.mark_retry(row.id, retry_at, text, count_attempt=False),
         )
 
     async def _retry_later(self, row: PendingDelivery, reason: str) -> None:
@@ -341,10 +497,58 @@ class Sender:
         if attempts >= self._config.max_attempts:
             self.failed += 1
             log.warning("deliver: card %d to %s failed for good: %s", row.id, row.chat_id, reason)
-            await self._storage.mark_failed(row.id, reason)
+            await self._record(row, "failed", lambda: self._storage.mark_failed(row.id, reason))
             return
         delay = min(2.0**attempts, _MAX_RETRY_DELAY)
-        await self._storage.mark_retry(row.id, self._clock.now() + timedelta(seconds=delay), reason)
+        retry_at = self._clock.now() + timedelta(seconds=delay)
+        await self._record(
+            row, "was put back", lambda: self._storage.mark_retry(row.id, retry_at, reason)
+        )
+
+    async def _record(
+        self, row: PendingDelivery, outcome: str, write: Callable[[], Awaitable[object]]
+    ) -> None:
+        """Write a send's outcome, again and again with backoff if storage
+        fails: the chat counts as busy meanwhile (this task is its in-flight
+        send), so its card is not handed out again, and no new card goes
+        out anywhere until the write succeeds. Stopping gives up: the card
+        stays pending and may be sent once more after the restart, which
+        at-least-once allows."""
+        delay = 0.5
+        while True:
+            try:
+                await write()
+            except StorageError as error:
+                self._storage_failed(error, f"record that card {row.id} {outcome}")
+            else:
+                self._storage_recovered()
+                return
+            if self._stopping.is_set():
+                log.error(
+                    "deliver: stopping without recording that card %d %s; "
+                    "it may be sent again after the restart",
+                    row.id,
+                    outcome,
+                )
+                return
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), delay)
+            delay = min(delay * 2, _MAX_STORAGE_RETRY)
+
+    def _storage_failed(self, error: StorageError, doing: str) -> None:
+        # Once per spell of trouble, not once per card or per pacing slot.
+        if not self.storage_trouble:
+            self.storage_trouble = True
+            self._storage_trouble_since = time.monotonic()
+            log.error("deliver: cannot %s (%s); sending is held until storage works", doing, error)
+
+    def _storage_recovered(self) -> None:
+        if self.storage_trouble:
+            self.storage_trouble = False
+            log.warning(
+                "deliver: storage works again after %.0fs; sending resumes",
+                time.monotonic() - self._storage_trouble_since,
+            )
 
 
 def _retry_seconds(error: RetryAfter) -> float:

@@ -37,7 +37,9 @@ class Button:
 @dataclass(frozen=True, slots=True)
 class Card:
     html: str  # for parse_mode=HTML
-    plain: str  # the same card without markup, for when Telegram rejects the HTML
+    # The same card without markup, for when Telegram rejects the HTML: the
+    # article's link is written out, in case the buttons are rejected too.
+    plain: str
     preview_url: str  # the link preview shows the article's image
     buttons: tuple[Button, ...]
 
@@ -87,6 +89,7 @@ def render_card(article: Article, known_categories: Mapping[str, str] | None = N
         plain_parts.append(summary)
     html_parts.append(f"<i>{escape(meta)}</i>" + (f"\n{escape(tags)}" if tags else ""))
     plain_parts.append(meta + (f"\n{tags}" if tags else ""))
+    plain_parts.append(article.url)
 
     buttons: list[Button] = []
     if len(article.url) <= BUTTON_URL_LIMIT:

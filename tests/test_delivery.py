@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 from telegram import Bot
 
-from bot.clock import SystemClock
+from bot.clock import ManualClock, SystemClock
 from bot.config import DeliveryConfig, FeedConfig
 from bot.deliver import Sender
+from bot.errors import StorageError
 from bot.models import NewArticle
 from bot.storage import Storage
 from tests.fake_telegram import ApiError, FakeTelegram, FloodLimits
@@ -230,3 +231,194 @@ async def test_a_rejected_token_stops_sending_and_keeps_every_card(
         await task  # it stops by itself
     assert running.token_rejected
     assert (await storage.delivery_counts()) == {"pending": 2}
+
+
+# -- outcomes that storage cannot record, lost rights, stale cards --------
+
+
+async def test_a_storage_error_after_a_send_never_repeats_the_card(
+    storage: Storage,
+    bot: Bot,
+    fake_telegram: FakeTelegram,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The disk is full or another process holds the lock past the busy
+    timeout just when a sent card is to be marked: the outcome is written
+    again until it sticks, and meanwhile no card goes out twice or at all."""
+    await seed(storage, {1201: "private", 1202: "private"}, 2)
+    real_mark_sent = storage.mark_sent
+    failures = 0
+    storage_broken = asyncio.Event()
+    storage_broken.set()
+
+    async def flaky_mark_sent(delivery_id: int, message_id: int, now: datetime) -> None:
+        nonlocal failures
+        if storage_broken.is_set():
+            failures += 1
+            raise StorageError("storage: database or disk is full")
+        await real_mark_sent(delivery_id, message_id, now)
+
+    monkeypatch.setattr(storage, "mark_sent", flaky_mark_sent)
+    running = sender(storage, bot)
+    task = asyncio.create_task(running.run())
+    await fake_telegram.wait_for_async("sendMessage", answered=True)
+    for _ in range(100):  # until the sender has tried to record it a few times
+        if failures >= 3:
+            break
+        await asyncio.sleep(0.1)
+    assert failures >= 3
+    assert not running.healthy
+    # Held: the two cards of the first dispatch went out, nothing after them.
+    assert sorted(c.chat_id for c in fake_telegram.calls("sendMessage")) == [1201, 1202]
+    storage_broken.clear()
+    for _ in range(300):
+        if not await storage.has_pending_deliveries():
+            break
+        await asyncio.sleep(0.1)
+    await running.stop()
+    await task
+    for chat_id in (1201, 1202):
+        assert headlines(fake_telegram, chat_id) == ["Story 1-0 <&>", "Story 1-1 <&>"]
+    assert running.healthy
+    assert (await storage.delivery_counts()) == {"sent": 4}
+    said = [r.getMessage() for r in caplog.records if r.name == "bot.deliver"]
+    assert sum("cannot record" in line for line in said) == 1  # once, not per retry
+
+
+async def test_losing_the_right_to_post_suspends_the_chat_and_keeps_its_cards(
+    storage: Storage, bot: Bot, fake_telegram: FakeTelegram
+) -> None:
+    await seed(storage, {-1001301: "channel", 1302: "private"}, 3)
+    fake_telegram.fail_next(
+        "sendMessage",
+        ApiError(400, "Bad Request: need administrator rights in the channel chat"),
+        chat_id=-1001301,
+        times=None,
+    )
+    await sender(storage, bot).drain(within=30)
+    assert len(fake_telegram.sent_texts(1302)) == 3
+    (suspended,) = await storage.suspended_chats()
+    assert suspended.id == -1001301
+    assert "administrator rights" in suspended.reason
+    assert suspended.pending == 3  # kept, not failed
+    assert len(fake_telegram.calls("sendMessage", -1001301)) == 1  # not tried card by card
+    chat = await storage.get_chat(-1001301)
+    assert chat is not None and chat.active
+
+    fake_telegram.clear_failures()
+    assert await storage.resume_chat(-1001301, datetime.now(UTC))
+    await sender(storage, bot).drain(within=30)
+    assert headlines(fake_telegram, -1001301) == [f"Story 1-{i} <&>" for i in range(3)]
+    assert await storage.suspended_chats() == []
+
+
+@pytest.mark.parametrize(
+    "refusal",
+    [
+        "Bad Request: not enough rights to send text messages to the chat",
+        "Forbidden: CHAT_WRITE_FORBIDDEN",
+        "Bad Request: TOPIC_CLOSED",
+    ],
+)
+async def test_every_kind_of_lost_right_suspends_the_chat(
+    storage: Storage, bot: Bot, fake_telegram: FakeTelegram, refusal: str
+) -> None:
+    await seed(storage, {-1001401: "supergroup"}, 2)
+    code = 403 if refusal.startswith("Forbidden") else 400
+    fake_telegram.fail_next("sendMessage", ApiError(code, refusal), times=None)
+    await sender(storage, bot).drain(within=30)
+    (suspended,) = await storage.suspended_chats()
+    assert suspended.pending == 2
+    assert (await storage.delivery_counts()) == {"pending": 2}
+
+
+async def test_max_age_is_checked_when_a_card_comes_up(
+    storage: Storage, bot: Bot, fake_telegram: FakeTelegram
+) -> None:
+    """A running bot after a week-long outage: the week-old cards are
+    dropped when they come up, not sent late."""
+    await seed(storage, {1501: "private"}, 2)
+    week_later = ManualClock(datetime.now(UTC) + timedelta(days=8))
+    late = Sender(
+        storage,
+        bot.send_message,
+        DeliveryConfig(private_chat_interval=0.2),
+        week_later,
+        CATEGORIES,
+    )
+    await late.drain(within=30)
+    assert fake_telegram.sent_texts(1501) == []
+    assert (await storage.delivery_counts()) == {"dropped": 2}
+
+
+@pytest.mark.parametrize(
+    "gateway", [ApiError(503, "Service Unavailable"), ApiError(504, "Gateway Timeout")]
+)
+async def test_gateway_errors_use_up_no_attempts(
+    storage: Storage, bot: Bot, fake_telegram: FakeTelegram, gateway: ApiError
+) -> None:
+    await seed(storage, {1601: "private"}, 1)
+    fake_telegram.fail_next("sendMessage", gateway, times=3)
+    await sender(storage, bot, max_attempts=2).drain(within=60)
+    assert len(fake_telegram.sent_texts(1601)) == 1
+    assert (await storage.delivery_counts()) == {"sent": 1}
+
+
+async def test_one_chats_flood_control_does_not_pause_the_others(
+    storage: Storage, bot: Bot, fake_telegram: FakeTelegram
+) -> None:
+    await seed(storage, {1701: "private", 1702: "private", 1703: "private"}, 4)
+    fake_telegram.fail_next("sendMessage", ApiError.retry_after(4), chat_id=1701)
+    await sender(storage, bot).drain(within=60)
+    for chat_id in (1701, 1702, 1703):
+        assert headlines(fake_telegram, chat_id) == [f"Story 1-{i} <&>" for i in range(4)]
+    delivered = [c for c in fake_telegram.calls("sendMessage") if c.ok]
+    resumed = min(c.time for c in delivered if c.chat_id == 1701)
+    others_done = max(c.time for c in delivered if c.chat_id != 1701)
+    # The other chats kept their pace: all their cards went out while 1701 waited.
+    assert others_done < resumed
+    assert (await storage.get_chat(1701)) is not None
+
+
+async def test_several_chats_told_to_wait_in_a_row_pause_all_sending(
+    storage: Storage, bot: Bot, fake_telegram: FakeTelegram
+) -> None:
+    chats = {1801: "private", 1802: "private", 1803: "private", 1804: "private"}
+    await seed(storage, chats, 2)
+    fake_telegram.fail_next("sendMessage", ApiError.retry_after(3), times=3)
+    await sender(storage, bot).drain(within=60)
+    for chat_id in chats:
+        assert headlines(fake_telegram, chat_id) == ["Story 1-0 <&>", "Story 1-1 <&>"]
+    calls = fake_telegram.calls("sendMessage")
+    third_refusal = [c for c in calls if c.status == 429][2].time
+    # Sends already under way when the third refusal came may still land;
+    # none may start during the bot-wide pause that followed it.
+    during = [c for c in calls if 0.5 < c.time - third_refusal < 2.5]
+    assert during == []
+
+
+async def test_a_card_whose_html_is_rejected_keeps_its_buttons(
+    storage: Storage, bot: Bot, fake_telegram: FakeTelegram
+) -> None:
+    await seed(storage, {1901: "private"}, 1)
+    fake_telegram.fail_next("sendMessage", ApiError.cant_parse_entities(), chat_id=1901)
+    await sender(storage, bot).drain(within=30)
+    (sent,) = fake_telegram.sent_messages(1901)
+    assert sent.get("parse_mode") in (None, "")
+    labels = [b["text"] for row in sent["reply_markup"]["inline_keyboard"] for b in row]
+    assert labels == ["Read", "Share"]
+    assert "https://news.example/1/0" in sent["text"]
+
+
+async def test_a_card_whose_buttons_are_rejected_keeps_its_link_as_text(
+    storage: Storage, bot: Bot, fake_telegram: FakeTelegram
+) -> None:
+    await seed(storage, {2001: "private"}, 1)
+    fake_telegram.fail_next(
+        "sendMessage", ApiError(400, "Bad Request: BUTTON_URL_INVALID"), chat_id=2001
+    )
+    await sender(storage, bot).drain(within=30)
+    (sent,) = fake_telegram.sent_messages(2001)
+    assert not sent.get("reply_markup")
+    assert "https://news.example/1/0" in sent["text"]

@@ -1,5 +1,5 @@
 """All SQL lives in this package."""
 
-from bot.storage.storage import Chat, PendingDelivery, Storage, StoreOutcome
+from bot.storage.storage import Chat, PendingDelivery, Storage, StoreOutcome, SuspendedChat
 
-__all__ = ["Chat", "PendingDelivery", "Storage", "StoreOutcome"]
+__all__ = ["Chat", "PendingDelivery", "Storage", "StoreOutcome", "SuspendedChat"]

@@ -61,7 +61,18 @@ class PendingDelivery:
     chat_id: int
     chat_type: str
     attempts: int
+    created_at: datetime  # when the card was queued; max_age counts from here
     article: Article
+
+
+@dataclass(frozen=True, slots=True)
+class SuspendedChat:
+    id: int
+    type: str
+    title: str | None
+    username: str | None
+    reason: str
+    pending: int  # cards waiting for the right to post to come back
 
 
 def _article(row: sqlite3.Row | tuple[Any, ...]) -> Article:
@@ -765,19 +776,61 @@ class Storage:
                     (new_id, to_timestamp(now), old_id),
                 )
 
+    async def suspend_chat(self, chat_id: int, reason: str, now: datetime) -> None:
+        """The bot may no longer post in this chat (not an admin any more, a
+        closed topic): hold its cards, neither sent nor failed, until
+        ``resume_chat``."""
+        async with self._transaction() as db:
+            await db.execute(
+                "UPDATE chats SET suspended_reason = ?, updated_at = ? WHERE id = ?",
+                (reason[:500] or "no right to post", to_timestamp(now), chat_id),
+            )
+
+    async def resume_chat(self, chat_id: int, now: datetime) -> bool:
+        """The right to post is back; returns whether the chat was suspended."""
+        async with self._transaction() as db:
+            cursor = await db.execute(
+                "UPDATE chats SET suspended_reason = NULL, updated_at = ? "
+                "WHERE id = ? AND suspended_reason IS NOT NULL",
+                (to_timestamp(now), chat_id),
+            )
+            return cursor.rowcount > 0
+
+    async def pause_chat(self, chat_id: int, until: datetime) -> None:
+        """Telegram asked this chat's sends to wait (a 429 with retry_after)."""
+        async with self._transaction() as db:
+            await db.execute(
+                "UPDATE chats SET paused_until = max(paused_until, ?) WHERE id = ?",
+                (to_timestamp(until), chat_id),
+            )
+
+    async def suspended_chats(self) -> list[SuspendedChat]:
+        rows = await self._fetchall(
+            """
+            SELECT c.id, c.type, c.title, c.username, c.suspended_reason,
+                   (SELECT count(*) FROM deliveries AS d
+                    WHERE d.chat_id = c.id AND d.status = 'pending')
+            FROM chats AS c WHERE c.suspended_reason IS NOT NULL AND c.active ORDER BY c.id
+            """
+        )
+        return [SuspendedChat(r[0], r[1], r[2], r[3], r[4], r[5]) for r in rows]
+
     # -- the outbox ------------------------------------------------------
 
     async def pending_deliveries(
         self, now: datetime, limit: int, exclude_chats: Iterable[int] = ()
     ) -> list[PendingDelivery]:
         """Due outbox rows, oldest first, at most one per chat (per-chat order
-        is kept by sending a chat's next card only after its previous one)."""
+        is kept by sending a chat's next card only after its previous one).
+        Chats that are suspended (no right to post) or paused (Telegram asked
+        them to wait) are left out; their cards stay pending."""
         excluded = tuple(exclude_chats)
         marks = ",".join("?" * len(excluded))
         exclusion = f"AND d.chat_id NOT IN ({marks})" if excluded else ""
+        ts = to_timestamp(now)
         rows = await self._fetchall(
             f"""
-            SELECT d.id, d.chat_id, c.type, d.attempts, {_ARTICLE_COLUMNS}
+            SELECT d.id, d.chat_id, c.type, d.attempts, d.created_at, {_ARTICLE_COLUMNS}
             FROM deliveries AS d
             JOIN chats AS c ON c.id = d.chat_id
             JOIN articles AS a ON a.id = d.article_id
@@ -785,13 +838,29 @@ class Storage:
             WHERE d.id IN (
                 SELECT min(id) FROM deliveries
                 WHERE status = 'pending' GROUP BY chat_id
-            ) AND d.next_attempt_at <= ? {exclusion}
+            ) AND d.next_attempt_at <= ? AND c.suspended_reason IS NULL
+              AND c.paused_until <= ? {exclusion}
             ORDER BY d.id
             LIMIT ?
             """,
-            (to_timestamp(now), *excluded, limit),
+            (ts, ts, *excluded, limit),
         )
-        return [PendingDelivery(r[0], r[1], r[2], r[3], _article(r[4:])) for r in rows]
+        return [
+            PendingDelivery(r[0], r[1], r[2], r[3], from_timestamp(r[4]), _article(r[5:]))
+            for r in rows
+        ]
+
+    async def has_pending_deliveries(self) -> bool:
+        """Is any card waiting that could go out, now or after a retry wait?
+        Cards of suspended chats wait for the right to post, not for time."""
+        row = await self._fetchone(
+            """
+            SELECT EXISTS (
+                SELECT 1 FROM deliveries AS d JOIN chats AS c ON c.id = d.chat_id
+                WHERE d.status = 'pending' AND c.suspended_reason IS NULL)
+            """
+        )
+        return bool(row and row[0])
 
     async def mark_sent(self, delivery_id: int, message_id: int, now: datetime) -> None:
         async with self._transaction() as db:
@@ -827,6 +896,13 @@ class Storage:
                 (to_timestamp(older_than),),
             )
             return cursor.rowcount
+
+    async def mark_dropped(self, delivery_id: int, reason: str) -> None:
+        async with self._transaction() as db:
+            await db.execute(
+                "UPDATE deliveries SET status = 'dropped', error = ? WHERE id = ?",
+                (reason[:500], delivery_id),
+            )
 
     async def delivery_counts(self) -> dict[str, int]:
         rows = await self._fetchall("SELECT status, count(*) FROM deliveries GROUP BY status")
