@@ -538,7 +538,7 @@ async def test_deliveries_are_capped_to_the_newest_per_round(
 ) -> None:
     feed = await one_feed(storage)
     await subscribed_chat(storage, 1, "tech")
-    await store(storage, feed, [])
+    await store(storage, feed, [article("seen")])
     (feed,) = await current(storage)
     flood = [
         article(f"n{i}", f"Item {i}", published=NOW - timedelta(minutes=i), categories=["tech"])
@@ -673,3 +673,134 @@ async def test_a_cancelled_write_never_leaves_a_transaction_open(storage: Storag
     assert not storage._db.in_transaction
     await storage.upsert_chat(3, "private", None, None, NOW)
     assert sql(path, "SELECT id FROM chats ORDER BY id") == [(1,), (3,)]
+
+
+# -- broad searches (more matches than bm25 is asked to rank) -----------------
+
+
+async def _store_broad(storage: Storage, word: str, special: Sequence[tuple[str, int]]) -> None:
+    """120 stories that mention ``word`` only in their summary, plus
+    ``special`` (title, hours ago) ones that mention it there too."""
+    feed = await one_feed(storage)
+    stories = [
+        article(
+            f"plain-{n}",
+            f"Plain story {n}",
+            summary=f"about {word}",
+            published=NOW - timedelta(hours=2),
+        )
+        for n in range(120)
+    ]
+    stories += [
+        article(
+            f"special-{n}", title, summary=f"about {word}", published=NOW - timedelta(hours=hours)
+        )
+        for n, (title, hours) in enumerate(special)
+    ]
+    await store(storage, feed, stories)
+
+
+async def test_broad_search_ranks_whole_title_words_not_substrings(storage: Storage) -> None:
+    await _store_broad(storage, "ai", [("He said so", 1), ("AI beats humans at chess", 30)])
+    found = [a.title for a in await storage.search_articles("ai", 5)]
+    assert found[0] == "AI beats humans at chess"
+    assert found[1] == "He said so"  # no title word: newest first, like the rest
+
+
+async def test_broad_search_ranks_titles_in_any_script(storage: Storage) -> None:
+    await _store_broad(storage, "выборы", [("Выборы в Москве", 30)])
+    found = [a.title for a in await storage.search_articles("выборы", 3)]
+    assert found[0] == "Выборы в Москве"
+
+
+async def test_broad_search_pages_through_the_ranking(storage: Storage) -> None:
+    await _store_broad(storage, "vote", [("Vote counted", 30), ("Vote delayed", 40)])
+    first = [a.title for a in await storage.search_articles("vote", 2)]
+    second = [a.title for a in await storage.search_articles("vote", 2, offset=2)]
+    assert first == ["Vote counted", "Vote delayed"]
+    assert len(second) == 2 and not set(first) & set(second)
+
+
+async def test_a_search_query_is_kept_whole_behind_a_short_key(storage: Storage) -> None:
+    query = "выборы в городской совет депутатов москвы " * 4
+    key = await storage.remember_search(query, NOW)
+    assert await storage.remember_search(query, LATER) == key  # one key per query
+    assert await storage.recall_search(key) == query
+    assert await storage.recall_search(key + 1) is None
+
+
+# -- what counts as news ----------------------------------------------------
+
+
+async def test_a_story_in_two_feeds_gains_both_feeds_categories_and_reaches_both_audiences(
+    storage: Storage, tmp_path: Path
+) -> None:
+    space, industry = await add_feeds(
+        storage,
+        FeedConfig(url="https://space.example/feed", categories=["space"]),
+        FeedConfig(url="https://industry.example/feed", categories=["industry"]),
+    )
+    await subscribed_chat(storage, 1, "space")
+    await subscribed_chat(storage, 2, "industry")
+    await subscribed_chat(storage, 3, "space")
+    await storage.subscribe(3, ["industry"], NOW)
+    await store(storage, space, [article("s-0")])
+    await store(storage, industry, [article("i-0")])
+    space, industry = await current(storage)
+
+    shared = "https://wire.example/launch-contract"
+    story = "Launch contract signed"
+    await store(
+        storage, space, [article("s-1", story, url=shared, categories=["space"])], now=LATER
+    )
+    outcome = await store(
+        storage, industry, [article("i-7", story, url=shared, categories=["industry"])], now=LATER
+    )
+    assert outcome == StoreOutcome(0, 1)  # no second article; one more chat
+    assert outbox(tmp_path / "newsbot.db") == [
+        (1, story, "pending"),
+        (2, story, "pending"),
+        (3, story, "pending"),  # once, though both its categories carry it
+    ]
+    (stored,) = [a for a in await storage.latest_articles("industry", 10) if a.url == shared]
+    assert stored.categories == ("space", "industry")
+    # The next poll of the industry feed knows the entry: nothing happens.
+    again = await store(
+        storage,
+        industry,
+        [article("i-7", story, url=shared, categories=["industry"])],
+        now=LATER + timedelta(hours=1),
+    )
+    assert again == StoreOutcome(0, 0)
+
+
+async def test_undated_entries_keep_the_feeds_order(storage: Storage, tmp_path: Path) -> None:
+    """Undated entries all get the fetch time; the feed lists its newest
+    first, and that order must survive for /latest and for which entries
+    become cards under max_new_per_feed."""
+    feed = await one_feed(storage)
+    await subscribed_chat(storage, 1, "tech")
+    await store(storage, feed, [article("seen")])
+    (feed,) = await current(storage)
+    in_feed_order = [
+        article(f"u{i}", f"Undated {i}", published=LATER, categories=["tech"]) for i in range(30)
+    ]
+    await store(storage, feed, in_feed_order, now=LATER, deliver_limit=5)
+    latest = [a.title for a in await storage.latest_articles(None, 30)]
+    assert latest == [f"Undated {i}" for i in range(30)]
+    titles = [row[1] for row in outbox(tmp_path / "newsbot.db")]
+    assert titles == [f"Undated {i}" for i in (4, 3, 2, 1, 0)]  # the top five, oldest first
+
+
+async def test_an_empty_first_fetch_does_not_count_as_the_first_fetch(
+    storage: Storage,
+) -> None:
+    feed = await one_feed(storage)
+    await subscribed_chat(storage, 1, "tech")
+    await store(storage, feed, [])  # the server answered an empty feed at first
+    (feed,) = await current(storage)
+    full = [article(f"n{i}", categories=["tech"]) for i in range(30)]
+    assert await store(storage, feed, full, now=LATER) == StoreOutcome(30, 0)
+    (feed,) = await current(storage)
+    news = [article("fresh", "Fresh", categories=["tech"]), *full]
+    assert await store(storage, feed, news, now=LATER) == StoreOutcome(1, 1)

@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import re
 import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Iterable, Sequence
 from contextlib import asynccontextmanager
@@ -402,9 +401,14 @@ class Storage:
         ``deliver_limit`` of the newest, so a feed that suddenly lists hundreds
         of "new" items cannot flood every subscriber).
 
-        An entry counts as seen when the feed already has its key, or when an
-        article with the same URL exists (feeds that change GUIDs every poll,
-        and the same story syndicated in two feeds).
+        ``articles`` come in the feed's own order (first = newest). An entry
+        counts as seen when the feed already has its key, or when an article
+        with the same URL exists. When that article came from another feed,
+        the entry is the same story syndicated there: the article gains this
+        feed's categories, and the chats of the categories it gained get it
+        (still once per chat). A feed counts as fetched once a fetch held at
+        least one entry: an empty first answer must not turn the next, full
+        one into a flood of cards.
         """
         ts = to_timestamp(now)
         async with self._transaction() as db:
@@ -412,8 +416,8 @@ class Storage:
                 """
                 UPDATE feeds SET title = ?, site_url = ?, body_hash = ?, etag = ?,
                     last_modified = ?, next_check_at = ?, last_checked_at = ?,
-                    last_success_at = ?, error_count = 0, last_error = NULL, ever_fetched = 1,
-                    fetch_url = COALESCE(?, fetch_url)
+                    last_success_at = ?, error_count = 0, last_error = NULL,
+                    ever_fetched = ever_fetched OR ?, fetch_url = COALESCE(?, fetch_url)
                 WHERE id = ?
                 """,
                 (
@@ -425,71 +429,138 @@ class Storage:
                     to_timestamp(next_check),
                     ts,
                     ts,
+                    bool(articles),
                     fetch_url,
                     feed.id,
                 ),
             )
             if not articles:
                 return StoreOutcome(0, 0)
-            fresh = await self._unseen(db, feed, articles, site_url)
-            if not fresh:
-                return StoreOutcome(0, 0)
-            async with db.execute("SELECT COALESCE(max(id), 0) FROM articles") as cursor:
-                row = await cursor.fetchone()
-            before = int(row[0]) if row else 0
-            insert = await db.executemany(
-                """
-                INSERT OR IGNORE INTO articles (feed_id, entry_key, url, title, summary, author,
-                    image_url, categories, published_at, first_seen_at)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """,
-                [
-                    (
-                        feed.id,
-                        a.key,
-                        a.url,
-                        a.title,
-                        a.summary,
-                        a.author,
-                        a.image_url,
-                        " ".join(a.categories),
-                        to_timestamp(a.published),
-                        ts,
-                    )
-                    for a in fresh
-                ],
-            )
-            await db.execute(
-                """
-                INSERT OR IGNORE INTO article_categories (category_id, published_at, article_id)
-                SELECT value, a.published_at, a.id
-                FROM articles AS a, json_each('["' || replace(a.categories, ' ', '","') || '"]')
-                WHERE a.id > ? AND a.categories != ''
-                """,
-                (before,),
-            )
-            # Rows the IGNORE skipped do not count; this transaction is the
-            # only writer, so this is the number of rows with id > before.
-            inserted = max(0, insert.rowcount)
+            fresh, same_story = await self._unseen(db, feed, articles, site_url)
+            inserted = await self._insert_articles(db, feed, fresh, ts)
             delivered = 0
             if feed.ever_fetched and inserted:
-                cursor = await db.execute(
-                    """
-                    INSERT OR IGNORE INTO deliveries (article_id, chat_id, next_attempt_at, created_at)
-                    SELECT DISTINCT ac.article_id, s.chat_id, ?, ?
-                    FROM article_categories AS ac
-                    JOIN subscriptions AS s ON s.category_id = ac.category_id
-                    JOIN chats AS c ON c.id = s.chat_id AND c.active
-                    WHERE ac.article_id IN (
-                        SELECT id FROM articles WHERE id > ?
-                        ORDER BY published_at DESC, id DESC LIMIT ?)
-                    -- Oldest story first: a chat reads a batch in the order it happened.
-                    ORDER BY ac.published_at, ac.article_id
-                    """,
-                    (ts, ts, before, deliver_limit),
+                delivered = await self._enqueue_new(db, inserted, deliver_limit, ts)
+            if same_story:
+                delivered += await self._merge_same_stories(db, feed, same_story, deliver_limit, ts)
+            return StoreOutcome(len(inserted), delivered)
+
+    async def _insert_articles(
+        self, db: aiosqlite.Connection, feed: FeedForUpdate, fresh: Sequence[NewArticle], ts: int
+    ) -> list[int]:
+        """Insert ``fresh`` (feed order) and return the new ids. Inserted last
+        entry first, so that among entries of equal time (undated ones all
+        get the fetch time) a later id means higher in the feed, i.e. newer:
+        "newest first" sorts by time, then id."""
+        if not fresh:
+            return []
+        async with db.execute("SELECT COALESCE(max(id), 0) FROM articles") as cursor:
+            row = await cursor.fetchone()
+        before = int(row[0]) if row else 0
+        await db.executemany(
+            """
+            INSERT OR IGNORE INTO articles (feed_id, entry_key, url, title, summary, author,
+                image_url, categories, published_at, first_seen_at)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """,
+            [
+                (
+                    feed.id,
+                    a.key,
+                    a.url,
+                    a.title,
+                    a.summary,
+                    a.author,
+                    a.image_url,
+                    " ".join(a.categories),
+                    to_timestamp(a.published),
+                    ts,
                 )
-                delivered = cursor.rowcount
-            return StoreOutcome(inserted, delivered)
+                for a in reversed(fresh)
+            ],
+        )
+        await db.execute(
+            """
+            INSERT OR IGNORE INTO article_categories (category_id, published_at, article_id)
+            SELECT value, a.published_at, a.id
+            FROM articles AS a, json_each('["' || replace(a.categories, ' ', '","') || '"]')
+            WHERE a.id > ? AND a.categories != ''
+            """,
+            (before,),
+        )
+        # This transaction is the only writer: the new rows are those above ``before``.
+        async with db.execute("SELECT id FROM articles WHERE id > ?", (before,)) as cursor:
+            return [int(r[0]) for r in await cursor.fetchall()]
+
+    async def _enqueue_new(
+        self, db: aiosqlite.Connection, article_ids: Sequence[int], limit: int, ts: int
+    ) -> int:
+        """Outbox rows for the newest ``limit`` of ``article_ids``, for every
+        active chat subscribed to one of their categories."""
+        cursor = await db.execute(
+            """
+            INSERT OR IGNORE INTO deliveries (article_id, chat_id, next_attempt_at, created_at)
+            SELECT DISTINCT ac.article_id, s.chat_id, ?, ?
+            FROM article_categories AS ac
+            JOIN subscriptions AS s ON s.category_id = ac.category_id
+            JOIN chats AS c ON c.id = s.chat_id AND c.active
+            WHERE ac.article_id IN (
+                SELECT id FROM articles WHERE id IN (SELECT value FROM json_each(?))
+                ORDER BY published_at DESC, id DESC LIMIT ?)
+            -- Oldest story first: a chat reads a batch in the order it happened.
+            ORDER BY ac.published_at, ac.article_id
+            """,
+            (ts, ts, json.dumps(list(article_ids)), limit),
+        )
+        return cursor.rowcount
+
+    async def _merge_same_stories(
+        self,
+        db: aiosqlite.Connection,
+        feed: FeedForUpdate,
+        same_story: Sequence[tuple[NewArticle, int]],
+        limit: int,
+        ts: int,
+    ) -> int:
+        """Entries of this feed that are stories stored from another feed:
+        remember the entry, add this feed's categories to the story, and queue
+        it for the chats of the categories it gained."""
+        delivered = 0
+        for entry, article_id in same_story[:limit]:
+            await db.execute(
+                "INSERT OR IGNORE INTO article_aliases (feed_id, entry_key, article_id) "
+                "VALUES (?, ?, ?)",
+                (feed.id, entry.key, article_id),
+            )
+            gained = []
+            for category_id in entry.categories:
+                cursor = await db.execute(
+                    "INSERT OR IGNORE INTO article_categories (category_id, published_at, "
+                    "article_id) SELECT ?, published_at, id FROM articles WHERE id = ?",
+                    (category_id, article_id),
+                )
+                if cursor.rowcount:
+                    gained.append(category_id)
+            if not gained:
+                continue
+            await db.execute(
+                "UPDATE articles SET categories = trim(categories || ' ' || ?) WHERE id = ?",
+                (" ".join(gained), article_id),
+            )
+            if not feed.ever_fetched:
+                continue  # a feed's first fetch sends nothing, whatever it carries
+            marks = ",".join("?" * len(gained))
+            cursor = await db.execute(
+                f"""
+                INSERT OR IGNORE INTO deliveries (article_id, chat_id, next_attempt_at, created_at)
+                SELECT DISTINCT ?, s.chat_id, ?, ?
+                FROM subscriptions AS s JOIN chats AS c ON c.id = s.chat_id AND c.active
+                WHERE s.category_id IN ({marks})
+                """,
+                (article_id, ts, ts, *gained),
+            )
+            delivered += cursor.rowcount
+        return delivered
 
     async def _unseen(
         self,
@@ -497,13 +568,19 @@ class Storage:
         feed: FeedForUpdate,
         articles: Sequence[NewArticle],
         site_url: str | None,
-    ) -> list[NewArticle]:
+    ) -> tuple[list[NewArticle], list[tuple[NewArticle, int]]]:
+        """The entries never seen before, and those that are a story stored
+        from another feed (with that article's id)."""
         known_keys: set[str] = set()
         for chunk in _chunks([a.key for a in articles]):
             marks = ",".join("?" * len(chunk))
             async with db.execute(
-                f"SELECT entry_key FROM articles WHERE feed_id = ? AND entry_key IN ({marks})",
-                (feed.id, *chunk),
+                f"""
+                SELECT entry_key FROM articles WHERE feed_id = ? AND entry_key IN ({marks})
+                UNION ALL
+                SELECT entry_key FROM article_aliases WHERE feed_id = ? AND entry_key IN ({marks})
+                """,
+                (feed.id, *chunk, feed.id, *chunk),
             ) as cursor:
                 known_keys.update(r[0] for r in await cursor.fetchall())
         candidates = [a for a in articles if a.key not in known_keys]
@@ -511,22 +588,31 @@ class Storage:
         # without a link falls back to the site's URL, which many share.
         generic = {u for u in (site_url, feed.url, feed.fetch_url) if u}
         urls = [a.url for a in candidates if a.url not in generic]
-        known_urls: set[str] = set()
+        known_urls: dict[str, tuple[int, int]] = {}  # url -> (article id, its feed)
         for chunk in _chunks(urls):
             marks = ",".join("?" * len(chunk))
             async with db.execute(
-                f"SELECT url FROM articles WHERE url IN ({marks})", tuple(chunk)
+                f"SELECT url, min(id), feed_id FROM articles WHERE url IN ({marks}) GROUP BY url",
+                tuple(chunk),
             ) as cursor:
-                known_urls.update(r[0] for r in await cursor.fetchall())
+                known_urls.update((r[0], (r[1], r[2])) for r in await cursor.fetchall())
         fresh = []
+        same_story = []
         batch_urls: set[str] = set()
         for article in candidates:
             if article.url not in generic:
-                if article.url in known_urls or article.url in batch_urls:
+                if article.url in batch_urls:
                     continue
                 batch_urls.add(article.url)
+                known = known_urls.get(article.url)
+                if known is not None:
+                    # The same feed under a new GUID is not news; another
+                    # feed carrying the story may add categories to it.
+                    if known[1] != feed.id:
+                        same_story.append((article, known[0]))
+                    continue
             fresh.append(article)
-        return fresh
+        return fresh, same_story
 
     async def feed_health(self) -> list[FeedHealth]:
         rows = await self._fetchall(
@@ -589,7 +675,10 @@ class Storage:
         newest matches (most recently stored: FTS5 walks its index from the
         newest row and stops there) are ordered by how many of the query's
         words their title contains, then newest first: for a query that
-        common, recent headlines about it are the ones wanted.
+        common, recent headlines about it are the ones wanted. Words are
+        FTS5's own tokens (Unicode-aware, diacritics folded, whole words:
+        "ai" does not count for "said"), found with a title-only query per
+        word over the candidates' range of ids.
         """
         selective, candidates = 100, 1000
         query = build_match_query(text)
@@ -615,28 +704,63 @@ class Storage:
                     (query, limit, offset),
                 )
             else:
-                # The query's words, as quoted by build_match_query ("" is a quote).
-                words = [
-                    w.replace('""', '"').lower() for w in re.findall(r'"((?:[^"]|"")*)"', query)
-                ]
-                in_title = " + ".join(["(instr(lower(a.title), ?) > 0)"] * len(words)) or "0"
-                ids = json.dumps([r[0] for r in newest])
-                rows = await self._fetchall(
-                    f"""
-                    SELECT {_ARTICLE_COLUMNS}
-                    FROM articles AS a JOIN feeds AS f ON f.id = a.feed_id
-                    WHERE a.id IN (SELECT value FROM json_each(?))
-                    ORDER BY {in_title} DESC, a.published_at DESC, a.id DESC
-                    LIMIT ? OFFSET ?
-                    """,
-                    (ids, *words, limit, offset),
-                )
+                rows = await self._rank_broad_matches(query, [r[0] for r in newest], limit, offset)
         except StorageError as error:
             # The query builder makes this unreachable for any input we know
             # of; should FTS5 still object, the user sees "no results".
             log.warning("storage: search %r failed: %s", query, error)
             return []
         return [_article(r) for r in rows]
+
+    async def _rank_broad_matches(
+        self, query: str, candidates: Sequence[int], limit: int, offset: int
+    ) -> list[Any]:
+        in_title: dict[int, int] = dict.fromkeys(candidates, 0)
+        lowest = min(candidates)
+        for term in query.split(" "):
+            # Each term is a quoted token (build_match_query), safe after "title :".
+            for (rowid,) in await self._fetchall(
+                "SELECT rowid FROM articles_fts WHERE articles_fts MATCH ? AND rowid >= ?",
+                (f"title : {term}", lowest),
+            ):
+                if rowid in in_title:
+                    in_title[rowid] += 1
+        published = await self._fetchall(
+            "SELECT id, published_at FROM articles WHERE id IN (SELECT value FROM json_each(?))",
+            (json.dumps(list(candidates)),),
+        )
+        ranked = sorted(published, key=lambda r: (-in_title[r[0]], -r[1], -r[0]))
+        page = [r[0] for r in ranked[offset : offset + limit]]
+        if not page:
+            return []
+        rows = await self._fetchall(
+            f"""
+            SELECT {_ARTICLE_COLUMNS}
+            FROM articles AS a JOIN feeds AS f ON f.id = a.feed_id
+            WHERE a.id IN (SELECT value FROM json_each(?))
+            """,
+            (json.dumps(page),),
+        )
+        order = {article_id: position for position, article_id in enumerate(page)}
+        return sorted(rows, key=lambda r: order[r[0]])
+
+    async def remember_search(self, query: str, now: datetime) -> int:
+        """A short key for ``query``, for a paging button's 64 bytes."""
+        async with self._transaction() as db:
+            await db.execute(
+                "INSERT OR IGNORE INTO search_queries (query, created_at) VALUES (?, ?)",
+                (query, to_timestamp(now)),
+            )
+            async with db.execute(
+                "SELECT id FROM search_queries WHERE query = ?", (query,)
+            ) as cursor:
+                row = await cursor.fetchone()
+        assert row is not None
+        return int(row[0])
+
+    async def recall_search(self, key: int) -> str | None:
+        row = await self._fetchone("SELECT query FROM search_queries WHERE id = ?", (key,))
+        return str(row[0]) if row else None
 
     async def category_counts(self, since: datetime) -> dict[str, int]:
         rows = await self._fetchall(
