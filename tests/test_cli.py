@@ -276,8 +276,10 @@ def test_a_feed_disabled_by_410_stays_disabled_until_the_operator_resumes_it(
 
     # Neither another poll nor an explicit sync (nor a restart, which syncs)
     # brings it back: 410 means gone for good until the operator says otherwise.
-    code, out, _ = run(capsys, config_path, "poll", "--once", "--json")
+    code, out, err = run(capsys, config_path, "poll", "--once", "--json")
     assert (code, json.loads(out)["feeds"]) == (0, 3)
+    assert f"feeds: {gone} stays disabled (fetch: HTTP 410 Gone" in err
+    assert "re-enable with `newsbot feeds resume " in err
     code, _, _ = run(capsys, config_path, "feeds", "sync")
     assert code == 0
     assert feed_states(db)[gone] == (1, 1)
