@@ -18,9 +18,12 @@ COPY pyproject.toml README.md ./
 COPY bot ./bot
 RUN pip install . && rm -rf /src
 
-# Mount your own config.toml over the example (and set NEWSBOT_TOKEN). The
-# working directory is the volume, so a relative [storage] path lands there.
+# Mount your own config.toml over the example (and set NEWSBOT_TOKEN). Every
+# newsbot command finds it through NEWSBOT_CONFIG (docker exec ... newsbot
+# health too), and a relative [storage] path lands on the /data volume.
 COPY config.example.toml /config/config.toml
+ENV NEWSBOT_CONFIG=/config/config.toml \
+    NEWSBOT_DATA_DIR=/data
 WORKDIR /data
 USER newsbot
 VOLUME ["/data"]
@@ -28,7 +31,7 @@ VOLUME ["/data"]
 EXPOSE 8443
 
 HEALTHCHECK --interval=60s --timeout=10s --start-period=60s --retries=3 \
-    CMD ["newsbot", "--config", "/config/config.toml", "--log-level", "ERROR", "healthcheck"]
+    CMD ["newsbot", "--log-level", "ERROR", "healthcheck"]
 
-ENTRYPOINT ["newsbot", "--config", "/config/config.toml"]
+ENTRYPOINT ["newsbot"]
 CMD ["run"]

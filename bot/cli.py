@@ -1,12 +1,22 @@
 """The ``newsbot`` command line.
 
     newsbot [--config PATH] run                 the bot: polling and Telegram
-    newsbot [--config PATH] poll --once [--json] one polling round, no Telegram
+    newsbot [--config PATH] poll --once [--json] sync the feeds, one polling round, no Telegram
     newsbot [--config PATH] latest [--category ID] [--limit N]
     newsbot [--config PATH] search QUERY [--limit N]
     newsbot [--config PATH] health              per-feed status
+    newsbot [--config PATH] feeds list          each feed's id, state and URL
+    newsbot [--config PATH] feeds sync          make the database's feeds follow the config
+    newsbot [--config PATH] feeds resume ID|URL re-enable a feed and poll it at once
     newsbot [--config PATH] check-config
     newsbot [--config PATH] healthcheck          for Docker's HEALTHCHECK
+
+``--config`` defaults to ``$NEWSBOT_CONFIG``, else ``./config.toml``.
+
+Only ``run``, ``poll --once`` and ``feeds sync`` make the feeds table follow
+the configuration file. Every other command leaves the feed state alone: the
+running bot may have been started with another file, and a command that only
+reads must not stop it polling feeds this file lacks.
 
 Exit codes: 0 success, 1 runtime failure, 2 bad configuration or usage.
 """
@@ -17,20 +27,36 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from bot import __version__
+from bot.clock import SystemClock
 from bot.config import Config, load_config
 from bot.errors import ConfigError, NewsbotError
 from bot.logs import setup_logging
-from bot.models import Article
+from bot.models import Article, FeedHealth
 from bot.runtime import Runtime
-from bot.services import MAX_LIMIT
+from bot.services import MAX_LIMIT, NewsService
+from bot.storage import Storage
 
 log = logging.getLogger("bot.cli")
+
+CONFIG_ENV = "NEWSBOT_CONFIG"
+DEFAULT_CONFIG = "config.toml"
+
+Command = Callable[[argparse.Namespace, Config], int]
+StorageCommand = Callable[[argparse.Namespace, Config, Storage], Awaitable[int]]
+
+
+class UsageError(Exception):
+    """A command-line argument that names nothing (exit code 2)."""
+
+
+# -- the parser ----------------------------------------------------------------
 
 
 def _config_option(parser: argparse.ArgumentParser, default: Any) -> None:
@@ -39,7 +65,7 @@ def _config_option(parser: argparse.ArgumentParser, default: Any) -> None:
         "--config",
         default=default,
         metavar="PATH",
-        help="configuration file (default: ./config.toml)",
+        help=f"configuration file (default: ${CONFIG_ENV}, else ./{DEFAULT_CONFIG})",
     )
 
 
@@ -47,30 +73,57 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="newsbot", description="A Telegram news bot: feeds in, headline cards out."
     )
-    _config_option(parser, "config.toml")
+    # In a container, `docker exec ... newsbot health` finds the image's config.
+    _config_option(parser, os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG)
     parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING, ERROR")
     parser.add_argument("--version", action="version", version=f"newsbot {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def command(name: str, help_text: str) -> argparse.ArgumentParser:
-        sub = commands.add_parser(name, help=help_text, description=help_text)
+    def command(
+        name: str, help_text: str, handler: Command | None, group: Any = commands
+    ) -> argparse.ArgumentParser:
+        sub: argparse.ArgumentParser = group.add_parser(name, help=help_text, description=help_text)
         # Accept --config after the command too; SUPPRESS keeps the global value.
         _config_option(sub, argparse.SUPPRESS)
+        if handler is not None:
+            sub.set_defaults(handler=handler)
         return sub
 
-    command("run", "run the bot: poll feeds and serve Telegram")
-    poll = command("poll", "poll the feeds without Telegram")
+    command("run", "run the bot: poll feeds and serve Telegram", _run)
+    poll = command(
+        "poll",
+        "poll the feeds without Telegram; first makes the database's feeds follow "
+        "this config, as `feeds sync` does",
+        _poll,
+    )
     poll.add_argument("--once", action="store_true", required=True, help="one round, then exit")
     poll.add_argument("--json", action="store_true", help="print one JSON object")
-    latest = command("latest", "print the newest headlines")
+    latest = command("latest", "print the newest headlines", _storage_command(_latest))
     latest.add_argument("--category", metavar="ID")
     latest.add_argument("--limit", type=int, default=10, metavar="N")
-    search = command("search", "full-text search over stored headlines")
+    search = command("search", "full-text search over stored headlines", _storage_command(_search))
     search.add_argument("query", nargs="+")
     search.add_argument("--limit", type=int, default=10, metavar="N")
-    command("health", "show each feed's status")
-    command("check-config", "validate and summarise the configuration")
-    command("healthcheck", "exit 0 if a running bot's scheduler ticked recently")
+    command("health", "show each feed's status", _storage_command(_health))
+    feeds = command("feeds", "list, sync or resume the feeds in the database", None)
+    feed_commands = feeds.add_subparsers(dest="feeds_command", required=True, metavar="ACTION")
+    command("list", "each feed's id, state and URL", _storage_command(_feeds_list), feed_commands)
+    command(
+        "sync",
+        "make the database's feeds follow this config: add new ones, stop polling "
+        "those it lacks (a running bot does this when it starts)",
+        _storage_command(_feeds_sync),
+        feed_commands,
+    )
+    resume = command(
+        "resume",
+        "re-enable a feed (disabled by 410 Gone, or backing off) and poll it at the next round",
+        _storage_command(_feeds_resume),
+        feed_commands,
+    )
+    resume.add_argument("feed", metavar="ID|URL")
+    command("check-config", "validate and summarise the configuration", _check_config)
+    command("healthcheck", "exit 0 if a running bot's scheduler ticked recently", _healthcheck)
     return parser
 
 
@@ -79,14 +132,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_logging(args.log_level)
     try:
         config = load_config(args.config)
-        if args.command == "check-config":
-            return _check_config(config)
-        if args.command == "healthcheck":
-            return _healthcheck(config)
-        if args.command == "run":
-            return _run(config)
-        return asyncio.run(_offline(args, config))
-    except ConfigError as error:
+        handler: Command = args.handler
+        return handler(args, config)
+    except (ConfigError, UsageError) as error:
         print(f"newsbot: {error}", file=sys.stderr)
         return 2
     except NewsbotError as error:
@@ -101,7 +149,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
 
 
-def _run(config: Config) -> int:
+def _storage_command(command: StorageCommand) -> Command:
+    """A command that needs the database only: no HTTP client, no parse
+    workers, and no sync of the feeds table to this config."""
+
+    def handler(args: argparse.Namespace, config: Config) -> int:
+        async def with_storage() -> int:
+            storage = await Storage.open(config.storage.path)
+            try:
+                return await command(args, config, storage)
+            finally:
+                await storage.close()
+
+        return asyncio.run(with_storage())
+
+    return handler
+
+
+# -- the bot and polling -------------------------------------------------------
+
+
+def _run(args: argparse.Namespace, config: Config) -> int:
     from telegram.error import InvalidToken
 
     from bot.telegram.app import run_bot
@@ -118,37 +186,22 @@ def _run(config: Config) -> int:
         return 1
 
 
-async def _offline(args: argparse.Namespace, config: Config) -> int:
-    if args.command in ("latest",) and args.category and config.category(args.category) is None:
-        known = ", ".join(c.id for c in config.categories) or "none"
-        raise ConfigError(f"unknown category {args.category!r} (known: {known})")
+def _poll(args: argparse.Namespace, config: Config) -> int:
+    return asyncio.run(_poll_once(config, as_json=args.json))
+
+
+async def _poll_once(config: Config, *, as_json: bool) -> int:
+    # An operator's command that polls this config's feeds, so like `run` it
+    # makes the feeds table follow the config first (Runtime.open does).
     runtime = await Runtime.open(config)
     try:
-        if args.command == "poll":
-            return await _poll(runtime, as_json=args.json)
-        if args.command == "latest":
-            limit = max(1, min(args.limit, 100))
-            _print_articles(await runtime.storage.latest_articles(args.category, limit))
-            return 0
-        if args.command == "search":
-            articles = await runtime.news.search(" ".join(args.query), min(args.limit, MAX_LIMIT))
-            if not articles:
-                print("no matches")
-            _print_articles(articles)
-            return 0
-        if args.command == "health":
-            return await _health(runtime)
-        raise AssertionError(args.command)
+        # --once means "poll every enabled feed now", whatever its next check time.
+        report = await runtime.poller.run_round(all_feeds=True)
+        assert report is not None
+        summary = report.summary()
+        summary["articles_total"] = await runtime.storage.article_count()
     finally:
         await runtime.close()
-
-
-async def _poll(runtime: Runtime, *, as_json: bool) -> int:
-    # --once means "poll every enabled feed now", whatever its next check time.
-    report = await runtime.poller.run_round(all_feeds=True)
-    assert report is not None
-    summary = report.summary()
-    summary["articles_total"] = await runtime.storage.article_count()
     if as_json:
         print(json.dumps(summary))
         return 0
@@ -164,13 +217,40 @@ async def _poll(runtime: Runtime, *, as_json: bool) -> int:
     return 0
 
 
-async def _health(runtime: Runtime) -> int:
-    for feed in await runtime.storage.feed_health():
-        state = "disabled" if feed.disabled else ("failing" if feed.error_count else "ok")
-        when = feed.last_success_at.strftime("%Y-%m-%d %H:%M") if feed.last_success_at else "never"
-        print(f"{state:<9} {feed.articles:5d} articles  last ok {when}  {feed.title or feed.url}")
-        if feed.last_error:
-            print(f"          {feed.error_count} errors: {feed.last_error}")
+# -- reading articles ----------------------------------------------------------
+
+
+def _no_articles_yet(storage: Storage) -> str:
+    # The path tells an operator who opened the wrong database which one it was.
+    return (
+        f"no articles yet in {storage.path}: `newsbot poll --once` fetches the configured "
+        "feeds now (a running `newsbot run` does it by itself)"
+    )
+
+
+async def _latest(args: argparse.Namespace, config: Config, storage: Storage) -> int:
+    if args.category and config.category(args.category) is None:
+        known = ", ".join(c.id for c in config.categories) or "none"
+        raise ConfigError(f"unknown category {args.category!r} (known: {known})")
+    articles = await storage.latest_articles(args.category, max(1, min(args.limit, 100)))
+    if articles:
+        _print_articles(articles)
+    elif await storage.article_count() == 0:
+        print(_no_articles_yet(storage))
+    else:
+        print(f"no articles in {args.category or 'any category'} yet")
+    return 0
+
+
+async def _search(args: argparse.Namespace, config: Config, storage: Storage) -> int:
+    news = NewsService(config, storage, SystemClock())
+    articles = await news.search(" ".join(args.query), min(args.limit, MAX_LIMIT))
+    if articles:
+        _print_articles(articles)
+    elif await storage.article_count() == 0:
+        print(_no_articles_yet(storage))
+    else:
+        print("no matches")
     return 0
 
 
@@ -181,7 +261,95 @@ def _print_articles(articles: Sequence[Article]) -> None:
         print(f"{'':18}{article.url}")
 
 
-def _healthcheck(config: Config) -> int:
+# -- feeds ---------------------------------------------------------------------
+
+NO_FEEDS_YET = (
+    "no feeds in the database yet: `newsbot feeds sync` adds the configured ones "
+    "(`newsbot run` and `newsbot poll --once` do too)"
+)
+
+
+def _feed_state(feed: FeedHealth) -> str:
+    if not feed.configured:
+        return "removed"  # dropped from the config; its articles are kept
+    if feed.disabled:
+        return "disabled"
+    if feed.error_count:
+        return "failing"
+    return "ok" if feed.last_checked_at else "new"
+
+
+def _resume_hint(feed: FeedHealth) -> str:
+    return f"re-enable with `newsbot feeds resume {feed.id}`"
+
+
+async def _health(args: argparse.Namespace, config: Config, storage: Storage) -> int:
+    feeds = await storage.feed_health()
+    if not feeds:
+        print(NO_FEEDS_YET)
+    for feed in feeds:
+        state = _feed_state(feed)
+        when = feed.last_success_at.strftime("%Y-%m-%d %H:%M") if feed.last_success_at else "never"
+        print(
+            f"{feed.id:>4}  {state:<9} {feed.articles:5d} articles  last ok {when}  "
+            f"{feed.title or feed.url}"
+        )
+        if feed.last_error:
+            print(f"{'':16}{feed.error_count} errors: {feed.last_error}")
+        if feed.disabled:
+            print(f"{'':16}disabled, not polled: {_resume_hint(feed)}")
+    return 0
+
+
+async def _feeds_list(args: argparse.Namespace, config: Config, storage: Storage) -> int:
+    feeds = await storage.all_feeds()
+    if not feeds:
+        print(NO_FEEDS_YET)
+    for feed in feeds:
+        print(f"{feed.id:>4}  {_feed_state(feed):<8}  {feed.url}")
+    return 0
+
+
+async def _feeds_sync(args: argparse.Namespace, config: Config, storage: Storage) -> int:
+    before = {f.url: f.configured for f in await storage.all_feeds()}
+    await storage.sync_feeds(config.feeds, SystemClock().now())
+    after = await storage.all_feeds()
+    added = sum(1 for f in after if f.url not in before)
+    dropped = sum(1 for f in after if before.get(f.url) and not f.configured)
+    print(
+        f"{len(config.feeds)} feeds in {args.config}: {added} added, {dropped} no longer configured"
+    )
+    for feed in after:
+        if feed.configured and feed.disabled:
+            print(f"  feed {feed.id} stays disabled ({feed.url}): {_resume_hint(feed)}")
+    return 0
+
+
+async def _feeds_resume(args: argparse.Namespace, config: Config, storage: Storage) -> int:
+    feed = _find_feed(await storage.all_feeds(), args.feed)
+    if feed is None or not await storage.resume_feed(feed.id, SystemClock().now()):
+        raise UsageError(f"no feed {args.feed!r} in the database (see `newsbot feeds list`)")
+    print(f"resumed feed {feed.id} ({feed.url}): due now, a running bot polls it at its next tick")
+    if not feed.configured:
+        print(
+            "  it is not among the configured feeds, so nothing polls it until it is "
+            "back in the config (`newsbot feeds sync`)"
+        )
+    return 0
+
+
+def _find_feed(feeds: Sequence[FeedHealth], wanted: str) -> FeedHealth | None:
+    """By id, by configured URL, or by the URL it moved to."""
+    wanted = wanted.strip()
+    if wanted.isdigit():
+        return next((f for f in feeds if f.id == int(wanted)), None)
+    return next((f for f in feeds if wanted in (f.url, f.fetch_url)), None)
+
+
+# -- configuration and liveness ------------------------------------------------
+
+
+def _healthcheck(args: argparse.Namespace, config: Config) -> int:
     try:
         age = time.time() - config.heartbeat_path.stat().st_mtime
     except OSError:
@@ -197,7 +365,7 @@ def _healthcheck(config: Config) -> int:
     return 0
 
 
-def _check_config(config: Config) -> int:
+def _check_config(args: argparse.Namespace, config: Config) -> int:
     print(f"configuration OK: {len(config.categories)} categories, {len(config.feeds)} feeds")
     print(f"  database: {config.storage.path}")
     print(f"  polling every {config.polling.interval:g}s")

@@ -1,6 +1,7 @@
 """Configuration: one TOML file validated by pydantic models.
 
-``load_config`` is the only entry point. Every problem (missing file, TOML
+``load_config`` is the entry point (``parse_config`` validates data that
+comes from elsewhere). Every problem (missing file, TOML
 syntax, unknown keys, bad values, cross-references between feeds and
 categories) becomes one ``ConfigError`` whose message names the key, so the CLI
 can print it and exit with code 2 instead of showing a traceback.
@@ -31,6 +32,9 @@ from bot.errors import ConfigError
 log = logging.getLogger(__name__)
 
 TOKEN_ENV = "NEWSBOT_TOKEN"
+# Where a relative [storage] path lives instead of the config file's folder
+# (the Docker image sets /data, its volume, while the config sits in /config).
+DATA_DIR_ENV = "NEWSBOT_DATA_DIR"
 MIN_SANE_INTERVAL = 60.0
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)", re.IGNORECASE)
@@ -138,7 +142,14 @@ class StorageConfig(_Model):
         # bot would run and then lose every article and subscription.
         if not value.strip():
             raise ValueError("storage path must not be empty")
-        return value
+        # SQLite does not expand "~": it would create a folder named "~".
+        return value if value == ":memory:" else str(Path(value).expanduser())
+
+    def relative_to(self, base_dir: Path) -> StorageConfig:
+        """This configuration with a relative path made absolute under ``base_dir``."""
+        if self.path == ":memory:" or Path(self.path).is_absolute():
+            return self
+        return self.model_copy(update={"path": str(base_dir / self.path)})
 
 
 class PollingConfig(_Model):
@@ -324,15 +335,36 @@ def _format_validation_error(path: Path, error: ValidationError) -> str:
     return f"{path}: " + "; ".join(lines)
 
 
-def parse_config(data: dict[str, Any], source: Path | str = "<config>") -> Config:
+def parse_config(
+    data: dict[str, Any], source: Path | str = "<config>", *, base_dir: Path | None = None
+) -> Config:
+    """Validate ``data``; a relative ``[storage] path`` is taken relative to
+    ``base_dir``, or to the working directory when there is none."""
     try:
-        return Config.model_validate(data)
+        config = Config.model_validate(data)
     except ValidationError as error:
         raise ConfigError(_format_validation_error(Path(source), error)) from None
+    if base_dir is None:
+        return config
+    # A relative path resolves against the config file's folder, not the
+    # working directory: started from elsewhere (cron, systemd, a shell in
+    # another folder) the bot must not silently open an empty database.
+    return config.model_copy(update={"storage": config.storage.relative_to(base_dir)})
+
+
+def _storage_base_dir(config_path: Path) -> Path:
+    data_dir = os.environ.get(DATA_DIR_ENV)
+    if data_dir:
+        return Path(os.path.abspath(Path(data_dir).expanduser()))
+    # abspath, not resolve(): a symlinked config keeps the folder it was named in.
+    return Path(os.path.abspath(config_path)).parent
 
 
 def load_config(path: str | os.PathLike[str]) -> Config:
-    """Read and validate the TOML file at ``path`` or raise ``ConfigError``."""
+    """Read and validate the TOML file at ``path`` or raise ``ConfigError``.
+
+    A relative ``[storage] path`` resolves against ``$NEWSBOT_DATA_DIR`` when
+    that is set, otherwise against the folder of the file."""
     config_path = Path(path)
     try:
         raw = config_path.read_bytes()
@@ -351,7 +383,7 @@ def load_config(path: str | os.PathLike[str]) -> Config:
     except tomllib.TOMLDecodeError as error:
         # The message carries "(at line N, column M)".
         raise ConfigError(f"{config_path}: TOML syntax error: {error}") from None
-    config = parse_config(data, config_path)
+    config = parse_config(data, config_path, base_dir=_storage_base_dir(config_path))
     for warning in config.warnings():
         log.warning("config: %s", warning)
     return config

@@ -86,3 +86,5 @@ class FeedHealth(_Value):
     next_check_at: datetime | None
     last_success_at: datetime | None
     articles: int
+    configured: bool = True  # False: dropped from the config, kept for its articles
+    last_checked_at: datetime | None = None

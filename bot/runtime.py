@@ -1,8 +1,13 @@
 """Opens and closes the long-lived parts (database, HTTP client, parse
-workers) in one place, for the CLI commands and the bot alike."""
+workers) in one place, for the commands that poll: the bot and ``poll --once``.
+
+Opening a runtime makes the feeds table follow the configuration, so it is
+only for them; commands that only read open the database alone.
+"""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -15,6 +20,8 @@ from bot.parse_pool import ParsePool
 from bot.pipeline import Poller
 from bot.services import NewsService
 from bot.storage import Storage
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -40,6 +47,14 @@ class Runtime:
         storage = await Storage.open(config.storage.path)
         try:
             await storage.sync_feeds(config.feeds, clock.now())
+            for feed in await storage.feed_health():
+                if feed.disabled:
+                    log.warning(
+                        "feeds: %s stays disabled (%s); re-enable with `newsbot feeds resume %d`",
+                        feed.url,
+                        feed.last_error or "disabled",
+                        feed.id,
+                    )
         except BaseException:
             await storage.close()
             raise

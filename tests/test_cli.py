@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import logging
+import sqlite3
+import time
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -203,3 +206,245 @@ def test_an_unusable_database_path_exits_1_with_one_line(
     assert err.splitlines()[-1] == (
         f"newsbot: storage: cannot open {tmp_path}: unable to open database file"
     )
+
+
+def feeds_table(db: Path) -> list[tuple[object, ...]]:
+    with closing(sqlite3.connect(db)) as connection:
+        return list(connection.execute("SELECT * FROM feeds ORDER BY id"))
+
+
+def feed_states(db: Path) -> dict[str, tuple[int, int]]:
+    """url -> (configured, disabled)"""
+    with closing(sqlite3.connect(db)) as connection:
+        rows = connection.execute("SELECT url, configured, disabled FROM feeds")
+        return {url: (configured, disabled) for url, configured, disabled in rows}
+
+
+def other_config(tmp_path: Path, feed_server: FeedServer, *paths: str) -> Path:
+    """A second configuration on the same database, with other feeds."""
+    feeds = "".join(f'\n[[feeds]]\nurl = "{feed_server.url(p)}"\n' for p in paths)
+    path = tmp_path / "other.toml"
+    path.write_text(
+        f'[storage]\npath = "{tmp_path / "newsbot.db"}"\n[polling]\nparse_workers = 1\n{feeds}',
+        encoding="utf-8",
+    )
+    return path
+
+
+def test_read_only_commands_never_change_the_feeds_table(
+    tmp_path: Path,
+    config_path: Path,
+    feed_server: FeedServer,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    feed_server.serve("/gone.xml", b"gone", status=410, content_type="text/plain")
+    with config_path.open("a", encoding="utf-8") as file:
+        file.write(f'\n[[feeds]]\nurl = "{feed_server.url("/gone.xml")}"\n')
+    run(capsys, config_path, "poll", "--once", "--json")
+    db = tmp_path / "newsbot.db"
+    before = feeds_table(db)
+    assert feed_states(db)[feed_server.url("/gone.xml")] == (1, 1)
+
+    other = other_config(tmp_path, feed_server, "/gone.xml", "/elsewhere.xml")
+    for command in (
+        ["latest"],
+        ["latest", "--limit", "3"],
+        ["search", "dreadwolf"],
+        ["health"],
+        ["check-config"],
+        ["healthcheck"],
+        ["feeds", "list"],
+    ):
+        code, _, err = run(capsys, other, *command)
+        assert code in (0, 1), (command, err)
+        assert feeds_table(db) == before, command
+
+
+def test_a_feed_disabled_by_410_stays_disabled_until_the_operator_resumes_it(
+    tmp_path: Path,
+    config_path: Path,
+    feed_server: FeedServer,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    feed_server.serve("/gone.xml", b"gone", status=410, content_type="text/plain")
+    with config_path.open("a", encoding="utf-8") as file:
+        file.write(f'\n[[feeds]]\nurl = "{feed_server.url("/gone.xml")}"\n')
+    gone = feed_server.url("/gone.xml")
+    db = tmp_path / "newsbot.db"
+    code, out, _ = run(capsys, config_path, "poll", "--once", "--json")
+    assert (code, json.loads(out)["feeds"]) == (0, 4)
+
+    # Neither another poll nor an explicit sync (nor a restart, which syncs)
+    # brings it back: 410 means gone for good until the operator says otherwise.
+    code, out, err = run(capsys, config_path, "poll", "--once", "--json")
+    assert (code, json.loads(out)["feeds"]) == (0, 3)
+    assert f"feeds: {gone} stays disabled (fetch: HTTP 410 Gone" in err
+    assert "re-enable with `newsbot feeds resume " in err
+    code, _, _ = run(capsys, config_path, "feeds", "sync")
+    assert code == 0
+    assert feed_states(db)[gone] == (1, 1)
+
+    code, out, _ = run(capsys, config_path, "feeds", "list")
+    assert code == 0
+    (line,) = [line for line in out.splitlines() if line.endswith(f" {gone}")]
+    feed_id = line.split()[0]
+    assert line.split()[1] == "disabled"
+
+    code, out, _ = run(capsys, config_path, "health")
+    assert code == 0
+    assert f"newsbot feeds resume {feed_id}" in out
+
+    code, out, err = run(capsys, config_path, "feeds", "resume", feed_id)
+    assert (code, err) == (0, "")
+    assert gone in out
+    assert feed_states(db)[gone] == (1, 0)
+    feed_server.serve_file("/gone.xml", REAL_FEEDS / ARS)
+    code, out, _ = run(capsys, config_path, "poll", "--once", "--json")
+    assert (code, json.loads(out)["feeds"]) == (0, 4)
+    code, out, _ = run(capsys, config_path, "feeds", "list")
+    (line,) = [line for line in out.splitlines() if line.endswith(f" {gone}")]
+    assert line.split()[1] == "ok"
+
+
+def test_feeds_resume_accepts_a_url_and_makes_the_feed_due_now(
+    tmp_path: Path,
+    config_path: Path,
+    feed_server: FeedServer,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    run(capsys, config_path, "poll", "--once", "--json")
+    ars = feed_server.url("/ars.xml")
+
+    def next_check() -> int:
+        with closing(sqlite3.connect(tmp_path / "newsbot.db")) as connection:
+            (at,) = connection.execute(
+                "SELECT next_check_at FROM feeds WHERE url = ?", (ars,)
+            ).fetchone()
+        return int(at)
+
+    resumed_at = int(time.time())
+    assert next_check() > resumed_at  # just fetched: the next check is ten minutes away
+    code, out, err = run(capsys, config_path, "feeds", "resume", ars)
+    assert (code, err) == (0, "")
+    assert out.startswith(f"resumed feed 1 ({ars})")
+    assert resumed_at <= next_check() <= time.time()
+
+
+@pytest.mark.parametrize("feed", ["999", "https://unknown.example/feed.xml", "ars"])
+def test_feeds_resume_of_an_unknown_feed_exits_2_with_one_line(
+    config_path: Path, capsys: pytest.CaptureFixture[str], feed: str
+) -> None:
+    run(capsys, config_path, "poll", "--once", "--json")
+    code, out, err = run(capsys, config_path, "feeds", "resume", feed)
+    assert (code, out) == (2, "")
+    assert err.splitlines() == [
+        f"newsbot: no feed {feed!r} in the database (see `newsbot feeds list`)"
+    ]
+
+
+def test_feeds_sync_makes_the_database_follow_the_configuration(
+    tmp_path: Path,
+    config_path: Path,
+    feed_server: FeedServer,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    run(capsys, config_path, "poll", "--once", "--json")
+    other = other_config(tmp_path, feed_server, "/ars.xml", "/new.xml")
+    code, out, err = run(capsys, other, "feeds", "sync")
+    assert (code, err) == (0, "")
+    db = tmp_path / "newsbot.db"
+    assert feed_states(db) == {
+        feed_server.url("/ars.xml"): (1, 0),
+        feed_server.url("/new.xml"): (1, 0),
+        feed_server.url("/oren.xml"): (0, 0),
+        feed_server.url("/broken.xml"): (0, 0),
+    }
+    assert out.splitlines()[0] == f"2 feeds in {other}: 1 added, 2 no longer configured"
+    code, out, _ = run(capsys, other, "feeds", "list")
+    states = {line.split()[-1]: line.split()[1] for line in out.splitlines()}
+    assert states[feed_server.url("/oren.xml")] == "removed"
+    assert states[feed_server.url("/new.xml")] == "new"
+
+
+def test_latest_and_search_on_an_empty_database_say_how_to_get_articles(
+    tmp_path: Path, config_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for command in (["latest"], ["latest", "--category", "gaming"], ["search", "mars"]):
+        code, out, err = run(capsys, config_path, *command)
+        assert (code, err) == (0, ""), command
+        assert out.splitlines() == [
+            f"no articles yet in {tmp_path / 'newsbot.db'}: `newsbot poll --once` fetches "
+            "the configured feeds now (a running `newsbot run` does it by itself)"
+        ], command
+
+
+def test_latest_in_a_category_without_articles_says_so(
+    config_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config_path.write_text(
+        config_path.read_text(encoding="utf-8")
+        + '\n[[categories]]\nid = "quiet"\ntitle = "Quiet"\n',
+        encoding="utf-8",
+    )
+    run(capsys, config_path, "poll", "--once", "--json")
+    code, out, _ = run(capsys, config_path, "latest", "--category", "quiet")
+    assert (code, out) == (0, "no articles in quiet yet\n")
+
+
+def test_a_relative_storage_path_resolves_next_to_the_config_file(
+    tmp_path: Path,
+    feed_server: FeedServer,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    feed_server.serve_file("/ars.xml", REAL_FEEDS / ARS)
+    folder = tmp_path / "bot"
+    folder.mkdir()
+    config = folder / "config.toml"
+    config.write_text(
+        '[storage]\npath = "data/news.db"\n[polling]\nparse_workers = 1\n'
+        f'[[feeds]]\nurl = "{feed_server.url("/ars.xml")}"\n',
+        encoding="utf-8",
+    )
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(folder)
+    code, _, _ = run(capsys, Path("config.toml"), "poll", "--once", "--json")
+    assert code == 0
+    monkeypatch.chdir(elsewhere)
+    code, out, _ = run(capsys, config, "latest", "--limit", "1")
+    assert code == 0
+    assert "Dragon Age: Dreadwolf" in out
+    code, out, _ = run(capsys, config, "check-config")
+    assert f"  database: {folder / 'data' / 'news.db'}" in out.splitlines()
+    assert list(elsewhere.iterdir()) == []
+    assert (folder / "data" / "news.db").is_file()
+
+
+def test_newsbot_config_in_the_environment_is_the_default_config(
+    tmp_path: Path,
+    config_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.chdir(tmp_path / "..")
+    monkeypatch.setenv("NEWSBOT_CONFIG", str(config_path))
+    code = main(["--log-level", "WARNING", "check-config"])
+    out, err = capsys.readouterr()
+    assert (code, err) == (0, "")
+    assert out.splitlines()[0] == "configuration OK: 2 categories, 3 feeds"
+    # An explicit --config still wins, before or after the command.
+    other = tmp_path / "other.toml"
+    other.write_text("", encoding="utf-8")
+    for argv in (["--config", str(other), "check-config"], ["check-config", "-c", str(other)]):
+        code = main(["--log-level", "WARNING", *argv])
+        out, _ = capsys.readouterr()
+        assert (code, out.splitlines()[0]) == (0, "configuration OK: 0 categories, 0 feeds")
+    monkeypatch.setenv("NEWSBOT_CONFIG", str(tmp_path / "missing.toml"))
+    code = main(["--log-level", "WARNING", "health"])
+    _, err = capsys.readouterr()
+    assert code == 2
+    assert err.splitlines() == [
+        f"newsbot: config: {tmp_path / 'missing.toml'}: file not found "
+        "(copy config.example.toml to start)"
+    ]

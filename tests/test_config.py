@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import logging
+import shlex
 import tempfile
 import tomllib
 from collections.abc import Iterator
@@ -15,7 +16,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bot.cli import main
-from bot.config import TOKEN_ENV, Config, load_config, parse_config, parse_duration
+from bot.config import (
+    DATA_DIR_ENV,
+    TOKEN_ENV,
+    Config,
+    StorageConfig,
+    load_config,
+    parse_config,
+    parse_duration,
+)
 from bot.errors import ConfigError
 
 EXAMPLE = """
@@ -61,8 +70,9 @@ interval = "1h30m"
 
 
 @pytest.fixture(autouse=True)
-def _no_token_in_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+def _no_newsbot_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(TOKEN_ENV, raising=False)
+    monkeypatch.delenv(DATA_DIR_ENV, raising=False)
 
 
 @pytest.fixture
@@ -91,7 +101,7 @@ def test_the_example_config_loads(tmp_path: Path) -> None:
     config = load_config(write(tmp_path, EXAMPLE))
     assert config.telegram.token == "123456:from-the-file"
     assert config.telegram.admins == [1111]
-    assert config.storage.path == "data/newsbot.db"
+    assert config.storage.path == str(tmp_path / "data" / "newsbot.db")
     assert config.polling.interval == 600
     assert config.polling.max_interval == 86400
     assert config.polling.parse_workers == 2
@@ -112,7 +122,8 @@ def test_the_shipped_example_config_loads() -> None:
 
 def test_an_empty_file_gives_the_defaults(tmp_path: Path) -> None:
     config = load_config(write(tmp_path, ""))
-    assert config == Config()
+    # The database sits next to the config file.
+    assert config == Config(storage=StorageConfig(path=str(tmp_path / "newsbot.db")))
     assert config.polling.interval == 600
     assert "no [[feeds]] configured: nothing will be polled" in config.warnings()
 
@@ -395,3 +406,82 @@ def test_toml_integers_beyond_float_range_are_config_errors(tmp_path: Path) -> N
     assert isinstance(tomllib.loads(text)["polling"]["interval"], int)
     with pytest.raises(ConfigError, match=r"polling\.interval"):
         load_config(write(tmp_path, text))
+
+
+# -- where the database lives --------------------------------------------------
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_a_relative_storage_path_is_relative_to_the_config_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "etc"
+    folder.mkdir()
+    write(folder, '[storage]\npath = "data/news.db"\n')
+    monkeypatch.chdir(tmp_path)
+    config = load_config(Path("etc/config.toml"))
+    assert config.storage.path == str(folder / "data" / "news.db")
+    # The heartbeat file follows the database.
+    assert config.heartbeat_path == folder / "data" / "news.db.heartbeat"
+
+
+def test_absolute_home_and_memory_storage_paths_are_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    for written, expected in (
+        (str(tmp_path / "abs.db"), str(tmp_path / "abs.db")),
+        ("~/bot/news.db", str(tmp_path / "home" / "bot" / "news.db")),
+        (":memory:", ":memory:"),
+    ):
+        config = load_config(write(tmp_path, f'[storage]\npath = "{written}"\n'))
+        assert config.storage.path == expected
+
+
+def test_parse_config_without_a_file_keeps_the_path_relative_to_the_working_directory() -> None:
+    assert parse_config({"storage": {"path": "news.db"}}).storage.path == "news.db"
+
+
+def test_the_data_directory_in_the_environment_holds_relative_storage_paths(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(DATA_DIR_ENV, str(tmp_path / "data"))
+    config = load_config(write(tmp_path, '[storage]\npath = "news.db"\n'))
+    assert config.storage.path == str(tmp_path / "data" / "news.db")
+    absolute = load_config(write(tmp_path, f'[storage]\npath = "{tmp_path / "x.db"}"\n'))
+    assert absolute.storage.path == str(tmp_path / "x.db")
+
+
+def dockerfile_instructions() -> list[tuple[str, str]]:
+    """(instruction, arguments) of the Dockerfile, continuation lines joined."""
+    text = (ROOT / "Dockerfile").read_text(encoding="utf-8").replace("\\\n", " ")
+    lines = [line.strip() for line in text.splitlines()]
+    return [
+        (line.split(None, 1)[0].upper(), line.split(None, 1)[1])
+        for line in lines
+        if line and not line.startswith("#")
+    ]
+
+
+def test_the_docker_image_finds_its_config_and_keeps_the_database_on_data(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    instructions = dockerfile_instructions()
+    env = dict(
+        token.split("=", 1)
+        for arguments in (a for i, a in instructions if i == "ENV")
+        for token in shlex.split(arguments)
+    )
+    assert env["NEWSBOT_CONFIG"] == "/config/config.toml"
+    assert ("COPY", "config.example.toml /config/config.toml") in instructions
+    # Commands inside the container (docker exec ... newsbot health) need no --config.
+    for instruction, arguments in instructions:
+        if instruction in ("ENTRYPOINT", "HEALTHCHECK"):
+            assert "--config" not in arguments
+    # The example config the image ships, and a mounted one with the same
+    # relative path, put the database on the /data volume.
+    monkeypatch.setenv(DATA_DIR_ENV, env[DATA_DIR_ENV])
+    config = load_config(ROOT / "config.example.toml")
+    assert config.storage.path == "/data/newsbot.db"
+    assert config.heartbeat_path == Path("/data/newsbot.db.heartbeat")

@@ -804,3 +804,37 @@ async def test_an_empty_first_fetch_does_not_count_as_the_first_fetch(
     (feed,) = await current(storage)
     news = [article("fresh", "Fresh", categories=["tech"]), *full]
     assert await store(storage, feed, news, now=LATER) == StoreOutcome(1, 1)
+
+
+# -- feeds the operator manages --------------------------------------------------
+
+
+async def test_a_feed_disabled_by_410_stays_disabled_across_syncs_until_resumed(
+    storage: Storage,
+) -> None:
+    (feed,) = await add_feeds(storage, FeedConfig(url="https://gone.example/feed"))
+    await storage.record_failure(
+        feed.id, now=NOW, error="fetch: HTTP 410 Gone", next_check=LATER, disable=True
+    )
+    for when in (NOW, LATER, LATER + timedelta(days=30)):  # restarts, `feeds sync`
+        await storage.sync_feeds([FeedConfig(url="https://gone.example/feed")], when)
+        assert await storage.due_feeds(when + timedelta(days=3650)) == []
+    (health,) = await storage.feed_health()
+    assert health.disabled and health.error_count == 1
+
+    later = LATER + timedelta(days=31)
+    assert await storage.resume_feed(feed.id, later)
+    (due,) = await storage.due_feeds(later)
+    assert due.id == feed.id
+    assert not (await storage.feed_health())[0].disabled
+    assert not await storage.resume_feed(feed.id + 100, later)
+
+
+async def test_all_feeds_lists_feeds_dropped_from_the_config_too(storage: Storage) -> None:
+    await add_feeds(
+        storage, FeedConfig(url="https://one.example/feed"), FeedConfig(url="https://two.example/f")
+    )
+    await storage.sync_feeds([FeedConfig(url="https://two.example/f")], LATER)
+    listed = {f.url: f.configured for f in await storage.all_feeds()}
+    assert listed == {"https://one.example/feed": False, "https://two.example/f": True}
+    assert [f.url for f in await storage.feed_health()] == ["https://two.example/f"]

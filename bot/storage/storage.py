@@ -275,7 +275,9 @@ class Storage:
 
     async def sync_feeds(self, feeds: Sequence[FeedConfig], now: datetime) -> None:
         """Make the feeds table match the configuration. Feeds dropped from the
-        config keep their articles but are no longer polled."""
+        config keep their articles but are no longer polled. A feed disabled
+        by 410 Gone stays disabled: only the operator re-enables it
+        (``resume_feed``), since the server said it is gone for good."""
         ts = to_timestamp(now)
         async with self._transaction() as db:
             await db.execute("UPDATE feeds SET configured = 0")
@@ -285,12 +287,7 @@ class Storage:
                 VALUES (?, ?, ?, ?, ?, ?)
                 ON CONFLICT (url) DO UPDATE SET
                     configured = 1, name = excluded.name, categories = excluded.categories,
-                    interval = excluded.interval,
-                    -- A restart gives a feed disabled by 410 Gone one more try:
-                    -- the operator kept it in the config, maybe it came back.
-                    disabled = 0,
-                    next_check_at = CASE WHEN disabled THEN excluded.next_check_at
-                                         ELSE next_check_at END
+                    interval = excluded.interval
                 """,
                 [(f.url, f.url, f.name, " ".join(f.categories), f.interval, ts) for f in feeds],
             )
@@ -615,12 +612,21 @@ class Storage:
         return fresh, same_story
 
     async def feed_health(self) -> list[FeedHealth]:
+        """Every configured feed's state, by id."""
+        return await self._feed_rows("WHERE f.configured")
+
+    async def all_feeds(self) -> list[FeedHealth]:
+        """Every feed the database knows, those dropped from the config too."""
+        return await self._feed_rows("")
+
+    async def _feed_rows(self, where: str) -> list[FeedHealth]:
         rows = await self._fetchall(
-            """
+            f"""
             SELECT f.id, f.url, f.fetch_url, COALESCE(f.name, f.title), f.error_count,
                    f.last_error, f.disabled, f.next_check_at, f.last_success_at,
-                   (SELECT count(*) FROM articles AS a WHERE a.feed_id = f.id)
-            FROM feeds AS f WHERE f.configured ORDER BY f.id
+                   (SELECT count(*) FROM articles AS a WHERE a.feed_id = f.id),
+                   f.configured, f.last_checked_at
+            FROM feeds AS f {where} ORDER BY f.id
             """
         )
         return [
@@ -635,9 +641,21 @@ class Storage:
                 next_check_at=from_timestamp(r[7]) if r[7] else None,
                 last_success_at=from_timestamp(r[8]) if r[8] else None,
                 articles=r[9],
+                configured=bool(r[10]),
+                last_checked_at=from_timestamp(r[11]) if r[11] else None,
             )
             for r in rows
         ]
+
+    async def resume_feed(self, feed_id: int, now: datetime) -> bool:
+        """Re-enable a feed (disabled by 410 Gone, or backing off after
+        failures) and make it due now. False if there is no such feed."""
+        async with self._transaction() as db:
+            cursor = await db.execute(
+                "UPDATE feeds SET disabled = 0, next_check_at = ? WHERE id = ?",
+                (to_timestamp(now), feed_id),
+            )
+            return cursor.rowcount > 0
 
     # -- reading articles ------------------------------------------------
 

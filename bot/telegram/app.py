@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import html
 import logging
+import secrets
 import warnings
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -32,17 +33,21 @@ from telegram.ext import (
 )
 from telegram.warnings import PTBDeprecationWarning
 
-from bot.clock import Clock
+from bot.clock import Clock, SystemClock
 from bot.config import Config
 from bot.deliver import Sender
 from bot.errors import ConfigError
 from bot.logs import register_secret
 from bot.runtime import Runtime
+from bot.storage import Storage
 from bot.telegram import handlers
 from bot.telegram.permissions import PermissionChecker
 from bot.telegram.ratelimit import MessageRateLimiter
 
 log = logging.getLogger(__name__)
+
+# The state key of the generated webhook secret.
+WEBHOOK_SECRET_KEY = "webhook_secret"
 
 
 class NewsbotApplication:
@@ -206,13 +211,17 @@ class NewsbotApplication:
         allowed = Update.ALL_TYPES
         try:
             if telegram.webhook_url:
+                # PTB runs on the current event loop; the secret is read on it too.
+                loop = asyncio.new_event_loop()
+                asyncio.set_event_loop(loop)
+                secret = loop.run_until_complete(self._webhook_secret())
                 path = telegram.webhook_url.rstrip("/").rsplit("/", 1)[-1] or "telegram"
                 self.application.run_webhook(
                     listen=telegram.webhook_listen,
                     port=telegram.webhook_port,
                     url_path=path,
                     webhook_url=telegram.webhook_url,
-                    secret_token=telegram.webhook_secret,
+                    secret_token=secret,
                     allowed_updates=allowed,
                     close_loop=False,
                 )
@@ -230,6 +239,32 @@ class NewsbotApplication:
                     loop.run_until_complete(self._post_shutdown(self.application))
             finally:
                 loop.close()
+
+    async def _webhook_secret(self) -> str:
+        """The secret Telegram sends with every update, so the listener can
+        refuse updates from anyone else: without it, whoever finds the path
+        could post an update "from" a real admin and change subscriptions.
+
+        The configured one, else one generated once and kept in the database,
+        so every restart and every process registers the same secret.
+        """
+        secret = self.config.telegram.webhook_secret
+        if secret is None:
+            clock = self._clock or SystemClock()
+            storage = await Storage.open(self.config.storage.path)
+            # token_urlsafe: A-Z a-z 0-9 _ - only, as Telegram requires; 32
+            # bytes make 43 characters (Telegram allows 1-256). Redacted before
+            # it is stored: aiosqlite logs statement parameters at DEBUG.
+            candidate = secrets.token_urlsafe(32)
+            register_secret(candidate)
+            try:
+                secret = await storage.set_state_if_absent(
+                    WEBHOOK_SECRET_KEY, candidate, clock.now()
+                )
+            finally:
+                await storage.close()
+        register_secret(secret)  # PTB logs setWebhook's parameters at DEBUG
+        return secret
 
     @asynccontextmanager
     async def running(self, poll_interval: float = 0.1) -> AsyncIterator[NewsbotApplication]:
