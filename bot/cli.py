@@ -298,6 +298,12 @@ async def _health(args: argparse.Namespace, config: Config, storage: Storage) ->
             print(f"{'':16}{feed.error_count} errors: {feed.last_error}")
         if feed.disabled:
             print(f"{'':16}disabled, not polled: {_resume_hint(feed)}")
+    for chat in await storage.suspended_chats():
+        name = f"@{chat.username}" if chat.username else (chat.title or str(chat.id))
+        print(
+            f"suspended chat {chat.id} ({chat.type}, {name}): {chat.reason}; "
+            f"{chat.pending} cards wait until the bot may post there again"
+        )
     return 0
 
 

@@ -184,6 +184,28 @@ def test_health_shows_each_feed(config_path: Path, capsys: pytest.CaptureFixture
     assert "1 errors: parse: not an RSS, Atom or RDF feed" in out
 
 
+def test_health_names_suspended_chats_and_their_waiting_cards(
+    config_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run(capsys, config_path, "poll", "--once", "--json")
+    with closing(sqlite3.connect(tmp_path / "newsbot.db")) as db, db:
+        db.execute(
+            "INSERT INTO chats (id, type, title, username, created_at, updated_at, "
+            "suspended_reason) VALUES (-100777, 'channel', 'Night Desk', 'nightdesk', 0, 0, "
+            "'Need administrator rights in the channel chat')"
+        )
+        db.execute(
+            "INSERT INTO deliveries (article_id, chat_id, next_attempt_at, created_at) "
+            "SELECT id, -100777, 0, 0 FROM articles LIMIT 2"
+        )
+    code, out, _ = run(capsys, config_path, "health")
+    assert code == 0
+    assert (
+        "suspended chat -100777 (channel, @nightdesk): Need administrator rights in the "
+        "channel chat; 2 cards wait until the bot may post there again"
+    ) in out
+
+
 def test_check_config_summarises(config_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = run(capsys, config_path, "check-config")
     assert code == 0
