@@ -12,6 +12,7 @@ from bot.telegram.args import (
     MAX_CALLBACK_BYTES,
     LatestArgs,
     Problem,
+    Toggle,
     parse_latest,
     parse_search_data,
     parse_toggle,
@@ -58,12 +59,22 @@ def test_channel_references_are_split_off() -> None:
 
 
 def test_callback_data_round_trips_and_fits_64_bytes() -> None:
-    assert parse_toggle(toggle_data("ai_robotics")) == ("ai_robotics", None)
-    assert parse_toggle(toggle_data("space", -1001234567890)) == ("space", -1001234567890)
+    assert parse_toggle(toggle_data("ai_robotics", subscribe=True)) == Toggle(
+        "ai_robotics", None, True
+    )
+    long_id = "x" * 32
+    data = toggle_data(long_id, -1001234567890123, subscribe=False)
+    assert len(data.encode()) <= MAX_CALLBACK_BYTES
+    assert parse_toggle(data) == Toggle(long_id, -1001234567890123, False)
     data = search_data("ünïcödé " * 40 + "mars rover", 5)
     assert data is not None and len(data.encode()) <= MAX_CALLBACK_BYTES
     parsed = parse_search_data(data)
     assert parsed is not None and parsed[0] == 5
+
+
+def test_buttons_of_the_old_format_parse_as_no_action() -> None:
+    assert parse_toggle("t:space") == Toggle("space", None, None)
+    assert parse_toggle("t:space:-1001234567890") == Toggle("space", -1001234567890, None)
 
 
 def test_forged_callback_data_is_rejected() -> None:
@@ -71,6 +82,9 @@ def test_forged_callback_data_is_rejected() -> None:
         "t:",
         "t:space:notanumber",
         "t:a:b:c",
+        "sub:",
+        "unsub:space:x",
+        "sub:a:b:c",
         "x:1",
         "s:-1:q",
         "s:abc:q",
@@ -78,7 +92,7 @@ def test_forged_callback_data_is_rejected() -> None:
         "s:99999:q",
         "",
     ]:
-        assert parse_toggle(forged) is None or forged.startswith("t:space")
+        assert parse_toggle(forged) is None or forged.startswith(("t:space", "unsub:space"))
         assert parse_search_data(forged) is None
 
 

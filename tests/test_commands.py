@@ -47,7 +47,12 @@ async def test_start_offers_one_button_per_category_within_the_callback_data_lim
 
     assert "I post news headlines by category" in str(reply.params["text"])
     assert labels(reply) == ["Space", "Science", "AI and Robotics", "Long Reads"]
-    assert data_of(reply) == ["t:space", "t:science", "t:ai_robotics", f"t:{LONG_ID}"]
+    assert data_of(reply) == [
+        "sub:space",
+        "sub:science",
+        "sub:ai_robotics",
+        f"sub:{LONG_ID}",
+    ]
     assert all(len(data.encode()) <= 64 for data in data_of(reply))
     assert [len(row) for row in keyboard(reply)] == [2, 2]
 
@@ -78,7 +83,7 @@ async def test_categories_lists_this_weeks_article_counts(bot: BotHarness) -> No
     assert "Science — 8" in text
     assert "AI and Robotics — 5" in text
     assert "Long Reads — 0" in text
-    assert data_of(exchange.reply(ALICE))[0] == "t:space"
+    assert data_of(exchange.reply(ALICE))[0] == "sub:space"
 
 
 async def test_mysubs_tells_what_the_chat_receives(bot: BotHarness) -> None:
@@ -140,7 +145,7 @@ async def test_pressing_a_category_button_toggles_it_and_edits_the_keyboard(
 ) -> None:
     menu = message_id((await bot.say(ALICE, "/subscribe")).reply(ALICE))
 
-    pressed = await bot.press(ALICE, ALICE, "t:science", message_id=menu)
+    pressed = await bot.press(ALICE, ALICE, "sub:science", message_id=menu)
 
     assert pressed.answer().params["text"] == "Subscribed to Science"
     (edit,) = pressed.of("editMessageReplyMarkup")
@@ -148,12 +153,62 @@ async def test_pressing_a_category_button_toggles_it_and_edits_the_keyboard(
     assert labels(edit) == ["Space", "✓ Science", "AI and Robotics", "Long Reads"]
     assert await bot.storage.subscriptions(ALICE) == ["science"]
 
-    again = await bot.press(ALICE, ALICE, "t:science", message_id=menu)
+    again = await bot.press(ALICE, ALICE, data_of(edit)[1], message_id=menu)
 
     assert again.answer().params["text"] == "Unsubscribed from Science"
     (edit,) = again.of("editMessageReplyMarkup")
     assert labels(edit) == ["Space", "Science", "AI and Robotics", "Long Reads"]
     assert await bot.storage.subscriptions(ALICE) == []
+
+
+async def test_an_old_keyboard_does_what_its_button_said_not_the_opposite(
+    bot: BotHarness,
+) -> None:
+    await bot.say(ALICE, "/subscribe space")
+    old_menu = (await bot.say(ALICE, "/subscribe")).reply(ALICE)
+    assert labels(old_menu)[0] == "✓ Space"
+    # Meanwhile the chat unsubscribed by command; the old message still shows ✓.
+    await bot.say(ALICE, "/unsubscribe space")
+
+    pressed = await bot.press(ALICE, ALICE, data_of(old_menu)[0], message_id=message_id(old_menu))
+
+    assert pressed.answer().params["text"] == "Wasn't subscribed to Space"
+    assert await bot.storage.subscriptions(ALICE) == []
+    (edit,) = pressed.of("editMessageReplyMarkup")
+    assert labels(edit)[0] == "Space"
+    assert data_of(edit)[0] == "sub:space"
+
+    # And the reverse: a plain "Space" button after subscribing by command.
+    stale = (await bot.say(ALICE, "/subscribe")).reply(ALICE)
+    await bot.say(ALICE, "/subscribe space")
+
+    pressed = await bot.press(ALICE, ALICE, data_of(stale)[0], message_id=message_id(stale))
+
+    assert pressed.answer().params["text"] == "Already subscribed to Space"
+    assert await bot.storage.subscriptions(ALICE) == ["space"]
+    (edit,) = pressed.of("editMessageReplyMarkup")
+    assert labels(edit)[0] == "✓ Space"
+
+
+async def test_a_button_of_the_old_toggle_format_refreshes_the_keyboard_and_changes_nothing(
+    bot: BotHarness,
+) -> None:
+    await bot.say(ALICE, "/subscribe science")
+    menu = message_id((await bot.say(ALICE, "/subscribe")).reply(ALICE))
+
+    for data in ("t:space", "t:science", f"t:space:{ALICE}"):
+        pressed = await bot.press(ALICE, ALICE, data, message_id=menu)
+
+        assert "Tap again" in pressed.answer().params["text"], data
+        assert await bot.storage.subscriptions(ALICE) == ["science"], data
+        edits = pressed.of("editMessageReplyMarkup")
+        assert len(edits) == 1, data
+        assert labels(edits[0]) == ["Space", "✓ Science", "AI and Robotics", "Long Reads"]
+        assert data_of(edits[0])[:2] == (
+            ["sub:space", "unsub:science"]
+            if data.count(":") == 1
+            else [f"sub:space:{ALICE}", f"unsub:science:{ALICE}"]
+        )
 
 
 async def test_unsubscribe_one_category_then_everything(bot: BotHarness) -> None:

@@ -149,7 +149,7 @@ async def test_a_group_member_pressing_a_category_button_is_refused(bot: BotHarn
     make_group(bot)
     menu = message_id((await bot.say(GROUP, "/start", user_id=ALICE)).reply(GROUP))
 
-    pressed = await bot.press(GROUP, BOB, "t:space", message_id=menu)
+    pressed = await bot.press(GROUP, BOB, "sub:space", message_id=menu)
 
     answer = pressed.answer()
     assert answer.params["text"] == "Only this group's admins can change its subscriptions."
@@ -157,7 +157,7 @@ async def test_a_group_member_pressing_a_category_button_is_refused(bot: BotHarn
     assert pressed.of("editMessageReplyMarkup") == []
     assert await bot.storage.subscriptions(GROUP) == []
 
-    pressed = await bot.press(GROUP, ALICE, "t:space", message_id=menu)
+    pressed = await bot.press(GROUP, ALICE, "sub:space", message_id=menu)
 
     assert pressed.answer().params["text"] == "Subscribed to Space"
     assert await bot.storage.subscriptions(GROUP) == ["space"]
@@ -223,15 +223,15 @@ async def test_a_channel_keyboard_from_a_private_chat_toggles_the_channel(
     menu = (await bot.say(ALICE, "/subscribe @spacenews")).reply(ALICE)
 
     assert str(menu.params["text"]) == "Tap to subscribe or unsubscribe for @spacenews:"
-    assert data_of(menu)[-1] == f"t:{LONG_ID}:{CHANNEL}"
+    assert data_of(menu)[-1] == f"sub:{LONG_ID}:{CHANNEL}"
     assert all(len(data.encode()) <= 64 for data in data_of(menu))
 
-    pressed = await bot.press(ALICE, ALICE, f"t:space:{CHANNEL}", message_id=message_id(menu))
+    pressed = await bot.press(ALICE, ALICE, f"sub:space:{CHANNEL}", message_id=message_id(menu))
 
     assert pressed.answer().params["text"] == "Subscribed to Space"
     (edit,) = pressed.of("editMessageReplyMarkup")
     assert labels(edit)[0] == "✓ Space"
-    assert data_of(edit)[0] == f"t:space:{CHANNEL}"
+    assert data_of(edit)[0] == f"unsub:space:{CHANNEL}"
     assert await bot.storage.subscriptions(CHANNEL) == ["space"]
     assert await bot.storage.subscriptions(ALICE) == []
 
@@ -291,8 +291,8 @@ async def test_category_buttons_on_a_channel_post_obey_the_channel_admins(
     await make_channel(bot)
     menu = (await bot.ask(bot.fake.channel_post(CHANNEL, "/start"))).reply(CHANNEL)
 
-    refused = await bot.press(CHANNEL, BOB, "t:space", message_id=message_id(menu))
-    accepted = await bot.press(CHANNEL, ALICE, "t:space", message_id=message_id(menu))
+    refused = await bot.press(CHANNEL, BOB, "sub:space", message_id=message_id(menu))
+    accepted = await bot.press(CHANNEL, ALICE, "sub:space", message_id=message_id(menu))
 
     assert refused.answer().params["text"] == (
         "Only admins of @spacenews can change its subscriptions."
@@ -505,9 +505,9 @@ async def test_a_user_cannot_change_another_users_private_subscriptions(
     await bot.say(DAVE, "/subscribe space")
 
     # Bob forges Dave's chat id into a button in his own chat...
-    forged = await bot.press(BOB, BOB, f"t:science:{DAVE}")
+    forged = await bot.press(BOB, BOB, f"sub:science:{DAVE}")
     # ... or presses a button on a message in Dave's chat.
-    foreign = await bot.press(DAVE, BOB, "t:space")
+    foreign = await bot.press(DAVE, BOB, "unsub:space")
     # ... or names Dave's chat in a command.
     named = await bot.say(BOB, f"/unsubscribe {DAVE} all")
     peek = await bot.say(BOB, f"/mysubs {DAVE}")
@@ -533,7 +533,7 @@ async def test_a_refusal_about_a_long_channel_title_fits_in_the_alert(
     private_channel = -1_001_111_111_111
     await make_channel(bot, chat_id=private_channel, username=None, title="Ж" * 128, can_post=False)
 
-    pressed = await bot.press(ALICE, ALICE, f"t:space:{private_channel}")
+    pressed = await bot.press(ALICE, ALICE, f"sub:space:{private_channel}")
 
     answer = pressed.answer()
     assert answer.ok
@@ -559,7 +559,7 @@ async def test_a_failed_admin_check_asks_to_try_again(bot: BotHarness) -> None:
 async def test_a_channel_toggle_pressed_by_a_non_admin_is_refused(bot: BotHarness) -> None:
     await make_channel(bot)
 
-    pressed = await bot.press(BOB, BOB, f"t:space:{CHANNEL}")
+    pressed = await bot.press(BOB, BOB, f"sub:space:{CHANNEL}")
 
     assert pressed.answer().params["text"] == (
         "Only admins of @spacenews can change its subscriptions."
@@ -576,6 +576,10 @@ FORGED_DATA = [
     "t:space:1:2",
     f"t:space:{GROUP}",  # a group Bob does not administer
     "t:space:0",
+    "sub:deleted_category",
+    f"unsub:space:{GROUP}",
+    "sub:space:0",
+    "unsub:",
     "s:abc:x",
     "s:-5:rover",
     "s:5:",

@@ -88,13 +88,34 @@ def unknown_categories_message(unknown: Sequence[tuple[str, Sequence[str]]]) -> 
 # -- callback data (at most 64 bytes, and never trusted) ---------------------
 
 
-def toggle_data(category_id: str, chat_id: int | None = None) -> str:
-    return f"t:{category_id}" if chat_id is None else f"t:{category_id}:{chat_id}"
+@dataclass(frozen=True, slots=True)
+class Toggle:
+    """A category button: what it will do (``subscribe`` True or False), to
+    which category, for which chat (None: the chat the button is in).
+
+    ``subscribe`` is None for buttons of the old format ("t:<id>[:<chat>]"),
+    which said only "toggle": acted on today's state, a days-old button would
+    do the opposite of what its label showed. Such a button only refreshes the
+    keyboard."""
+
+    category_id: str
+    chat_id: int | None
+    subscribe: bool | None
 
 
-def parse_toggle(data: str) -> tuple[str, int | None] | None:
+_TOGGLE_PREFIXES = {"sub": True, "unsub": False, "t": None}
+
+
+def toggle_data(category_id: str, chat_id: int | None = None, *, subscribe: bool) -> str:
+    """``sub:<id>[:<chat>]`` or ``unsub:<id>[:<chat>]``: 6 + 32 + 1 + 20 bytes
+    at most, within Telegram's 64."""
+    prefix = "sub" if subscribe else "unsub"
+    return f"{prefix}:{category_id}" if chat_id is None else f"{prefix}:{category_id}:{chat_id}"
+
+
+def parse_toggle(data: str) -> Toggle | None:
     parts = data.split(":")
-    if parts[0] != "t" or len(parts) not in (2, 3) or not parts[1]:
+    if parts[0] not in _TOGGLE_PREFIXES or len(parts) not in (2, 3) or not parts[1]:
         return None
     chat_id = None
     if len(parts) == 3:
@@ -102,7 +123,7 @@ def parse_toggle(data: str) -> tuple[str, int | None] | None:
             chat_id = int(parts[2])
         except ValueError:
             return None
-    return parts[1], chat_id
+    return Toggle(parts[1], chat_id, _TOGGLE_PREFIXES[parts[0]])
 
 
 def search_data(query: str, offset: int) -> str | None:

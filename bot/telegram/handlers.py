@@ -32,6 +32,7 @@ from bot.services import resolve_categories
 from bot.telegram.args import (
     MAX_ARGUMENTS,
     LatestArgs,
+    Toggle,
     parse_latest,
     parse_search_data,
     parse_toggle,
@@ -119,12 +120,12 @@ def categories_keyboard(
     rows = []
     row: list[InlineKeyboardButton] = []
     for category in categories:
-        mark = "✓ " if category.id in subscribed else ""
-        row.append(
-            InlineKeyboardButton(
-                f"{mark}{category.title}", callback_data=toggle_data(category.id, target)
-            )
-        )
+        # "✓ Space" unsubscribes, "Space" subscribes: the button carries what
+        # its label promises, so an old keyboard never does the opposite.
+        following = category.id in subscribed
+        mark = "✓ " if following else ""
+        data = toggle_data(category.id, target, subscribe=not following)
+        row.append(InlineKeyboardButton(f"{mark}{category.title}", callback_data=data))
         if len(row) == 2:
             rows.append(row)
             row = []
@@ -390,7 +391,7 @@ async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     bot = services(context)
     toggle = parse_toggle(data)
     if toggle is not None:
-        await _toggle(update, context, bot, *toggle)
+        await _toggle(update, context, bot, toggle)
         return
     page = parse_search_data(data)
     if page is not None:
@@ -401,24 +402,20 @@ async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 
 async def _toggle(
-    update: Update,
-    context: ContextTypes.DEFAULT_TYPE,
-    bot: BotServices,
-    category_id: str,
-    target_id: int | None,
+    update: Update, context: ContextTypes.DEFAULT_TYPE, bot: BotServices, toggle: Toggle
 ) -> None:
     query = update.callback_query
     assert query is not None
-    category = bot.runtime.news.category(category_id)
+    category = bot.runtime.news.category(toggle.category_id)
     if category is None:
         await query.answer("That category no longer exists. Send /categories again.")
         return
     chat: Chat | ChatFullInfo | None
-    if target_id is None:
+    if toggle.chat_id is None:
         chat = update.effective_chat
     else:
         try:
-            chat = await context.bot.get_chat(target_id)
+            chat = await context.bot.get_chat(toggle.chat_id)
         except TelegramError:
             await query.answer("I can't reach that chat any more.")
             return
@@ -431,22 +428,29 @@ async def _toggle(
         return
     storage = bot.runtime.storage
     now = bot.runtime.clock.now()
-    if category.id in await storage.subscriptions(chat.id):
-        await storage.unsubscribe(chat.id, [category.id])
-        note = f"Unsubscribed from {category.title}"
-    else:
+    if toggle.subscribe is None:
+        note = "These buttons were out of date; they now show what this chat receives. Tap again."
+    elif toggle.subscribe:
         await storage.upsert_chat(
             chat.id, chat.type, chat.title or chat.full_name, chat.username, now, reactivate=True
         )
-        await storage.subscribe(chat.id, [category.id], now)
-        note = f"Subscribed to {category.title}"
+        added = await storage.subscribe(chat.id, [category.id], now)
+        verb = "Subscribed" if added else "Already subscribed"
+        note = f"{verb} to {category.title}"
+    else:
+        removed = await storage.unsubscribe(chat.id, [category.id])
+        note = (
+            f"Unsubscribed from {category.title}"
+            if removed
+            else f"Wasn't subscribed to {category.title}"
+        )
     await query.answer(_alert(note))
     subscribed = await storage.subscriptions(chat.id)
     message = query.message
     if isinstance(message, Message):
         try:
             await message.edit_reply_markup(
-                categories_keyboard(bot.runtime.news.categories, subscribed, target_id)
+                categories_keyboard(bot.runtime.news.categories, subscribed, toggle.chat_id)
             )
         except BadRequest as error:
             if "not modified" not in error.message.lower():
