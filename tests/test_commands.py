@@ -351,7 +351,7 @@ async def test_commands_addressed_to_the_bot_by_name_work_in_groups(bot: BotHarn
 # -- /health -----------------------------------------------------------------------
 
 
-async def test_health_answers_only_the_operators(bot: BotHarness) -> None:
+async def test_health_tells_a_non_operator_how_to_become_one(bot: BotHarness) -> None:
     bot.fake.add_chat(GROUP, "group")
 
     exchange = await bot.ask(
@@ -360,9 +360,36 @@ async def test_health_answers_only_the_operators(bot: BotHarness) -> None:
         bot.fake.message(ALICE, "/health"),
     )
 
-    assert exchange.sent(BOB) == []
-    assert exchange.sent(GROUP) == []
+    for chat in (BOB, GROUP):
+        text = exchange.text(chat)
+        assert "feeds" not in text
+        assert f"add your user id {BOB} to admins under [telegram]" in text
     assert exchange.text(ALICE).startswith("3 feeds, 0 failing")
+
+
+async def test_whoami_tells_the_user_id_and_the_chat_id_everywhere(bot: BotHarness) -> None:
+    channel = -1_001_555_000_111
+    bot.fake.add_chat(GROUP, "group")
+
+    exchange = await bot.ask(
+        bot.fake.message(BOB, "/whoami"),
+        bot.fake.message(GROUP, "/whoami@newsbot_test_bot", user_id=BOB),
+        bot.fake.channel_post(channel, "/whoami"),
+    )
+
+    assert exchange.text(BOB) == f"Your user id: {BOB}"
+    assert exchange.text(GROUP) == f"Your user id: {BOB}\nThis chat's id: {GROUP}"
+    in_channel = exchange.text(channel)
+    assert "send /whoami in a private chat with me for your user id" in in_channel
+    assert f"This chat's id: {channel}" in in_channel
+
+
+async def test_whoami_and_health_are_in_help_and_the_command_menu(bot: BotHarness) -> None:
+    text = (await bot.say(ALICE, "/help")).text(ALICE)
+
+    assert "/whoami" in text and "/health" in text
+    menu = [c["command"] for c in bot.fake.commands()]
+    assert "whoami" in menu and "health" in menu
 
 
 async def test_health_lists_failing_feeds_in_whole_lines_of_valid_html(

@@ -108,6 +108,7 @@ class NewsbotApplication:
             ("latest", handlers.latest),
             ("search", handlers.search),
             ("health", handlers.health),
+            ("whoami", handlers.whoami),
         ):
             app.add_handler(CommandHandler(name, callback, filters=everywhere))
         app.add_handler(CallbackQueryHandler(handlers.button))

@@ -58,6 +58,8 @@ COMMANDS: list[tuple[str, str]] = [
     ("mysubs", "What this chat receives"),
     ("latest", "Newest headlines: /latest [category] [N]"),
     ("search", "Search headlines: /search words"),
+    ("whoami", "Your user id and this chat's id"),
+    ("health", "Feed status, for the bot's operators"),
     ("help", "How to use the bot, in chats, groups and channels"),
 ]
 
@@ -347,12 +349,47 @@ async def _send_search_page(
         await reply(update, text, markup)
 
 
+async def whoami(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/whoami: the sender's user id and this chat's id (for [telegram] admins
+    and for naming a chat in /subscribe)."""
+    chat = update.effective_chat
+    message = update.effective_message
+    if chat is None or message is None:
+        return
+    user = update.effective_user
+    lines = []
+    if user is not None and not _is_stand_in(message):
+        lines.append(f"Your user id: <code>{user.id}</code>")
+    else:
+        # Channel posts and anonymous group admins carry no user at all.
+        lines.append(
+            "This was posted as the chat itself, so I can't see who you are; "
+            "send /whoami in a private chat with me for your user id."
+        )
+    if chat.type != ChatType.PRIVATE:
+        lines.append(f"This chat's id: <code>{chat.id}</code>")
+    await reply(update, "\n".join(lines))
+
+
 async def health(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/health: feed status, for the operators listed in the config."""
     bot = services(context)
     user = update.effective_user
-    if user is None or user.id not in bot.runtime.config.telegram.admins:
-        return  # not advertised; stay quiet for everyone else
+    message = update.effective_message
+    anonymous = user is None or (message is not None and _is_stand_in(message))
+    if anonymous or user is None or user.id not in bot.runtime.config.telegram.admins:
+        who = (
+            "your user id (send /whoami in a private chat with me)"
+            if anonymous or user is None
+            else f"your user id <code>{user.id}</code>"
+        )
+        await reply(
+            update,
+            "/health is for the bot's operators. To become one, add "
+            f"{who} to <code>admins</code> under <code>[telegram]</code> in the "
+            "bot's config.toml and restart it.",
+        )
+        return
     feeds = await bot.runtime.storage.feed_health()
     counts = await bot.runtime.storage.delivery_counts()
     failing = [f for f in feeds if f.error_count or f.disabled]
@@ -503,6 +540,12 @@ def _chat_name(chat: Chat | ChatFullInfo) -> str:
     if chat.username:
         return f"@{chat.username}"
     return chat.title or chat.full_name or str(chat.id)
+
+
+def _is_stand_in(message: Message) -> bool:
+    """Sent on behalf of a chat (a channel post, an anonymous group admin, a
+    linked channel): ``from`` is then a placeholder bot, not the person."""
+    return message.sender_chat is not None
 
 
 def _names_this_chat(reference: str | int, here: Chat) -> bool:
