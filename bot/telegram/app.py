@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 
 import httpx
 from telegram import BotCommand, Update
-from telegram.constants import ParseMode
+from telegram.constants import ChatType, ParseMode
 from telegram.error import Forbidden, TelegramError
 from telegram.ext import (
     Application,
@@ -39,6 +39,7 @@ from bot.errors import ConfigError
 from bot.logs import register_secret
 from bot.runtime import Runtime
 from bot.telegram import handlers
+from bot.telegram.alerts import OperatorAlerts
 from bot.telegram.permissions import PermissionChecker
 from bot.telegram.ratelimit import MessageRateLimiter
 
@@ -130,7 +131,10 @@ class NewsbotApplication:
                 titles,
             )
             self.services = handlers.BotServices(
-                runtime, sender, PermissionChecker(application.bot)
+                runtime,
+                sender,
+                PermissionChecker(application.bot),
+                OperatorAlerts(self.config.telegram.admins),
             )
             application.bot_data["services"] = self.services
             try:
@@ -260,23 +264,60 @@ class NewsbotApplication:
 
 async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Log the error with its traceback (the token is redacted by the log
-    filter); tell the user something went wrong, without details."""
-    log.error("telegram: error while handling an update", exc_info=context.error)
-    if isinstance(context.error, Forbidden):
+    filter), tell the operators once per distinct error per hour, and tell
+    the user something went wrong, without details; in a channel, nobody:
+    every subscriber would read the apology."""
+    error = context.error
+    log.error("telegram: error while handling an update", exc_info=error)
+    if error is None:
+        return
+    found = context.bot_data.get("services")
+    if isinstance(found, handlers.BotServices):
+
+        async def send_private(chat_id: int, text: str) -> object:
+            return await context.bot.send_message(
+                chat_id, text, link_preview_options=handlers.NO_PREVIEW
+            )
+
+        await found.alerts.report(error, _describe(update), found.runtime.clock.now(), send_private)
+    if isinstance(error, Forbidden) or not isinstance(update, Update):
         return  # the chat blocked us; nobody to tell
-    if isinstance(update, Update) and update.effective_message is not None:
+    message = update.effective_message
+    chat = update.effective_chat
+    if (
+        message is not None
+        and update.callback_query is None
+        and (chat is None or chat.type != ChatType.CHANNEL)
+    ):
         try:
-            await update.effective_message.reply_text(
+            await message.reply_text(
                 html.escape("Sorry, something went wrong. Please try again later."),
                 do_quote=False,
             )
         except TelegramError:
             pass  # the original error is logged; a failed apology changes nothing
-    if isinstance(update, Update) and update.callback_query is not None:
+    if update.callback_query is not None:
+        # An answer to a button press is shown to the presser alone.
         try:
             await update.callback_query.answer("Something went wrong.")
         except TelegramError:
             pass
+
+
+def _describe(update: object) -> str:
+    """What was being handled, for the operators: the kind of update and the
+    chat, never the user's text."""
+    if not isinstance(update, Update):
+        return "while handling an update"
+    chat = update.effective_chat
+    where = f" in {chat.type} chat {chat.id}" if chat is not None else ""
+    if update.callback_query is not None:
+        return f"a button press{where}"
+    message = update.effective_message
+    if message is not None and message.text and message.text.startswith("/"):
+        command = message.text.split(maxsplit=1)[0].split("@", 1)[0][:40]
+        return f"the command {command}{where}"
+    return f"an update{where}"
 
 
 def run_bot(config: Config) -> int:

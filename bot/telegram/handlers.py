@@ -29,6 +29,7 @@ from bot.deliver import Sender
 from bot.render import escape, render_list
 from bot.runtime import Runtime
 from bot.services import resolve_categories
+from bot.telegram.alerts import OperatorAlerts
 from bot.telegram.args import (
     MAX_ARGUMENTS,
     LatestArgs,
@@ -71,6 +72,7 @@ class BotServices:
     runtime: Runtime
     sender: Sender
     permissions: PermissionChecker
+    alerts: OperatorAlerts
 
 
 def services(context: ContextTypes.DEFAULT_TYPE) -> BotServices:
