@@ -8,7 +8,8 @@
     newsbot [--config PATH] check-config
     newsbot [--config PATH] healthcheck          for Docker's HEALTHCHECK
 
-Exit codes: 0 success, 1 runtime failure, 2 bad configuration or usage.
+Exit codes: 0 success, 1 runtime failure, 2 bad configuration or usage (also a
+bot token Telegram rejects).
 """
 
 from __future__ import annotations
@@ -110,12 +111,13 @@ def _run(config: Config) -> int:
         return run_bot(config)
     except InvalidToken:
         # PTB's message quotes the whole rejected token; never print it.
+        # Exit 2 like any other configuration error: retrying cannot help.
         print(
             "newsbot: telegram: the bot token was rejected "
             "(check NEWSBOT_TOKEN or [telegram] token)",
             file=sys.stderr,
         )
-        return 1
+        return 2
 
 
 async def _offline(args: argparse.Namespace, config: Config) -> int:

@@ -11,15 +11,16 @@ from __future__ import annotations
 import asyncio
 import html
 import logging
+import signal
 import warnings
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import httpx
 from telegram import BotCommand, Update
 from telegram.constants import ChatType, ParseMode
-from telegram.error import Forbidden, TelegramError
+from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
 from telegram.ext import (
     Application,
     CallbackQueryHandler,
@@ -44,6 +45,11 @@ from bot.telegram.permissions import PermissionChecker
 from bot.telegram.ratelimit import MessageRateLimiter
 
 log = logging.getLogger(__name__)
+
+# Telegram unreachable at start (no network yet, a container whose route comes
+# up late): the first retry after this many seconds, doubling up to the cap.
+START_RETRY_FIRST = 2.0
+START_RETRY_MAX = 300.0
 
 
 class NewsbotApplication:
@@ -70,6 +76,8 @@ class NewsbotApplication:
         self._clock = clock
         self._feed_transport = feed_transport
         self._sender_task: asyncio.Task[None] | None = None
+        # Opened before Telegram answers, so that feeds are polled meanwhile.
+        self.runtime: Runtime | None = None
         self.services: handlers.BotServices | None = None
         builder = (
             Application.builder()
@@ -120,7 +128,7 @@ class NewsbotApplication:
         app.add_error_handler(on_error)
 
     async def _post_init(self, application: Application) -> None:  # type: ignore[type-arg]
-        runtime = await Runtime.open(self.config, clock=self._clock, transport=self._feed_transport)
+        runtime = await self._open_runtime()
         try:
             titles = {c.id: c.title for c in self.config.categories}
             sender = Sender(
@@ -146,8 +154,80 @@ class NewsbotApplication:
             self._schedule_polling(application)
             self._sender_task = asyncio.create_task(sender.run(), name="newsbot-sender")
         except BaseException:
-            await runtime.close()
+            await self._close_runtime()
             raise
+
+    async def _open_runtime(self) -> Runtime:
+        if self.runtime is None:
+            self.runtime = await Runtime.open(
+                self.config, clock=self._clock, transport=self._feed_transport
+            )
+        return self.runtime
+
+    async def _close_runtime(self) -> None:
+        runtime, self.runtime = self.runtime, None
+        if runtime is not None:
+            await runtime.close()
+
+    async def wait_for_telegram(self) -> None:
+        """Return once Telegram answers getMe, retrying with backoff (capped at
+        ``START_RETRY_MAX``) for as long as it takes, one log line per attempt.
+        Meanwhile feeds are polled and stored, and the heartbeat is kept, so
+        that nothing published during the wait is missed. A rejected token
+        raises ``InvalidToken`` at once."""
+        bot = self.application.bot
+        delay = START_RETRY_FIRST
+        attempt = 0
+        stop_polling = asyncio.Event()
+        polling: asyncio.Task[None] | None = None
+        try:
+            while True:
+                attempt += 1
+                try:
+                    await bot.initialize()  # getMe, which also checks the token
+                except BadRequest:
+                    raise
+                except (NetworkError, RetryAfter) as error:
+                    wait = delay
+                    if isinstance(error, RetryAfter):
+                        wait = max(delay, _seconds(error.retry_after))
+                    log.warning(
+                        "telegram: cannot reach the Bot API (attempt %d): %s; "
+                        "polling feeds meanwhile, next try in %gs",
+                        attempt,
+                        error,
+                        wait,
+                    )
+                else:
+                    if attempt > 1:
+                        log.info("telegram: the Bot API answered after %d attempts", attempt)
+                    return
+                if polling is None:
+                    runtime = await self._open_runtime()
+                    polling = asyncio.create_task(
+                        self._poll_until(runtime, stop_polling), name="newsbot-offline-polling"
+                    )
+                await asyncio.sleep(wait)
+                delay = min(delay * 2, START_RETRY_MAX)
+        finally:
+            if polling is not None:
+                # Let a running round finish: the JobQueue's first round starts
+                # right after this, and two rounds must never overlap.
+                stop_polling.set()
+                await polling
+
+    async def _poll_until(self, runtime: Runtime, stop: asyncio.Event) -> None:
+        """Polling rounds every tick until ``stop`` is set (while Telegram, and
+        with it the JobQueue, is not running yet)."""
+        while not stop.is_set():
+            try:
+                await self._poll_round(runtime, None)
+            except Exception:  # a round never stops the bot; the next tick tries again
+                log.exception("poll: round failed")
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=self.config.poll_tick)
+            except TimeoutError:
+                pass
 
     def _schedule_polling(self, application: Application) -> None:  # type: ignore[type-arg]
         tick = self.config.poll_tick
@@ -174,10 +254,15 @@ class NewsbotApplication:
 
     async def _poll_job(self, context: ContextTypes.DEFAULT_TYPE) -> None:
         assert self.services is not None
-        report = await self.services.runtime.poller.run_round()
-        if report is not None and report.deliveries:
-            self.services.sender.wake()
-        if self.services.sender.token_rejected:
+        await self._poll_round(self.services.runtime, self.services.sender)
+
+    async def _poll_round(self, runtime: Runtime, sender: Sender | None) -> None:
+        """One round, then the heartbeat; ``sender`` is None while Telegram is
+        unreachable at start (cards wait in the outbox)."""
+        report = await runtime.poller.run_round()
+        if sender is not None and report is not None and report.deliveries:
+            sender.wake()
+        if sender is not None and sender.token_rejected:
             return  # no heartbeat: the container's health check turns unhealthy
         try:
             self.config.heartbeat_path.touch()
@@ -199,9 +284,8 @@ class NewsbotApplication:
 
     async def _post_shutdown(self, application: Application) -> None:  # type: ignore[type-arg]
         await self.stop_sender()
-        if self.services is not None:
-            await self.services.runtime.close()
-            self.services = None
+        self.services = None
+        await self._close_runtime()
 
     # -- running ---------------------------------------------------------
 
@@ -209,7 +293,11 @@ class NewsbotApplication:
         """Block until Ctrl-C or SIGTERM: long polling, or a webhook if configured."""
         telegram = self.config.telegram
         allowed = Update.ALL_TYPES
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)  # PTB's run_* pick it up
         try:
+            if not self._wait_for_telegram_in(loop):
+                return  # stopped while waiting
             if telegram.webhook_url:
                 path = telegram.webhook_url.rstrip("/").rsplit("/", 1)[-1] or "telegram"
                 self.application.run_webhook(
@@ -229,18 +317,45 @@ class NewsbotApplication:
             # while running). The database would stay open, and its aiosqlite
             # thread, which is not a daemon, would keep the process alive
             # after SIGTERM, forever.
-            loop = asyncio.get_event_loop()
             try:
-                if self.services is not None:
+                if self.services is not None or self.runtime is not None:
                     loop.run_until_complete(self._post_shutdown(self.application))
             finally:
                 loop.close()
+                asyncio.set_event_loop(None)
+
+    def _wait_for_telegram_in(self, loop: asyncio.AbstractEventLoop) -> bool:
+        """``wait_for_telegram`` with Ctrl-C and SIGTERM stopping the wait (PTB
+        installs its own handlers only later). False if stopped."""
+        waiting = loop.create_task(self.wait_for_telegram())
+        signals = (signal.SIGINT, signal.SIGTERM)
+        installed = []
+        for sig in signals:
+            try:
+                loop.add_signal_handler(sig, waiting.cancel)
+                installed.append(sig)
+            except (NotImplementedError, RuntimeError):
+                pass  # no signal handlers in this environment: Ctrl-C still raises
+        try:
+            loop.run_until_complete(waiting)
+            return True
+        except asyncio.CancelledError:
+            log.info("telegram: stopped while waiting for the Bot API")
+            return False
+        finally:
+            for sig in installed:
+                loop.remove_signal_handler(sig)
 
     @asynccontextmanager
     async def running(self, poll_interval: float = 0.1) -> AsyncIterator[NewsbotApplication]:
         """Run inside an existing event loop (tests): the same start and stop
         sequence as ``run``, without signal handling."""
         app = self.application
+        try:
+            await self.wait_for_telegram()
+        except BaseException:
+            await self._close_runtime()
+            raise
         await app.initialize()
         try:
             await self._post_init(app)
@@ -318,6 +433,13 @@ def _describe(update: object) -> str:
         command = message.text.split(maxsplit=1)[0].split("@", 1)[0][:40]
         return f"the command {command}{where}"
     return f"an update{where}"
+
+
+def _seconds(value: object) -> float:
+    """RetryAfter.retry_after: an int today, a timedelta in later PTB versions."""
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    return float(value) if isinstance(value, int | float) else START_RETRY_MAX
 
 
 def run_bot(config: Config) -> int:
