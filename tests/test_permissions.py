@@ -628,3 +628,37 @@ async def test_pressing_the_same_more_button_twice_is_quiet(
     assert second.status == 400 and "not modified" in str(second.response)
     assert exchange.sent() == []  # no apology from the error handler
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+# -- being added ------------------------------------------------------------------
+
+
+async def test_a_bot_added_to_a_group_welcomes_it_once_with_how_to_subscribe(
+    bot: BotHarness,
+) -> None:
+    supergroup = -1_009_000_000_001
+    channel = -1_009_000_000_002
+    added = await bot.ask(
+        bot.fake.my_chat_member(GROUP, "group", "left", "member"),
+        bot.fake.my_chat_member(supergroup, "supergroup", "kicked", "administrator"),
+    )
+
+    for chat_id in (GROUP, supergroup):
+        welcome = added.text(chat_id)
+        assert welcome.startswith("Hi! I post news headlines by category.")
+        assert "Admins: send /subscribe" in welcome
+        assert "/subscribe space science" in welcome
+
+    quiet = await bot.ask(
+        # Promoted, demoted: already there, nothing to say.
+        bot.fake.my_chat_member(GROUP, "group", "member", "administrator"),
+        bot.fake.my_chat_member(supergroup, "supergroup", "administrator", "member"),
+        # A channel: every subscriber would read it.
+        bot.fake.my_chat_member(
+            channel, "channel", "left", "administrator", can_post_messages=True
+        ),
+        # A user who had blocked the bot starts it again.
+        bot.fake.my_chat_member(BOB, "private", "kicked", "member"),
+    )
+
+    assert quiet.sent() == []

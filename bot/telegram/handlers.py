@@ -521,6 +521,32 @@ async def my_chat_member(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
             chat.id, chat.type, chat.title or chat.full_name, chat.username, now, reactivate=True
         )
         log.info("telegram: chat %s (%s) now %s", chat.id, chat.type, status)
+        was_outside = change.old_chat_member.status in (
+            ChatMemberStatus.LEFT,
+            ChatMemberStatus.BANNED,
+        )
+        # Only when just added: a promotion or a restart says nothing again.
+        # Not in channels either: every subscriber would read it, and whoever
+        # added the bot there already knows (see /help).
+        if was_outside and chat.type in (ChatType.GROUP, ChatType.SUPERGROUP):
+            await _welcome_group(context, chat.id, bot.runtime.news.categories)
+
+
+async def _welcome_group(
+    context: ContextTypes.DEFAULT_TYPE, chat_id: int, categories: Sequence[CategoryConfig]
+) -> None:
+    example = " ".join(c.id for c in categories[:2]) or "space science"
+    text = (
+        "<b>Hi! I post news headlines by category.</b>\n"
+        "Admins: send /subscribe to pick categories with buttons, or name them: "
+        f"<code>/subscribe {escape(example)}</code>. "
+        "Everyone can use /latest and /search; /help tells more."
+    )
+    try:
+        await context.bot.send_message(chat_id, text, link_preview_options=NO_PREVIEW)
+    except (BadRequest, Forbidden) as error:
+        # Added without the right to write, or removed again at once.
+        log.info("telegram: cannot welcome chat %s: %s", chat_id, error)
 
 
 async def migrate(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
