@@ -1159,6 +1159,48 @@ class FakeTelegram:
             post["entities"] = found
         return {"update_id": self._next_update_id(), "channel_post": post}
 
+    def forwarded(
+        self,
+        chat_id: int,
+        *,
+        from_channel: int | None = None,
+        from_user: int | None = None,
+        from_hidden_user: str | None = None,
+        from_chat: int | None = None,
+        text: str = "A forwarded post",
+        user_id: int | None = None,
+    ) -> JSON:
+        """A message forwarded into ``chat_id``, with Telegram's ``forward_origin``
+        for exactly one origin: a channel post (``from_channel``, the channel as
+        registered, e.g. by :meth:`add_chat`), a user, a user who hides their
+        account (only a name), or an anonymous group admin (``from_chat``)."""
+        given = [v for v in (from_channel, from_user, from_hidden_user, from_chat) if v is not None]
+        if len(given) != 1:
+            raise ValueError(
+                "give exactly one of from_channel, from_user, from_hidden_user, from_chat"
+            )
+        date = int(time.time()) - 3600
+        origin: JSON
+        if from_channel is not None:
+            channel = self.add_chat(from_channel, "channel")
+            origin = {
+                "type": "channel",
+                "date": date,
+                "chat": channel,
+                "message_id": self._next_message_id(from_channel),
+            }
+        elif from_user is not None:
+            origin = {"type": "user", "date": date, "sender_user": self.user(from_user)}
+        elif from_hidden_user is not None:
+            origin = {"type": "hidden_user", "date": date, "sender_user_name": from_hidden_user}
+        else:
+            assert from_chat is not None
+            origin = {"type": "chat", "date": date, "sender_chat": self.add_chat(from_chat)}
+        # Telegram keeps the original's text and entities, commands included.
+        update = self.message(chat_id, text, user_id=user_id)
+        update["message"]["forward_origin"] = origin
+        return update
+
     def callback_query(
         self,
         chat_id: int,

@@ -28,6 +28,7 @@ from tests.bot_harness import (
 )
 from tests.fake_telegram import ApiError, Call, ChatType, FakeTelegram
 from tests.feed_server import FeedServer
+from tests.telegram_html import check_telegram_html
 
 GROUP = -4001
 SUPERGROUP = -1_000_000_004_001
@@ -662,3 +663,76 @@ async def test_a_bot_added_to_a_group_welcomes_it_once_with_how_to_subscribe(
     )
 
     assert quiet.sent() == []
+
+
+# -- a channel picked by forwarding one of its posts ---------------------------------
+
+PRIVATE_CHANNEL = -1_002_222_333_444
+
+
+async def test_forwarding_a_post_of_a_private_channel_selects_it_for_subscribing(
+    bot: BotHarness,
+) -> None:
+    await make_channel(bot, chat_id=PRIVATE_CHANNEL, username=None, title="Secret <Space>")
+
+    menu = (
+        await bot.ask(bot.fake.forwarded(ALICE, from_channel=PRIVATE_CHANNEL, text="/latest"))
+    ).reply(ALICE)
+
+    text = check_telegram_html(str(menu.params["text"]))
+    assert text.startswith(f"Secret <Space> (id {PRIVATE_CHANNEL}). Tap to subscribe")
+    assert f"/mysubs {PRIVATE_CHANNEL}" in text
+    assert f"/unsubscribe {PRIVATE_CHANNEL} all" in text
+    assert data_of(menu)[0] == f"sub:space:{PRIVATE_CHANNEL}"
+    assert all(len(data.encode()) <= 64 for data in data_of(menu))
+
+    pressed = await bot.press(ALICE, ALICE, data_of(menu)[0], message_id=message_id(menu))
+
+    assert pressed.answer().params["text"] == "Subscribed to Space"
+    assert await bot.storage.subscriptions(PRIVATE_CHANNEL) == ["space"]
+    assert await bot.storage.subscriptions(ALICE) == []
+    # The id the reply showed works with the commands.
+    assert (await bot.say(ALICE, f"/mysubs {PRIVATE_CHANNEL}")).text(ALICE) == (
+        "Secret <Space> receives: Space."
+    )
+    assert (await bot.say(ALICE, f"/unsubscribe {PRIVATE_CHANNEL} all")).text(ALICE) == (
+        "Unsubscribed for Secret <Space> from everything."
+    )
+
+
+async def test_a_forwarded_post_is_checked_like_a_named_channel(bot: BotHarness) -> None:
+    await make_channel(bot, chat_id=PRIVATE_CHANNEL, username=None, can_post=False)
+    unknown_channel = -1_002_999_999_999
+    bot.fake.add_chat(unknown_channel, "channel", title="Not Mine")
+    bot.fake.set_member(unknown_channel, CAROL, "creator")
+
+    exchange = await bot.ask(
+        bot.fake.forwarded(ALICE, from_channel=PRIVATE_CHANNEL),  # the bot cannot post
+        bot.fake.forwarded(BOB, from_channel=PRIVATE_CHANNEL),  # Bob is no admin there
+        bot.fake.forwarded(CAROL, from_channel=unknown_channel),  # Carol is, but the bot is not
+    )
+
+    assert "can't post messages there" in exchange.text(ALICE)
+    assert exchange.text(BOB) == "Only admins of Space News can change its subscriptions."
+    assert "Add me as an administrator" in exchange.text(CAROL)
+    assert exchange.of("editMessageReplyMarkup") == []
+    assert all("reply_markup" not in c.params for c in exchange.sent())
+    assert await bot.storage.subscriptions(PRIVATE_CHANNEL) == []
+
+
+async def test_a_post_forwarded_from_a_person_or_a_group_gets_a_short_explanation(
+    bot: BotHarness,
+) -> None:
+    exchange = await bot.ask(
+        bot.fake.forwarded(ALICE, from_user=BOB),
+        bot.fake.forwarded(BOB, from_hidden_user="Someone Hidden"),
+        bot.fake.forwarded(CAROL, from_chat=GROUP),
+    )
+
+    for chat_id in (ALICE, BOB):
+        assert exchange.text(chat_id) == (
+            "That message comes from a person, not a channel. To set up a channel, "
+            "forward me any post from the channel."
+        )
+    assert "add me to it and send /subscribe there" in exchange.text(CAROL)
+    assert bot.fake.calls("getChat") == []

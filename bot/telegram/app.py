@@ -107,6 +107,14 @@ class NewsbotApplication:
         # with the CHANNEL_POST filter, when posted inside a channel. Edited
         # messages are left out: editing "/subscribe x" should not run it again.
         everywhere = filters.UpdateType.MESSAGE | filters.UpdateType.CHANNEL_POST
+        # First: a forwarded post is about its channel, even if its text is a
+        # command ("/latest" forwarded from a channel is not a request).
+        app.add_handler(
+            MessageHandler(
+                filters.ChatType.PRIVATE & filters.UpdateType.MESSAGE & filters.FORWARDED,
+                handlers.forwarded,
+            )
+        )
         for name, callback in (
             ("start", handlers.start),
             ("help", handlers.help_command),

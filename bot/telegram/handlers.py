@@ -18,6 +18,8 @@ from telegram import (
     InlineKeyboardMarkup,
     LinkPreviewOptions,
     Message,
+    MessageOriginChannel,
+    MessageOriginChat,
     Update,
 )
 from telegram.constants import ChatMemberStatus, ChatType
@@ -170,7 +172,8 @@ async def help_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
         "<b>Channels</b>: add me as an administrator who can post, then in a private chat "
         "with me send <code>/subscribe @yourchannel space science</code>. "
         "<code>/mysubs @yourchannel</code> and <code>/unsubscribe @yourchannel all</code> "
-        "work the same way.",
+        "work the same way. A private channel has no @name: forward me any of its posts "
+        "and I'll show its buttons and its id.",
     ]
     await reply(update, "\n".join(lines))
 
@@ -561,6 +564,48 @@ async def migrate(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     log.info("telegram: chat %s migrated to %s", message.chat.id, message.migrate_to_chat_id)
 
 
+async def forwarded(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """A post forwarded into a private chat: selects its channel, the one way
+    to name a private channel, which has no @name and an id nobody knows."""
+    message = update.effective_message
+    if message is None:
+        return
+    origin = message.forward_origin
+    if isinstance(origin, MessageOriginChat):
+        await reply(
+            update,
+            "That was posted in a group. To set up a group, add me to it and send "
+            "/subscribe there. To set up a channel, forward me any post from the channel.",
+        )
+        return
+    if not isinstance(origin, MessageOriginChannel):
+        await reply(
+            update,
+            "That message comes from a person, not a channel. To set up a channel, "
+            "forward me any post from the channel.",
+        )
+        return
+    source = origin.chat
+    user_id = update.effective_user.id if update.effective_user else None
+    channel = await _remote_chat(
+        update, context, source.id, user_id, source.title or f"channel {source.id}"
+    )
+    if channel is None:
+        return
+    bot = services(context)
+    subscribed = await bot.runtime.storage.subscriptions(channel.id)
+    text = (
+        f"<b>{escape(_chat_name(channel))}</b> (id <code>{channel.id}</code>). "
+        "Tap to subscribe or unsubscribe:\n\n"
+        f"<code>/mysubs {channel.id}</code> shows what it receives, and "
+        f"<code>/subscribe {channel.id} …</code> or <code>/unsubscribe {channel.id} all</code> "
+        "work with this id too."
+    )
+    await reply(
+        update, text, categories_keyboard(bot.runtime.news.categories, subscribed, channel.id)
+    )
+
+
 # -- helpers -------------------------------------------------------------
 
 
@@ -621,13 +666,28 @@ async def _target_chat(
     if here.type != ChatType.PRIVATE:
         await reply(update, "Configure channels from a private chat with me.")
         return None
+    target = await _remote_chat(update, context, reference, user_id, str(reference))
+    return None if target is None else (target, rest)
+
+
+async def _remote_chat(
+    update: Update,
+    context: ContextTypes.DEFAULT_TYPE,
+    reference: str | int,
+    user_id: int | None,
+    shown: str,
+) -> ChatFullInfo | None:
+    """Another chat, named from a private chat (by @name, id or a forwarded
+    post), after checking that the user manages it and the bot may post
+    there; replies and returns None otherwise. ``shown`` names it to the user."""
+    bot = services(context)
     try:
         target = await context.bot.get_chat(reference)
     except (BadRequest, Forbidden):
         await reply(
             update,
             escape(
-                f"I can't find {reference}. Add me to the channel as an administrator "
+                f"I can't find {shown}. Add me to the channel as an administrator "
                 "who can post messages, then try again."
             ),
         )
@@ -644,4 +704,4 @@ async def _target_chat(
         await reply(update, escape(verdict.reason))
         return None
     await _remember_chat(bot, target)
-    return target, rest
+    return target
