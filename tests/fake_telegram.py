@@ -639,6 +639,8 @@ class FakeTelegram:
         self._migrated: dict[int, int] = {}
         self._message_ids: defaultdict[int, int] = defaultdict(int)
         self._messages: dict[tuple[int, int], JSON] = {}
+        # Messages users (and channel admins) posted, as opposed to the bot's own.
+        self._user_messages: set[tuple[int, int]] = set()
         self._inline_messages: dict[str, JSON] = {}
         self._callback_ids: set[str] = set()
         self._next_callback_id = 1
@@ -1360,6 +1362,11 @@ class FakeTelegram:
                     self._members[(new_id, self.bot_id)] = bot_member
             elif kind == "callback_query":
                 self._callback_ids.add(str(body["id"]))
+            if kind in ("message", "channel_post") and isinstance(body.get("message_id"), int):
+                # Kept so that deleteMessage can find it (and refuse to edit it).
+                key = (body["chat"]["id"], body["message_id"])
+                self._messages.setdefault(key, copy.deepcopy(body))
+                self._user_messages.add(key)
 
     # -- dispatch ---------------------------------------------------------------
 
@@ -1678,6 +1685,8 @@ class FakeTelegram:
         message = self._messages.get((chat["id"], message_id))
         if message is None:
             raise _bad_request("message to edit not found")
+        if (chat["id"], message_id) in self._user_messages:
+            raise _bad_request("message can't be edited")
         return message, False
 
     def _edit_message_text(self, params: JSON) -> JSON | bool:
@@ -1728,8 +1737,20 @@ class FakeTelegram:
             message_id = params.get("message_id")
             if not isinstance(message_id, int):
                 raise _bad_request("message identifier is not specified")
-            if self._messages.pop((chat["id"], message_id), None) is None:
+            key = (chat["id"], message_id)
+            if key not in self._messages:
                 raise _bad_request("message to delete not found")
+            # Bots may delete incoming messages in private chats; elsewhere only
+            # as an administrator with the "Delete messages" right.
+            if key in self._user_messages and chat["type"] != "private":
+                member = self._bot_status(chat["id"]) or {}
+                allowed = member.get("status") == "creator" or (
+                    member.get("status") == "administrator" and member.get("can_delete_messages")
+                )
+                if not allowed:
+                    raise _bad_request("message can't be deleted")
+            del self._messages[key]
+            self._user_messages.discard(key)
         return True
 
     def _answer_callback_query(self, params: JSON) -> bool:

@@ -840,3 +840,36 @@ async def test_forwarded_messages_carry_their_origin(fake_telegram: FakeTelegram
     assert isinstance(chat, MessageOriginChat) and chat.sender_chat.id == -4005
     with pytest.raises(ValueError):
         fake.forwarded(5)
+
+
+def test_deleting_a_channel_post_needs_the_delete_messages_right(
+    fake_telegram: FakeTelegram,
+) -> None:
+    fake = fake_telegram
+    channel = -1001999
+    fake.add_chat(channel, "channel", title="News")
+    fake.set_member(channel, fake.bot_id, "administrator")
+    post = fake.push_update(fake.channel_post(channel, "/subscribe space"))["channel_post"]
+    status, own = api(fake, "sendMessage", chat_id=channel, text="Subscribed.")
+    assert status == 200
+
+    # The bot's own post goes; an admin's post needs the right.
+    assert (
+        api(fake, "deleteMessage", chat_id=channel, message_id=own["result"]["message_id"])[0]
+        == 200
+    )
+    status, answer = api(fake, "deleteMessage", chat_id=channel, message_id=post["message_id"])
+    assert (status, answer["description"]) == (400, "Bad Request: message can't be deleted")
+    status, answer = api(
+        fake, "editMessageText", chat_id=channel, message_id=post["message_id"], text="x"
+    )
+    assert (status, answer["description"]) == (400, "Bad Request: message can't be edited")
+
+    fake.set_member(channel, fake.bot_id, "administrator", can_delete_messages=True)
+    assert api(fake, "deleteMessage", chat_id=channel, message_id=post["message_id"])[0] == 200
+    status, answer = api(fake, "deleteMessage", chat_id=channel, message_id=post["message_id"])
+    assert (status, answer["description"]) == (400, "Bad Request: message to delete not found")
+
+    # In a private chat a bot may delete what the user sent.
+    said = fake.push_update(fake.message(5, "hello"))["message"]
+    assert api(fake, "deleteMessage", chat_id=5, message_id=said["message_id"])[0] == 200

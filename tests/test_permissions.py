@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.telegram import handlers
 from tests.bot_harness import (
     ALICE,
     BOB,
@@ -344,7 +345,7 @@ async def test_commands_posted_inside_a_channel_are_accepted(bot: BotHarness) ->
         post(CHANNEL, "/mysubs", username=CHANNEL_NAME),
     )
 
-    assert exchange.texts(CHANNEL) == [
+    assert [text.split("\n")[0] for text in exchange.texts(CHANNEL)] == [
         "Subscribed to Space.",
         "Subscribed to Science.",
         "Unsubscribed from Science.",
@@ -363,7 +364,7 @@ async def test_a_channel_post_naming_the_channel_itself_is_about_the_channel(
         bot.fake.channel_post(CHANNEL, "/subscribe @SpaceNews space", username=CHANNEL_NAME)
     )
 
-    assert exchange.text(CHANNEL) == "Subscribed to Space."
+    assert exchange.text(CHANNEL).startswith("Subscribed to Space.\n")
     assert await bot.storage.subscriptions(CHANNEL) == ["space"]
 
 
@@ -375,6 +376,57 @@ async def test_a_chat_without_a_username_is_not_at_none(bot: BotHarness) -> None
 
     assert exchange.text(GROUP) == "Configure channels from a private chat with me."
     assert await bot.storage.subscriptions(GROUP) == []
+
+
+async def test_a_command_in_a_channel_and_its_answer_are_deleted_when_the_bot_may(
+    bot: BotHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(handlers, "CHANNEL_CLEANUP_SECONDS", 0.1)
+    await make_channel(bot)
+    bot.fake.set_member(CHANNEL, BOT_ID, "administrator", can_delete_messages=True)
+    command = bot.fake.channel_post(CHANNEL, "/subscribe space", username=CHANNEL_NAME)
+
+    answer = (await bot.ask(command)).reply(CHANNEL)
+
+    text = check_telegram_html(str(answer.params["text"]))
+    assert text.startswith("Subscribed to Space.\n\nI'll delete this and your command in 0.1 s.")
+    assert f"/subscribe {CHANNEL} …" in text
+    await bot.fake.wait_for_async("deleteMessage", chat_id=CHANNEL, count=2)
+    assert sorted(c.params["message_id"] for c in bot.fake.calls("deleteMessage")) == sorted(
+        [command["channel_post"]["message_id"], message_id(answer)]
+    )
+    assert all(c.ok for c in bot.fake.calls("deleteMessage"))
+    assert await bot.storage.subscriptions(CHANNEL) == ["space"]
+
+
+def cleanups(bot: BotHarness) -> list[str]:
+    job_queue = bot.app.application.job_queue
+    assert job_queue is not None
+    return [job.name or "" for job in job_queue.jobs() if (job.name or "").startswith("tidy")]
+
+
+async def test_without_the_delete_right_a_channel_answer_stays_and_says_where_to_configure(
+    bot: BotHarness,
+) -> None:
+    await make_channel(bot)  # may post, may not delete
+
+    exchange = await bot.ask(bot.fake.channel_post(CHANNEL, "/mysubs", username=CHANNEL_NAME))
+
+    text = exchange.text(CHANNEL)
+    assert text.startswith("This chat has no subscriptions.")
+    assert "Every subscriber sees this: configure from a private chat with me" in text
+    assert cleanups(bot) == []  # nothing scheduled (a job would wait 30 s)
+
+
+async def test_headlines_asked_for_in_a_channel_stay_there(bot: BotHarness) -> None:
+    await make_channel(bot)
+    bot.fake.set_member(CHANNEL, BOT_ID, "administrator", can_delete_messages=True)
+
+    exchange = await bot.ask(bot.fake.channel_post(CHANNEL, "/latest space 2"))
+
+    assert exchange.text(CHANNEL).startswith("Latest in Space")
+    assert "delete" not in exchange.text(CHANNEL)
+    assert cleanups(bot) == []
 
 
 # -- the bot's own membership --------------------------------------------------------

@@ -50,6 +50,10 @@ from bot.text import cut_at_word
 log = logging.getLogger(__name__)
 
 SEARCH_PAGE = 5
+# A command posted in a channel and its answer are deleted after this long,
+# when the bot may delete messages there: every subscriber sees them.
+CHANNEL_CLEANUP_SECONDS = 30.0
+MAX_MESSAGE_LENGTH = 4096  # Telegram's limit, in UTF-16 code units
 ALERT_LIMIT = 200
 NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
 
@@ -83,12 +87,31 @@ def services(context: ContextTypes.DEFAULT_TYPE) -> BotServices:
     return found
 
 
-async def reply(update: Update, text: str, markup: InlineKeyboardMarkup | None = None) -> None:
+async def reply(
+    update: Update,
+    context: ContextTypes.DEFAULT_TYPE,
+    text: str,
+    markup: InlineKeyboardMarkup | None = None,
+    *,
+    news: bool = False,
+) -> None:
+    """Answer the message being handled. In a channel every subscriber reads
+    the answer, so unless it is ``news`` (headlines an admin asked for on
+    purpose) it says how to configure from a private chat instead, and, when
+    the bot may delete messages there, the command and the answer go away
+    after ``CHANNEL_CLEANUP_SECONDS``."""
     message = update.effective_message
     if message is None:
         return
+    chat_id = message.chat.id
+    tidy = False
+    if update.channel_post is not None and not news:
+        tidy = context.job_queue is not None and await services(context).permissions.bot_can_delete(
+            chat_id
+        )
+        text = _with_channel_note(text, chat_id, tidy)
     try:
-        await message.reply_text(
+        sent = await message.reply_text(
             text, reply_markup=markup, link_preview_options=NO_PREVIEW, do_quote=False
         )
     except (BadRequest, Forbidden) as error:
@@ -97,7 +120,46 @@ async def reply(update: Update, text: str, markup: InlineKeyboardMarkup | None =
         # told; anything else is our own mistake and goes to the error handler.
         if isinstance(error, BadRequest) and "rights" not in error.message.lower():
             raise
-        log.info("telegram: cannot answer in chat %s: %s", message.chat.id, error)
+        log.info("telegram: cannot answer in chat %s: %s", chat_id, error)
+        return
+    if tidy and context.job_queue is not None:
+        context.job_queue.run_once(
+            _delete_messages,
+            when=CHANNEL_CLEANUP_SECONDS,
+            data=(chat_id, [message.message_id, sent.message_id]),
+            name=f"tidy-channel-{chat_id}-{sent.message_id}",
+        )
+
+
+def _with_channel_note(text: str, chat_id: int, tidy: bool) -> str:
+    seconds = f"{CHANNEL_CLEANUP_SECONDS:g}"
+    if tidy:
+        note = (
+            f"<i>I'll delete this and your command in {seconds} s. Next time, configure "
+            f"from a private chat with me: <code>/subscribe {chat_id} …</code></i>"
+        )
+    else:
+        note = (
+            "<i>Every subscriber sees this: configure from a private chat with me "
+            f"(<code>/subscribe {chat_id} …</code>), or let me delete messages here.</i>"
+        )
+    combined = f"{text}\n\n{note}"
+    # The answer itself matters more than the note: never push it past the limit.
+    return combined if len(combined.encode("utf-16-le")) // 2 <= MAX_MESSAGE_LENGTH else text
+
+
+async def _delete_messages(context: ContextTypes.DEFAULT_TYPE) -> None:
+    """A JobQueue job: delete a channel command and its answer."""
+    job = context.job
+    if job is None or not isinstance(job.data, tuple):
+        return
+    chat_id, message_ids = job.data
+    for message_id in message_ids:
+        try:
+            await context.bot.delete_message(chat_id, message_id)
+        except TelegramError as error:
+            # Already deleted by an admin, or the right was taken back meanwhile.
+            log.info("telegram: cannot delete message %s in %s: %s", message_id, chat_id, error)
 
 
 def _alert(text: str) -> str:
@@ -159,7 +221,9 @@ async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         "/latest shows the newest headlines, /search finds stories, /help explains "
         "groups and channels."
     )
-    await reply(update, text, categories_keyboard(categories, subscribed) if categories else None)
+    await reply(
+        update, context, text, categories_keyboard(categories, subscribed) if categories else None
+    )
 
 
 async def help_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -175,7 +239,7 @@ async def help_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
         "work the same way. A private channel has no @name: forward me any of its posts "
         "and I'll show its buttons and its id.",
     ]
-    await reply(update, "\n".join(lines))
+    await reply(update, context, "\n".join(lines))
 
 
 async def categories_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -186,13 +250,15 @@ async def categories_command(update: Update, context: ContextTypes.DEFAULT_TYPE)
         return
     stats = await bot.runtime.news.categories_this_week()
     if not stats:
-        await reply(update, "No categories are configured yet.")
+        await reply(update, context, "No categories are configured yet.")
         return
     lines = ["<b>Categories</b> (articles this week)"]
     for category, count in stats:
         lines.append(f"• {escape(category.title)} — {count}  <code>{category.id}</code>")
     subscribed = await bot.runtime.storage.subscriptions(chat.id)
-    await reply(update, "\n".join(lines), categories_keyboard([c for c, _ in stats], subscribed))
+    await reply(
+        update, context, "\n".join(lines), categories_keyboard([c for c, _ in stats], subscribed)
+    )
 
 
 async def subscribe(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -211,7 +277,9 @@ async def _change_subscriptions(
     bot = services(context)
     args = _args(context)
     if len(args) > MAX_ARGUMENTS:
-        await reply(update, "Too many arguments. Try <code>/subscribe space science</code>.")
+        await reply(
+            update, context, "Too many arguments. Try <code>/subscribe space science</code>."
+        )
         return
     target = await _target_chat(update, context, args)
     if target is None:
@@ -226,6 +294,7 @@ async def _change_subscriptions(
         verb = "Tap to subscribe or unsubscribe" if subscribe else "Tap to unsubscribe"
         await reply(
             update,
+            context,
             f"{verb}{where}:",
             categories_keyboard(categories, subscribed, chat.id if remote else None),
         )
@@ -235,6 +304,7 @@ async def _change_subscriptions(
         removed = await storage.unsubscribe(chat.id, None)
         await reply(
             update,
+            context,
             f"Unsubscribed{where} from everything."
             if removed
             else f"No subscriptions{where} to remove.",
@@ -275,7 +345,7 @@ async def _change_subscriptions(
         # reply with an empty text: PTB's Defaults turn "" into "[]" (it takes
         # an empty string for an empty list of poll options) and Telegram shows that.
         parts.append(escape(unknown_categories_message(lookup.unknown)))
-    await reply(update, " ".join(parts))
+    await reply(update, context, " ".join(parts))
 
 
 async def mysubs(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -283,7 +353,7 @@ async def mysubs(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     bot = services(context)
     args = _args(context)
     if len(args) > 1:
-        await reply(update, "Use /mysubs, or /mysubs @channel for a channel you manage.")
+        await reply(update, context, "Use /mysubs, or /mysubs @channel for a channel you manage.")
         return
     target = await _target_chat(update, context, args, changing=False)
     if target is None:
@@ -294,9 +364,9 @@ async def mysubs(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     here = update.effective_chat
     name = "This chat" if here and chat.id == here.id else escape(_chat_name(chat))
     if not found:
-        await reply(update, f"{name} has no subscriptions. Try /subscribe.")
+        await reply(update, context, f"{name} has no subscriptions. Try /subscribe.")
     else:
-        await reply(update, f"{name} receives: {_titles(found)}.")
+        await reply(update, context, f"{name} receives: {_titles(found)}.")
 
 
 async def latest(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -304,23 +374,23 @@ async def latest(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     bot = services(context)
     parsed = parse_latest(_args(context), bot.runtime.news.categories)
     if not isinstance(parsed, LatestArgs):
-        await reply(update, escape(parsed.message))
+        await reply(update, context, escape(parsed.message))
         return
     category = parsed.category
     articles = await bot.runtime.news.latest(category.id if category else None, parsed.limit)
     if not articles:
         where = f" in {category.title}" if category else ""
-        await reply(update, escape(f"No headlines{where} yet."))
+        await reply(update, context, escape(f"No headlines{where} yet."))
         return
     heading = f"Latest in {category.title}" if category else "Latest headlines"
-    await reply(update, render_list(heading, articles))
+    await reply(update, context, render_list(heading, articles), news=True)
 
 
 async def search(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/search words: best matches, with a button for more."""
     query = " ".join(_args(context)).strip()
     if not query:
-        await reply(update, "What should I look for? Try <code>/search mars rover</code>.")
+        await reply(update, context, "What should I look for? Try <code>/search mars rover</code>.")
         return
     await _send_search_page(update, context, query, 0, edit=False)
 
@@ -351,7 +421,7 @@ async def _send_search_page(
             if "not modified" not in error.message.lower():
                 raise
     else:
-        await reply(update, text, markup)
+        await reply(update, context, text, markup, news=bool(shown))
 
 
 async def whoami(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -373,7 +443,7 @@ async def whoami(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         )
     if chat.type != ChatType.PRIVATE:
         lines.append(f"This chat's id: <code>{chat.id}</code>")
-    await reply(update, "\n".join(lines))
+    await reply(update, context, "\n".join(lines))
 
 
 async def health(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -390,6 +460,7 @@ async def health(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         )
         await reply(
             update,
+            context,
             "/health is for the bot's operators. To become one, add "
             f"{who} to <code>admins</code> under <code>[telegram]</code> in the "
             "bot's config.toml and restart it.",
@@ -418,7 +489,7 @@ async def health(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         shown += 1
     if shown < len(failing):
         lines.append(f"… and {len(failing) - shown} more")
-    await reply(update, "\n".join(lines))
+    await reply(update, context, "\n".join(lines))
 
 
 # -- buttons -------------------------------------------------------------
@@ -574,6 +645,7 @@ async def forwarded(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if isinstance(origin, MessageOriginChat):
         await reply(
             update,
+            context,
             "That was posted in a group. To set up a group, add me to it and send "
             "/subscribe there. To set up a channel, forward me any post from the channel.",
         )
@@ -581,6 +653,7 @@ async def forwarded(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if not isinstance(origin, MessageOriginChannel):
         await reply(
             update,
+            context,
             "That message comes from a person, not a channel. To set up a channel, "
             "forward me any post from the channel.",
         )
@@ -602,7 +675,10 @@ async def forwarded(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         "work with this id too."
     )
     await reply(
-        update, text, categories_keyboard(bot.runtime.news.categories, subscribed, channel.id)
+        update,
+        context,
+        text,
+        categories_keyboard(bot.runtime.news.categories, subscribed, channel.id),
     )
 
 
@@ -659,12 +735,12 @@ async def _target_chat(
             else Verdict(True)
         )
         if not verdict.allowed:
-            await reply(update, escape(verdict.reason))
+            await reply(update, context, escape(verdict.reason))
             return None
         await _remember_chat(bot, here)
         return here, rest
     if here.type != ChatType.PRIVATE:
-        await reply(update, "Configure channels from a private chat with me.")
+        await reply(update, context, "Configure channels from a private chat with me.")
         return None
     target = await _remote_chat(update, context, reference, user_id, str(reference))
     return None if target is None else (target, rest)
@@ -686,6 +762,7 @@ async def _remote_chat(
     except (BadRequest, Forbidden):
         await reply(
             update,
+            context,
             escape(
                 f"I can't find {shown}. Add me to the channel as an administrator "
                 "who can post messages, then try again."
@@ -693,7 +770,7 @@ async def _remote_chat(
         )
         return None
     if target.type not in (ChatType.CHANNEL, ChatType.GROUP, ChatType.SUPERGROUP):
-        await reply(update, "You can configure only channels and groups you manage.")
+        await reply(update, context, "You can configure only channels and groups you manage.")
         return None
     verdict = (
         await bot.permissions.can_manage_channel(target, user_id)
@@ -701,7 +778,7 @@ async def _remote_chat(
         else await bot.permissions.can_manage(target, user_id)
     )
     if not verdict.allowed:
-        await reply(update, escape(verdict.reason))
+        await reply(update, context, escape(verdict.reason))
         return None
     await _remember_chat(bot, target)
     return target

@@ -48,6 +48,17 @@ class PermissionChecker:
         self._cache[key] = (time.monotonic(), member)
         return member
 
+    async def bot_can_delete(self, chat_id: int) -> bool:
+        """May the bot delete other people's messages in ``chat_id``?"""
+        try:
+            me = await self.member(chat_id, self._bot.id)
+        except TelegramError as error:
+            log.info("permissions: cannot check my rights in %s: %s", chat_id, error)
+            return False
+        if me.status == ChatMemberStatus.OWNER:
+            return True
+        return isinstance(me, ChatMemberAdministrator) and me.can_delete_messages
+
     def forget(self, chat_id: int) -> None:
         for key in [k for k in self._cache if k[0] == chat_id]:
             del self._cache[key]
