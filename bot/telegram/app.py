@@ -4,6 +4,10 @@ One place wires everything: the handlers, one error handler, the database and
 HTTP client (opened in ``post_init``, closed in ``post_shutdown``), the
 polling round as a JobQueue job (APScheduler underneath; never two rounds at
 once), and the outbox sender as a background task stopped in ``post_stop``.
+
+Before any of that, ``wait_for_telegram`` retries getMe with backoff while
+Telegram is unreachable, polling feeds with a plain loop meanwhile (the
+database is then opened early and ``post_init`` reuses it).
 """
 
 from __future__ import annotations
@@ -431,7 +435,7 @@ def _describe(update: object) -> str:
     """What was being handled, for the operators: the kind of update and the
     chat, never the user's text."""
     if not isinstance(update, Update):
-        return "while handling an update"
+        return "a background job, outside any update"
     chat = update.effective_chat
     where = f" in {chat.type} chat {chat.id}" if chat is not None else ""
     if update.callback_query is not None:

@@ -438,7 +438,7 @@ async def whoami(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     else:
         # Channel posts and anonymous group admins carry no user at all.
         lines.append(
-            "This was posted as the chat itself, so I can't see who you are; "
+            "This was posted on behalf of a chat, so I can't see who you are; "
             "send /whoami in a private chat with me for your user id."
         )
     if chat.type != ChatType.PRIVATE:
