@@ -198,7 +198,7 @@ class NewsbotApplication:
                 try:
                     await bot.initialize()  # getMe, which also checks the token
                 except BadRequest:
-                    raise
+                    raise  # a NetworkError in PTB's hierarchy, but Telegram did answer
                 except (NetworkError, RetryAfter) as error:
                     wait = delay
                     if isinstance(error, RetryAfter):
@@ -408,7 +408,7 @@ async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
 
         await found.alerts.report(error, _describe(update), found.runtime.clock.now(), send_private)
     if isinstance(error, Forbidden) or not isinstance(update, Update):
-        return  # the chat blocked us; nobody to tell
+        return  # the chat blocked us, or a job failed: no user to tell
     message = update.effective_message
     chat = update.effective_chat
     if (
