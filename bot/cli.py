@@ -18,7 +18,8 @@ the configuration file. Every other command leaves the feed state alone: the
 running bot may have been started with another file, and a command that only
 reads must not stop it polling feeds this file lacks.
 
-Exit codes: 0 success, 1 runtime failure, 2 bad configuration or usage.
+Exit codes: 0 success, 1 runtime failure, 2 bad configuration or usage (also a
+bot token Telegram rejects).
 """
 
 from __future__ import annotations
@@ -178,12 +179,13 @@ def _run(args: argparse.Namespace, config: Config) -> int:
         return run_bot(config)
     except InvalidToken:
         # PTB's message quotes the whole rejected token; never print it.
+        # Exit 2 like any other configuration error: retrying cannot help.
         print(
             "newsbot: telegram: the bot token was rejected "
             "(check NEWSBOT_TOKEN or [telegram] token)",
             file=sys.stderr,
         )
-        return 1
+        return 2
 
 
 def _poll(args: argparse.Namespace, config: Config) -> int:

@@ -639,6 +639,8 @@ class FakeTelegram:
         self._migrated: dict[int, int] = {}
         self._message_ids: defaultdict[int, int] = defaultdict(int)
         self._messages: dict[tuple[int, int], JSON] = {}
+        # Messages users (and channel admins) posted, as opposed to the bot's own.
+        self._user_messages: set[tuple[int, int]] = set()
         self._inline_messages: dict[str, JSON] = {}
         self._callback_ids: set[str] = set()
         self._next_callback_id = 1
@@ -1159,6 +1161,48 @@ class FakeTelegram:
             post["entities"] = found
         return {"update_id": self._next_update_id(), "channel_post": post}
 
+    def forwarded(
+        self,
+        chat_id: int,
+        *,
+        from_channel: int | None = None,
+        from_user: int | None = None,
+        from_hidden_user: str | None = None,
+        from_chat: int | None = None,
+        text: str = "A forwarded post",
+        user_id: int | None = None,
+    ) -> JSON:
+        """A message forwarded into ``chat_id``, with Telegram's ``forward_origin``
+        for exactly one origin: a channel post (``from_channel``, the channel as
+        registered, e.g. by :meth:`add_chat`), a user, a user who hides their
+        account (only a name), or an anonymous group admin (``from_chat``)."""
+        given = [v for v in (from_channel, from_user, from_hidden_user, from_chat) if v is not None]
+        if len(given) != 1:
+            raise ValueError(
+                "give exactly one of from_channel, from_user, from_hidden_user, from_chat"
+            )
+        date = int(time.time()) - 3600
+        origin: JSON
+        if from_channel is not None:
+            channel = self.add_chat(from_channel, "channel")
+            origin = {
+                "type": "channel",
+                "date": date,
+                "chat": channel,
+                "message_id": self._next_message_id(from_channel),
+            }
+        elif from_user is not None:
+            origin = {"type": "user", "date": date, "sender_user": self.user(from_user)}
+        elif from_hidden_user is not None:
+            origin = {"type": "hidden_user", "date": date, "sender_user_name": from_hidden_user}
+        else:
+            assert from_chat is not None
+            origin = {"type": "chat", "date": date, "sender_chat": self.add_chat(from_chat)}
+        # Telegram keeps the original's text and entities, commands included.
+        update = self.message(chat_id, text, user_id=user_id)
+        update["message"]["forward_origin"] = origin
+        return update
+
     def callback_query(
         self,
         chat_id: int,
@@ -1318,6 +1362,11 @@ class FakeTelegram:
                     self._members[(new_id, self.bot_id)] = bot_member
             elif kind == "callback_query":
                 self._callback_ids.add(str(body["id"]))
+            if kind in ("message", "channel_post") and isinstance(body.get("message_id"), int):
+                # Kept so that deleteMessage can find it (and refuse to edit it).
+                key = (body["chat"]["id"], body["message_id"])
+                self._messages.setdefault(key, copy.deepcopy(body))
+                self._user_messages.add(key)
 
     # -- dispatch ---------------------------------------------------------------
 
@@ -1636,6 +1685,8 @@ class FakeTelegram:
         message = self._messages.get((chat["id"], message_id))
         if message is None:
             raise _bad_request("message to edit not found")
+        if (chat["id"], message_id) in self._user_messages:
+            raise _bad_request("message can't be edited")
         return message, False
 
     def _edit_message_text(self, params: JSON) -> JSON | bool:
@@ -1686,8 +1737,20 @@ class FakeTelegram:
             message_id = params.get("message_id")
             if not isinstance(message_id, int):
                 raise _bad_request("message identifier is not specified")
-            if self._messages.pop((chat["id"], message_id), None) is None:
+            key = (chat["id"], message_id)
+            if key not in self._messages:
                 raise _bad_request("message to delete not found")
+            # Bots may delete incoming messages in private chats; elsewhere only
+            # as an administrator with the "Delete messages" right.
+            if key in self._user_messages and chat["type"] != "private":
+                member = self._bot_status(chat["id"]) or {}
+                allowed = member.get("status") == "creator" or (
+                    member.get("status") == "administrator" and member.get("can_delete_messages")
+                )
+                if not allowed:
+                    raise _bad_request("message can't be deleted")
+            del self._messages[key]
+            self._user_messages.discard(key)
         return True
 
     def _answer_callback_query(self, params: JSON) -> bool:

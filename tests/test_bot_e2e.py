@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import pytest
+
 from bot.config import Config, parse_config
+from bot.telegram import app as telegram_app
 from bot.telegram.app import NewsbotApplication
 from tests.fake_telegram import Call, FakeTelegram
 from tests.feed_server import FeedServer
@@ -143,3 +147,58 @@ async def test_subscribed_chat_gets_the_new_space_article_once_and_commands_answ
         else [c["command"] for c in commands.params["commands"]]
     )
     assert {"start", "subscribe", "latest", "search"} <= set(names)
+
+
+async def test_a_start_without_telegram_polls_feeds_and_serves_once_telegram_answers(
+    tmp_path: Path,
+    feed_server: FeedServer,
+    fake_telegram: FakeTelegram,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO)
+    monkeypatch.setattr(telegram_app, "START_RETRY_FIRST", 0.05)
+    monkeypatch.setattr(telegram_app, "START_RETRY_MAX", 0.2)
+    fake = fake_telegram
+    feed_server.serve("/space.xml", rss(item(1, "Launch while offline")))
+    feed_server.serve("/science.xml", rss(item(2, "Physics while offline")))
+    config = bot_config(tmp_path, fake, feed_server)
+    fake.go_offline()  # no route to Telegram when the bot starts
+    app = NewsbotApplication(config)
+    stop = asyncio.Event()
+
+    async def run_bot() -> None:
+        async with app.running():
+            await stop.wait()
+
+    def attempts() -> list[logging.LogRecord]:
+        return [r for r in caplog.records if "cannot reach the Bot API" in r.getMessage()]
+
+    running = asyncio.create_task(run_bot())
+    try:
+
+        async def feeds_stored() -> bool:
+            runtime = app.runtime
+            return runtime is not None and len(await runtime.storage.latest_articles(None, 10)) == 2
+
+        await eventually(feeds_stored)
+
+        async def retried_a_few_times() -> bool:
+            return len(attempts()) >= 3
+
+        await eventually(retried_a_few_times)
+        assert app.services is None  # the bot itself has not started
+        assert config.heartbeat_path.exists()  # the container stays healthy meanwhile
+
+        fake.go_online()
+        fake.push_update(fake.message(SPACE_READER, "/latest"))
+        answer = await fake.wait_for_async(is_send_to(SPACE_READER, "Latest headlines"), timeout=20)
+        assert "Launch while offline" in answer.params["text"]
+    finally:
+        stop.set()
+        await running
+
+    numbers = [r.args[0] for r in attempts() if isinstance(r.args, tuple)]
+    assert numbers == list(range(1, len(numbers) + 1))  # one line per attempt
+    assert all(r.exc_info is None and r.levelno <= logging.WARNING for r in caplog.records)
+    assert "Traceback" not in caplog.text

@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 
 from bot.cli import main
+from tests.fake_telegram import FakeTelegram
+from tests.faults import write_config
 from tests.feed_server import FeedServer
 from tests.support import REAL_FEEDS
 
@@ -469,4 +471,22 @@ def test_newsbot_config_in_the_environment_is_the_default_config(
     assert err.splitlines() == [
         f"newsbot: config: {tmp_path / 'missing.toml'}: file not found "
         "(copy config.example.toml to start)"
+    ]
+
+
+def test_a_rejected_token_exits_2_with_one_line(
+    tmp_path: Path,
+    fake_telegram: FakeTelegram,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    config = write_config(tmp_path, fake_telegram, ["http://127.0.0.1:9/feed.xml"])
+    monkeypatch.setenv("NEWSBOT_TOKEN", "7099999999:AAHsomeOtherRevokedTokenValue_zyxwvu1")
+
+    code, out, err = run(capsys, config, "run")
+
+    assert (code, out) == (2, "")
+    # (The test configuration's short polling interval earns a config warning.)
+    assert [line for line in err.splitlines() if " WARNING bot.config: " not in line] == [
+        "newsbot: telegram: the bot token was rejected (check NEWSBOT_TOKEN or [telegram] token)"
     ]

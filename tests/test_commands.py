@@ -18,13 +18,16 @@ from tests.bot_harness import (
     data_of,
     eventually,
     headline_count,
+    item,
     keyboard,
     labels,
     message_id,
     running_bot,
+    space_items,
 )
 from tests.fake_telegram import DEFAULT_BOT_USERNAME, FakeTelegram
 from tests.feed_server import FeedServer
+from tests.telegram_html import check_telegram_html
 
 GROUP = -4001
 
@@ -47,7 +50,12 @@ async def test_start_offers_one_button_per_category_within_the_callback_data_lim
 
     assert "I post news headlines by category" in str(reply.params["text"])
     assert labels(reply) == ["Space", "Science", "AI and Robotics", "Long Reads"]
-    assert data_of(reply) == ["t:space", "t:science", "t:ai_robotics", f"t:{LONG_ID}"]
+    assert data_of(reply) == [
+        "sub:space",
+        "sub:science",
+        "sub:ai_robotics",
+        f"sub:{LONG_ID}",
+    ]
     assert all(len(data.encode()) <= 64 for data in data_of(reply))
     assert [len(row) for row in keyboard(reply)] == [2, 2]
 
@@ -78,7 +86,7 @@ async def test_categories_lists_this_weeks_article_counts(bot: BotHarness) -> No
     assert "Science — 8" in text
     assert "AI and Robotics — 5" in text
     assert "Long Reads — 0" in text
-    assert data_of(exchange.reply(ALICE))[0] == "t:space"
+    assert data_of(exchange.reply(ALICE))[0] == "sub:space"
 
 
 async def test_mysubs_tells_what_the_chat_receives(bot: BotHarness) -> None:
@@ -140,7 +148,7 @@ async def test_pressing_a_category_button_toggles_it_and_edits_the_keyboard(
 ) -> None:
     menu = message_id((await bot.say(ALICE, "/subscribe")).reply(ALICE))
 
-    pressed = await bot.press(ALICE, ALICE, "t:science", message_id=menu)
+    pressed = await bot.press(ALICE, ALICE, "sub:science", message_id=menu)
 
     assert pressed.answer().params["text"] == "Subscribed to Science"
     (edit,) = pressed.of("editMessageReplyMarkup")
@@ -148,12 +156,62 @@ async def test_pressing_a_category_button_toggles_it_and_edits_the_keyboard(
     assert labels(edit) == ["Space", "✓ Science", "AI and Robotics", "Long Reads"]
     assert await bot.storage.subscriptions(ALICE) == ["science"]
 
-    again = await bot.press(ALICE, ALICE, "t:science", message_id=menu)
+    again = await bot.press(ALICE, ALICE, data_of(edit)[1], message_id=menu)
 
     assert again.answer().params["text"] == "Unsubscribed from Science"
     (edit,) = again.of("editMessageReplyMarkup")
     assert labels(edit) == ["Space", "Science", "AI and Robotics", "Long Reads"]
     assert await bot.storage.subscriptions(ALICE) == []
+
+
+async def test_an_old_keyboard_does_what_its_button_said_not_the_opposite(
+    bot: BotHarness,
+) -> None:
+    await bot.say(ALICE, "/subscribe space")
+    old_menu = (await bot.say(ALICE, "/subscribe")).reply(ALICE)
+    assert labels(old_menu)[0] == "✓ Space"
+    # Meanwhile the chat unsubscribed by command; the old message still shows ✓.
+    await bot.say(ALICE, "/unsubscribe space")
+
+    pressed = await bot.press(ALICE, ALICE, data_of(old_menu)[0], message_id=message_id(old_menu))
+
+    assert pressed.answer().params["text"] == "Wasn't subscribed to Space"
+    assert await bot.storage.subscriptions(ALICE) == []
+    (edit,) = pressed.of("editMessageReplyMarkup")
+    assert labels(edit)[0] == "Space"
+    assert data_of(edit)[0] == "sub:space"
+
+    # And the reverse: a plain "Space" button after subscribing by command.
+    stale = (await bot.say(ALICE, "/subscribe")).reply(ALICE)
+    await bot.say(ALICE, "/subscribe space")
+
+    pressed = await bot.press(ALICE, ALICE, data_of(stale)[0], message_id=message_id(stale))
+
+    assert pressed.answer().params["text"] == "Already subscribed to Space"
+    assert await bot.storage.subscriptions(ALICE) == ["space"]
+    (edit,) = pressed.of("editMessageReplyMarkup")
+    assert labels(edit)[0] == "✓ Space"
+
+
+async def test_a_button_of_the_old_toggle_format_refreshes_the_keyboard_and_changes_nothing(
+    bot: BotHarness,
+) -> None:
+    await bot.say(ALICE, "/subscribe science")
+    menu = message_id((await bot.say(ALICE, "/subscribe")).reply(ALICE))
+
+    for data in ("t:space", "t:science", f"t:space:{ALICE}"):
+        pressed = await bot.press(ALICE, ALICE, data, message_id=menu)
+
+        assert "Tap again" in pressed.answer().params["text"], data
+        assert await bot.storage.subscriptions(ALICE) == ["science"], data
+        edits = pressed.of("editMessageReplyMarkup")
+        assert len(edits) == 1, data
+        assert labels(edits[0]) == ["Space", "✓ Science", "AI and Robotics", "Long Reads"]
+        assert data_of(edits[0])[:2] == (
+            ["sub:space", "unsub:science"]
+            if data.count(":") == 1
+            else [f"sub:space:{ALICE}", f"unsub:science:{ALICE}"]
+        )
 
 
 async def test_unsubscribe_one_category_then_everything(bot: BotHarness) -> None:
@@ -239,9 +297,10 @@ async def test_search_pages_through_results_with_the_more_button(bot: BotHarness
     assert headline_count(html) == 5
     assert "\n1. <a " in html and "\n5. <a " in html
     assert labels(first) == ["More ›"]
-    assert data_of(first) == ["s:5:rover"]
+    (more,) = data_of(first)
+    assert re.fullmatch(r"q:\d+:5", more)
 
-    second = await bot.press(ALICE, ALICE, "s:5:rover", message_id=message_id(first))
+    second = await bot.press(ALICE, ALICE, more, message_id=message_id(first))
 
     assert second.sent() == []
     (edit,) = second.of("editMessageText")
@@ -249,13 +308,48 @@ async def test_search_pages_through_results_with_the_more_button(bot: BotHarness
     html = str(edit.params["text"])
     assert headline_count(html) == 5
     assert "\n6. <a " in html and "\n10. <a " in html
-    assert data_of(edit) == ["s:10:rover"]
+    (more,) = data_of(edit)
+    assert re.fullmatch(r"q:\d+:10", more)
 
-    third = await bot.press(ALICE, ALICE, "s:10:rover", message_id=message_id(first))
+    third = await bot.press(ALICE, ALICE, more, message_id=message_id(first))
 
     (edit,) = third.of("editMessageText")
     assert headline_count(str(edit.params["text"])) == 2
     assert "reply_markup" not in edit.params or keyboard(edit) == []
+
+
+async def test_more_keeps_the_whole_query_however_long(bot: BotHarness) -> None:
+    """Five Cyrillic words are 80 bytes: more than a button's callback data
+    holds, so the query waits server-side and the next page searches it all."""
+    words = "городской совет депутатов москвы выборы"
+    bot.feeds.serve(
+        "/space.xml",
+        space_items(*(item(f"ru-{n}", f"{words} {n}", hours_ago=0.1 * n) for n in range(1, 8))),
+    )
+
+    async def stored() -> bool:
+        return len(await bot.storage.search_articles(words, 20)) == 7
+
+    await eventually(stored)
+    first = (await bot.say(ALICE, f"/search {words}")).reply(ALICE)
+    (more,) = data_of(first)
+    second = await bot.press(ALICE, ALICE, more, message_id=message_id(first))
+    (edit,) = second.of("editMessageText")
+    assert check_telegram_html(str(edit.params["text"])).startswith(f'Results for "{words}"')
+    assert headline_count(str(edit.params["text"])) == 2
+
+
+async def test_a_more_button_from_before_queries_were_kept_still_pages(bot: BotHarness) -> None:
+    first = (await bot.say(ALICE, "/search rover")).reply(ALICE)
+    second = await bot.press(ALICE, ALICE, "s:5:rover", message_id=message_id(first))
+    (edit,) = second.of("editMessageText")
+    assert "\n6. <a " in str(edit.params["text"])
+
+
+async def test_a_more_button_for_a_forgotten_query_says_it_expired(bot: BotHarness) -> None:
+    first = (await bot.say(ALICE, "/search rover")).reply(ALICE)
+    pressed = await bot.press(ALICE, ALICE, "q:999999:5", message_id=message_id(first))
+    assert pressed.answer().params["text"] == "This search has expired. Send /search again."
 
 
 async def test_search_without_words_asks_for_some(bot: BotHarness) -> None:
@@ -296,7 +390,7 @@ async def test_commands_addressed_to_the_bot_by_name_work_in_groups(bot: BotHarn
 # -- /health -----------------------------------------------------------------------
 
 
-async def test_health_answers_only_the_operators(bot: BotHarness) -> None:
+async def test_health_tells_a_non_operator_how_to_become_one(bot: BotHarness) -> None:
     bot.fake.add_chat(GROUP, "group")
 
     exchange = await bot.ask(
@@ -305,9 +399,36 @@ async def test_health_answers_only_the_operators(bot: BotHarness) -> None:
         bot.fake.message(ALICE, "/health"),
     )
 
-    assert exchange.sent(BOB) == []
-    assert exchange.sent(GROUP) == []
+    for chat in (BOB, GROUP):
+        text = exchange.text(chat)
+        assert "feeds" not in text
+        assert f"add your user id {BOB} to admins under [telegram]" in text
     assert exchange.text(ALICE).startswith("3 feeds, 0 failing")
+
+
+async def test_whoami_tells_the_user_id_and_the_chat_id_everywhere(bot: BotHarness) -> None:
+    channel = -1_001_555_000_111
+    bot.fake.add_chat(GROUP, "group")
+
+    exchange = await bot.ask(
+        bot.fake.message(BOB, "/whoami"),
+        bot.fake.message(GROUP, "/whoami@newsbot_test_bot", user_id=BOB),
+        bot.fake.channel_post(channel, "/whoami"),
+    )
+
+    assert exchange.text(BOB) == f"Your user id: {BOB}"
+    assert exchange.text(GROUP) == f"Your user id: {BOB}\nThis chat's id: {GROUP}"
+    in_channel = exchange.text(channel)
+    assert "send /whoami in a private chat with me for your user id" in in_channel
+    assert f"This chat's id: {channel}" in in_channel
+
+
+async def test_whoami_and_health_are_in_help_and_the_command_menu(bot: BotHarness) -> None:
+    text = (await bot.say(ALICE, "/help")).text(ALICE)
+
+    assert "/whoami" in text and "/health" in text
+    menu = [c["command"] for c in bot.fake.commands()]
+    assert "whoami" in menu and "health" in menu
 
 
 async def test_health_lists_failing_feeds_in_whole_lines_of_valid_html(

@@ -26,6 +26,10 @@ from telegram import (
     InlineKeyboardMarkup,
     LinkPreviewOptions,
     MessageEntity,
+    MessageOriginChannel,
+    MessageOriginChat,
+    MessageOriginHiddenUser,
+    MessageOriginUser,
     Update,
 )
 from telegram.error import (
@@ -44,6 +48,7 @@ from telegram.ext import (
     ChatMemberHandler,
     CommandHandler,
     ContextTypes,
+    MessageHandler,
     filters,
 )
 from telegram.warnings import PTBDeprecationWarning
@@ -795,3 +800,76 @@ def test_internal_errors_are_reported_not_swallowed(fake_telegram: FakeTelegram)
     assert "fake Telegram failed" in answer["description"]
     assert len(fake_telegram.internal_errors) == 1
     fake_telegram.internal_errors.clear()  # else the fixture fails this test
+
+
+async def test_forwarded_messages_carry_their_origin(fake_telegram: FakeTelegram) -> None:
+    fake = fake_telegram
+    fake.add_chat(-1001234, "channel", title="Private Channel")
+    origins: list[Any] = []
+    all_four = asyncio.Event()
+
+    async def on_forward(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        assert update.effective_message is not None
+        origins.append(update.effective_message.forward_origin)
+        if len(origins) == 4:
+            all_four.set()
+
+    app = fake.application_builder().build()
+    app.add_handler(MessageHandler(filters.FORWARDED, on_forward))
+    async with app:
+        await app.start()
+        assert app.updater is not None
+        await app.updater.start_polling(poll_interval=0.0)
+        fake.push_update(fake.forwarded(5, from_channel=-1001234, text="/latest"))
+        fake.push_update(fake.forwarded(5, from_user=77))
+        fake.push_update(fake.forwarded(5, from_hidden_user="Someone"))
+        fake.push_update(fake.forwarded(5, from_chat=-4005))
+        await asyncio.wait_for(all_four.wait(), timeout=10)
+        await app.updater.stop()
+        await app.stop()
+
+    channel, user, hidden, chat = origins
+    assert isinstance(channel, MessageOriginChannel)
+    assert (channel.chat.id, channel.chat.title, channel.chat.type) == (
+        -1001234,
+        "Private Channel",
+        "channel",
+    )
+    assert isinstance(user, MessageOriginUser) and user.sender_user.id == 77
+    assert isinstance(hidden, MessageOriginHiddenUser) and hidden.sender_user_name == "Someone"
+    assert isinstance(chat, MessageOriginChat) and chat.sender_chat.id == -4005
+    with pytest.raises(ValueError):
+        fake.forwarded(5)
+
+
+def test_deleting_a_channel_post_needs_the_delete_messages_right(
+    fake_telegram: FakeTelegram,
+) -> None:
+    fake = fake_telegram
+    channel = -1001999
+    fake.add_chat(channel, "channel", title="News")
+    fake.set_member(channel, fake.bot_id, "administrator")
+    post = fake.push_update(fake.channel_post(channel, "/subscribe space"))["channel_post"]
+    status, own = api(fake, "sendMessage", chat_id=channel, text="Subscribed.")
+    assert status == 200
+
+    # The bot's own post goes; an admin's post needs the right.
+    assert (
+        api(fake, "deleteMessage", chat_id=channel, message_id=own["result"]["message_id"])[0]
+        == 200
+    )
+    status, answer = api(fake, "deleteMessage", chat_id=channel, message_id=post["message_id"])
+    assert (status, answer["description"]) == (400, "Bad Request: message can't be deleted")
+    status, answer = api(
+        fake, "editMessageText", chat_id=channel, message_id=post["message_id"], text="x"
+    )
+    assert (status, answer["description"]) == (400, "Bad Request: message can't be edited")
+
+    fake.set_member(channel, fake.bot_id, "administrator", can_delete_messages=True)
+    assert api(fake, "deleteMessage", chat_id=channel, message_id=post["message_id"])[0] == 200
+    status, answer = api(fake, "deleteMessage", chat_id=channel, message_id=post["message_id"])
+    assert (status, answer["description"]) == (400, "Bad Request: message to delete not found")
+
+    # In a private chat a bot may delete what the user sent.
+    said = fake.push_update(fake.message(5, "hello"))["message"]
+    assert api(fake, "deleteMessage", chat_id=5, message_id=said["message_id"])[0] == 200

@@ -191,7 +191,7 @@ callback_data = st.one_of(
     st.text(max_size=64).filter(lambda d: 1 <= len(d.encode()) <= 64),
     st.builds(
         lambda kind, middle, tail: f"{kind}:{middle}:{tail}"[:64],
-        st.sampled_from(["t", "s", "T", "", "t:t"]),
+        st.sampled_from(["t", "s", "T", "", "t:t", "sub", "unsub"]),
         st.one_of(st.sampled_from(["space", "deleted", "", "5", "-5", "1001"]), unicode_text),
         st.one_of(st.integers().map(str), st.sampled_from(FRAGMENTS), unicode_text),
     ).filter(lambda d: 1 <= len(d.encode()) <= 64),

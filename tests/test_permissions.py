@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.telegram import handlers
 from tests.bot_harness import (
     ALICE,
     BOB,
@@ -28,6 +29,7 @@ from tests.bot_harness import (
 )
 from tests.fake_telegram import ApiError, Call, ChatType, FakeTelegram
 from tests.feed_server import FeedServer
+from tests.telegram_html import check_telegram_html
 
 GROUP = -4001
 SUPERGROUP = -1_000_000_004_001
@@ -149,7 +151,7 @@ async def test_a_group_member_pressing_a_category_button_is_refused(bot: BotHarn
     make_group(bot)
     menu = message_id((await bot.say(GROUP, "/start", user_id=ALICE)).reply(GROUP))
 
-    pressed = await bot.press(GROUP, BOB, "t:space", message_id=menu)
+    pressed = await bot.press(GROUP, BOB, "sub:space", message_id=menu)
 
     answer = pressed.answer()
     assert answer.params["text"] == "Only this group's admins can change its subscriptions."
@@ -157,7 +159,7 @@ async def test_a_group_member_pressing_a_category_button_is_refused(bot: BotHarn
     assert pressed.of("editMessageReplyMarkup") == []
     assert await bot.storage.subscriptions(GROUP) == []
 
-    pressed = await bot.press(GROUP, ALICE, "t:space", message_id=menu)
+    pressed = await bot.press(GROUP, ALICE, "sub:space", message_id=menu)
 
     assert pressed.answer().params["text"] == "Subscribed to Space"
     assert await bot.storage.subscriptions(GROUP) == ["space"]
@@ -223,15 +225,15 @@ async def test_a_channel_keyboard_from_a_private_chat_toggles_the_channel(
     menu = (await bot.say(ALICE, "/subscribe @spacenews")).reply(ALICE)
 
     assert str(menu.params["text"]) == "Tap to subscribe or unsubscribe for @spacenews:"
-    assert data_of(menu)[-1] == f"t:{LONG_ID}:{CHANNEL}"
+    assert data_of(menu)[-1] == f"sub:{LONG_ID}:{CHANNEL}"
     assert all(len(data.encode()) <= 64 for data in data_of(menu))
 
-    pressed = await bot.press(ALICE, ALICE, f"t:space:{CHANNEL}", message_id=message_id(menu))
+    pressed = await bot.press(ALICE, ALICE, f"sub:space:{CHANNEL}", message_id=message_id(menu))
 
     assert pressed.answer().params["text"] == "Subscribed to Space"
     (edit,) = pressed.of("editMessageReplyMarkup")
     assert labels(edit)[0] == "✓ Space"
-    assert data_of(edit)[0] == f"t:space:{CHANNEL}"
+    assert data_of(edit)[0] == f"unsub:space:{CHANNEL}"
     assert await bot.storage.subscriptions(CHANNEL) == ["space"]
     assert await bot.storage.subscriptions(ALICE) == []
 
@@ -291,8 +293,8 @@ async def test_category_buttons_on_a_channel_post_obey_the_channel_admins(
     await make_channel(bot)
     menu = (await bot.ask(bot.fake.channel_post(CHANNEL, "/start"))).reply(CHANNEL)
 
-    refused = await bot.press(CHANNEL, BOB, "t:space", message_id=message_id(menu))
-    accepted = await bot.press(CHANNEL, ALICE, "t:space", message_id=message_id(menu))
+    refused = await bot.press(CHANNEL, BOB, "sub:space", message_id=message_id(menu))
+    accepted = await bot.press(CHANNEL, ALICE, "sub:space", message_id=message_id(menu))
 
     assert refused.answer().params["text"] == (
         "Only admins of @spacenews can change its subscriptions."
@@ -343,7 +345,7 @@ async def test_commands_posted_inside_a_channel_are_accepted(bot: BotHarness) ->
         post(CHANNEL, "/mysubs", username=CHANNEL_NAME),
     )
 
-    assert exchange.texts(CHANNEL) == [
+    assert [text.split("\n")[0] for text in exchange.texts(CHANNEL)] == [
         "Subscribed to Space.",
         "Subscribed to Science.",
         "Unsubscribed from Science.",
@@ -362,7 +364,7 @@ async def test_a_channel_post_naming_the_channel_itself_is_about_the_channel(
         bot.fake.channel_post(CHANNEL, "/subscribe @SpaceNews space", username=CHANNEL_NAME)
     )
 
-    assert exchange.text(CHANNEL) == "Subscribed to Space."
+    assert exchange.text(CHANNEL).startswith("Subscribed to Space.\n")
     assert await bot.storage.subscriptions(CHANNEL) == ["space"]
 
 
@@ -374,6 +376,57 @@ async def test_a_chat_without_a_username_is_not_at_none(bot: BotHarness) -> None
 
     assert exchange.text(GROUP) == "Configure channels from a private chat with me."
     assert await bot.storage.subscriptions(GROUP) == []
+
+
+async def test_a_command_in_a_channel_and_its_answer_are_deleted_when_the_bot_may(
+    bot: BotHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(handlers, "CHANNEL_CLEANUP_SECONDS", 0.1)
+    await make_channel(bot)
+    bot.fake.set_member(CHANNEL, BOT_ID, "administrator", can_delete_messages=True)
+    command = bot.fake.channel_post(CHANNEL, "/subscribe space", username=CHANNEL_NAME)
+
+    answer = (await bot.ask(command)).reply(CHANNEL)
+
+    text = check_telegram_html(str(answer.params["text"]))
+    assert text.startswith("Subscribed to Space.\n\nI'll delete this and your command in 0.1 s.")
+    assert f"/subscribe {CHANNEL} …" in text
+    await bot.fake.wait_for_async("deleteMessage", chat_id=CHANNEL, count=2)
+    assert sorted(c.params["message_id"] for c in bot.fake.calls("deleteMessage")) == sorted(
+        [command["channel_post"]["message_id"], message_id(answer)]
+    )
+    assert all(c.ok for c in bot.fake.calls("deleteMessage"))
+    assert await bot.storage.subscriptions(CHANNEL) == ["space"]
+
+
+def cleanups(bot: BotHarness) -> list[str]:
+    job_queue = bot.app.application.job_queue
+    assert job_queue is not None
+    return [job.name or "" for job in job_queue.jobs() if (job.name or "").startswith("tidy")]
+
+
+async def test_without_the_delete_right_a_channel_answer_stays_and_says_where_to_configure(
+    bot: BotHarness,
+) -> None:
+    await make_channel(bot)  # may post, may not delete
+
+    exchange = await bot.ask(bot.fake.channel_post(CHANNEL, "/mysubs", username=CHANNEL_NAME))
+
+    text = exchange.text(CHANNEL)
+    assert text.startswith("This chat has no subscriptions.")
+    assert "Every subscriber sees this: configure from a private chat with me" in text
+    assert cleanups(bot) == []  # nothing scheduled (a job would wait 30 s)
+
+
+async def test_headlines_asked_for_in_a_channel_stay_there(bot: BotHarness) -> None:
+    await make_channel(bot)
+    bot.fake.set_member(CHANNEL, BOT_ID, "administrator", can_delete_messages=True)
+
+    exchange = await bot.ask(bot.fake.channel_post(CHANNEL, "/latest space 2"))
+
+    assert exchange.text(CHANNEL).startswith("Latest in Space")
+    assert "delete" not in exchange.text(CHANNEL)
+    assert cleanups(bot) == []
 
 
 # -- the bot's own membership --------------------------------------------------------
@@ -505,9 +558,9 @@ async def test_a_user_cannot_change_another_users_private_subscriptions(
     await bot.say(DAVE, "/subscribe space")
 
     # Bob forges Dave's chat id into a button in his own chat...
-    forged = await bot.press(BOB, BOB, f"t:science:{DAVE}")
+    forged = await bot.press(BOB, BOB, f"sub:science:{DAVE}")
     # ... or presses a button on a message in Dave's chat.
-    foreign = await bot.press(DAVE, BOB, "t:space")
+    foreign = await bot.press(DAVE, BOB, "unsub:space")
     # ... or names Dave's chat in a command.
     named = await bot.say(BOB, f"/unsubscribe {DAVE} all")
     peek = await bot.say(BOB, f"/mysubs {DAVE}")
@@ -533,7 +586,7 @@ async def test_a_refusal_about_a_long_channel_title_fits_in_the_alert(
     private_channel = -1_001_111_111_111
     await make_channel(bot, chat_id=private_channel, username=None, title="Ж" * 128, can_post=False)
 
-    pressed = await bot.press(ALICE, ALICE, f"t:space:{private_channel}")
+    pressed = await bot.press(ALICE, ALICE, f"sub:space:{private_channel}")
 
     answer = pressed.answer()
     assert answer.ok
@@ -559,7 +612,7 @@ async def test_a_failed_admin_check_asks_to_try_again(bot: BotHarness) -> None:
 async def test_a_channel_toggle_pressed_by_a_non_admin_is_refused(bot: BotHarness) -> None:
     await make_channel(bot)
 
-    pressed = await bot.press(BOB, BOB, f"t:space:{CHANNEL}")
+    pressed = await bot.press(BOB, BOB, f"sub:space:{CHANNEL}")
 
     assert pressed.answer().params["text"] == (
         "Only admins of @spacenews can change its subscriptions."
@@ -576,6 +629,10 @@ FORGED_DATA = [
     "t:space:1:2",
     f"t:space:{GROUP}",  # a group Bob does not administer
     "t:space:0",
+    "sub:deleted_category",
+    f"unsub:space:{GROUP}",
+    "sub:space:0",
+    "unsub:",
     "s:abc:x",
     "s:-5:rover",
     "s:5:",
@@ -624,3 +681,157 @@ async def test_pressing_the_same_more_button_twice_is_quiet(
     assert second.status == 400 and "not modified" in str(second.response)
     assert exchange.sent() == []  # no apology from the error handler
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+# -- being added ------------------------------------------------------------------
+
+
+async def test_a_bot_added_to_a_group_welcomes_it_once_with_how_to_subscribe(
+    bot: BotHarness,
+) -> None:
+    supergroup = -1_009_000_000_001
+    channel = -1_009_000_000_002
+    added = await bot.ask(
+        bot.fake.my_chat_member(GROUP, "group", "left", "member"),
+        bot.fake.my_chat_member(supergroup, "supergroup", "kicked", "administrator"),
+    )
+
+    for chat_id in (GROUP, supergroup):
+        welcome = added.text(chat_id)
+        assert welcome.startswith("Hi! I post news headlines by category.")
+        assert "Admins: send /subscribe" in welcome
+        assert "/subscribe space science" in welcome
+
+    quiet = await bot.ask(
+        # Promoted, demoted: already there, nothing to say.
+        bot.fake.my_chat_member(GROUP, "group", "member", "administrator"),
+        bot.fake.my_chat_member(supergroup, "supergroup", "administrator", "member"),
+        # A channel: every subscriber would read it.
+        bot.fake.my_chat_member(
+            channel, "channel", "left", "administrator", can_post_messages=True
+        ),
+        # A user who had blocked the bot starts it again.
+        bot.fake.my_chat_member(BOB, "private", "kicked", "member"),
+    )
+
+    assert quiet.sent() == []
+
+
+# -- a channel picked by forwarding one of its posts ---------------------------------
+
+PRIVATE_CHANNEL = -1_002_222_333_444
+
+
+async def test_forwarding_a_post_of_a_private_channel_selects_it_for_subscribing(
+    bot: BotHarness,
+) -> None:
+    await make_channel(bot, chat_id=PRIVATE_CHANNEL, username=None, title="Secret <Space>")
+
+    menu = (
+        await bot.ask(bot.fake.forwarded(ALICE, from_channel=PRIVATE_CHANNEL, text="/latest"))
+    ).reply(ALICE)
+
+    text = check_telegram_html(str(menu.params["text"]))
+    assert text.startswith(f"Secret <Space> (id {PRIVATE_CHANNEL}). Tap to subscribe")
+    assert f"/mysubs {PRIVATE_CHANNEL}" in text
+    assert f"/unsubscribe {PRIVATE_CHANNEL} all" in text
+    assert data_of(menu)[0] == f"sub:space:{PRIVATE_CHANNEL}"
+    assert all(len(data.encode()) <= 64 for data in data_of(menu))
+
+    pressed = await bot.press(ALICE, ALICE, data_of(menu)[0], message_id=message_id(menu))
+
+    assert pressed.answer().params["text"] == "Subscribed to Space"
+    assert await bot.storage.subscriptions(PRIVATE_CHANNEL) == ["space"]
+    assert await bot.storage.subscriptions(ALICE) == []
+    # The id the reply showed works with the commands.
+    assert (await bot.say(ALICE, f"/mysubs {PRIVATE_CHANNEL}")).text(ALICE) == (
+        "Secret <Space> receives: Space."
+    )
+    assert (await bot.say(ALICE, f"/unsubscribe {PRIVATE_CHANNEL} all")).text(ALICE) == (
+        "Unsubscribed for Secret <Space> from everything."
+    )
+
+
+async def test_a_forwarded_post_is_checked_like_a_named_channel(bot: BotHarness) -> None:
+    await make_channel(bot, chat_id=PRIVATE_CHANNEL, username=None, can_post=False)
+    unknown_channel = -1_002_999_999_999
+    bot.fake.add_chat(unknown_channel, "channel", title="Not Mine")
+    bot.fake.set_member(unknown_channel, CAROL, "creator")
+
+    exchange = await bot.ask(
+        bot.fake.forwarded(ALICE, from_channel=PRIVATE_CHANNEL),  # the bot cannot post
+        bot.fake.forwarded(BOB, from_channel=PRIVATE_CHANNEL),  # Bob is no admin there
+        bot.fake.forwarded(CAROL, from_channel=unknown_channel),  # Carol is, but the bot is not
+    )
+
+    assert "can't post messages there" in exchange.text(ALICE)
+    assert exchange.text(BOB) == "Only admins of Space News can change its subscriptions."
+    assert "Add me as an administrator" in exchange.text(CAROL)
+    assert exchange.of("editMessageReplyMarkup") == []
+    assert all("reply_markup" not in c.params for c in exchange.sent())
+    assert await bot.storage.subscriptions(PRIVATE_CHANNEL) == []
+
+
+async def test_a_post_forwarded_from_a_person_or_a_group_gets_a_short_explanation(
+    bot: BotHarness,
+) -> None:
+    exchange = await bot.ask(
+        bot.fake.forwarded(ALICE, from_user=BOB),
+        bot.fake.forwarded(BOB, from_hidden_user="Someone Hidden"),
+        bot.fake.forwarded(CAROL, from_chat=GROUP),
+    )
+
+    for chat_id in (ALICE, BOB):
+        assert exchange.text(chat_id) == (
+            "That message comes from a person, not a channel. To set up a channel, "
+            "forward me any post from the channel."
+        )
+    assert "add me to it and send /subscribe there" in exchange.text(CAROL)
+    assert bot.fake.calls("getChat") == []
+
+
+async def test_a_channel_that_demotes_the_bot_keeps_its_cards_until_the_right_is_back(
+    bot: BotHarness,
+) -> None:
+    await make_channel(bot)
+    await bot.ask(bot.fake.channel_post(CHANNEL, "/subscribe space"))
+    # An admin takes the "Post messages" right away: the next cards are refused.
+    bot.fake.set_member(CHANNEL, BOT_ID, "administrator", can_post_messages=False)
+    bot.feeds.serve(
+        "/space.xml", space_items(item("space-x", "Launch window opens", hours_ago=0.1))
+    )
+
+    async def suspended() -> bool:
+        return [c.id for c in await bot.storage.suspended_chats()] == [CHANNEL]
+
+    await eventually(suspended)
+    assert await bot.storage.delivery_counts() == {"pending": 1}  # kept, not failed
+    health = await bot.say(ALICE, "/health")
+    assert f"chat {CHANNEL} @{CHANNEL_NAME} — suspended, 1 cards wait" in health.text(ALICE)
+
+    # Telegram tells the bot it may post again: the card goes out by itself.
+    refused = len(bot.fake.calls("sendMessage", CHANNEL))
+    bot.fake.set_member(CHANNEL, BOT_ID, "administrator", can_post_messages=True)
+    await bot.ask(
+        bot.fake.my_chat_member(
+            CHANNEL, "channel", "administrator", "administrator", can_post_messages=True
+        )
+    )
+
+    async def delivered() -> bool:
+        return await bot.storage.delivery_counts() == {"sent": 1}
+
+    await eventually(delivered)
+    assert await bot.storage.suspended_chats() == []
+    cards = [c for c in bot.fake.calls("sendMessage", CHANNEL)[refused:] if c.ok]
+    assert [check_telegram_html(c.params["text"]).split("\n")[0] for c in cards] == [
+        "Launch window opens"
+    ]
+
+
+async def test_a_bot_demoted_in_a_channel_suspends_it_at_once(bot: BotHarness) -> None:
+    await make_channel(bot)
+    await bot.ask(bot.fake.channel_post(CHANNEL, "/subscribe space"))
+    await bot.ask(bot.fake.my_chat_member(CHANNEL, "channel", "administrator", "member"))
+    (suspended,) = await bot.storage.suspended_chats()
+    assert suspended.id == CHANNEL and "may not post" in suspended.reason

@@ -63,7 +63,7 @@ def test_a_rejected_token_is_never_printed(tmp_path: Path, telegram: FakeTelegra
         cwd=tmp_path,
     )
     output = result.stdout + result.stderr
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert b"the bot token was rejected" in result.stderr
     assert wrong.split(":")[1].encode() not in output, output.decode()[-2000:]
 
@@ -115,7 +115,7 @@ async def test_the_token_stays_secret_through_errors_of_every_kind(
         )
         # It still stops on SIGTERM (PTB's own stop raises here), closes the
         # database and says why it failed.
-        assert await bot.terminate(within=60) == 1
+        assert await bot.terminate(within=60) == 2
         assert "newsbot: telegram: the bot token was rejected" in bot.log()
     finally:
         bot.ensure_stopped()

@@ -4,6 +4,10 @@ One place wires everything: the handlers, one error handler, the database and
 HTTP client (opened in ``post_init``, closed in ``post_shutdown``), the
 polling round as a JobQueue job (APScheduler underneath; never two rounds at
 once), and the outbox sender as a background task stopped in ``post_stop``.
+
+Before any of that, ``wait_for_telegram`` retries getMe with backoff while
+Telegram is unreachable, polling feeds with a plain loop meanwhile (the
+database is then opened early and ``post_init`` reuses it).
 """
 
 from __future__ import annotations
@@ -12,15 +16,16 @@ import asyncio
 import html
 import logging
 import secrets
+import signal
 import warnings
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import httpx
 from telegram import BotCommand, Update
-from telegram.constants import ParseMode
-from telegram.error import Forbidden, TelegramError
+from telegram.constants import ChatType, ParseMode
+from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
 from telegram.ext import (
     Application,
     CallbackQueryHandler,
@@ -41,6 +46,7 @@ from bot.logs import register_secret
 from bot.runtime import Runtime
 from bot.storage import Storage
 from bot.telegram import handlers
+from bot.telegram.alerts import OperatorAlerts
 from bot.telegram.permissions import PermissionChecker
 from bot.telegram.ratelimit import MessageRateLimiter
 
@@ -48,6 +54,10 @@ log = logging.getLogger(__name__)
 
 # The state key of the generated webhook secret.
 WEBHOOK_SECRET_KEY = "webhook_secret"
+# Telegram unreachable at start (no network yet, a container whose route comes
+# up late): the first retry after this many seconds, doubling up to the cap.
+START_RETRY_FIRST = 2.0
+START_RETRY_MAX = 300.0
 
 
 class NewsbotApplication:
@@ -74,6 +84,8 @@ class NewsbotApplication:
         self._clock = clock
         self._feed_transport = feed_transport
         self._sender_task: asyncio.Task[None] | None = None
+        # Opened before Telegram answers, so that feeds are polled meanwhile.
+        self.runtime: Runtime | None = None
         self.services: handlers.BotServices | None = None
         builder = (
             Application.builder()
@@ -103,6 +115,14 @@ class NewsbotApplication:
         # with the CHANNEL_POST filter, when posted inside a channel. Edited
         # messages are left out: editing "/subscribe x" should not run it again.
         everywhere = filters.UpdateType.MESSAGE | filters.UpdateType.CHANNEL_POST
+        # First: a forwarded post is about its channel, even if its text is a
+        # command ("/latest" forwarded from a channel is not a request).
+        app.add_handler(
+            MessageHandler(
+                filters.ChatType.PRIVATE & filters.UpdateType.MESSAGE & filters.FORWARDED,
+                handlers.forwarded,
+            )
+        )
         for name, callback in (
             ("start", handlers.start),
             ("help", handlers.help_command),
@@ -113,6 +133,7 @@ class NewsbotApplication:
             ("latest", handlers.latest),
             ("search", handlers.search),
             ("health", handlers.health),
+            ("whoami", handlers.whoami),
         ):
             app.add_handler(CommandHandler(name, callback, filters=everywhere))
         app.add_handler(CallbackQueryHandler(handlers.button))
@@ -123,7 +144,7 @@ class NewsbotApplication:
         app.add_error_handler(on_error)
 
     async def _post_init(self, application: Application) -> None:  # type: ignore[type-arg]
-        runtime = await Runtime.open(self.config, clock=self._clock, transport=self._feed_transport)
+        runtime = await self._open_runtime()
         try:
             titles = {c.id: c.title for c in self.config.categories}
             sender = Sender(
@@ -134,7 +155,10 @@ class NewsbotApplication:
                 titles,
             )
             self.services = handlers.BotServices(
-                runtime, sender, PermissionChecker(application.bot)
+                runtime,
+                sender,
+                PermissionChecker(application.bot),
+                OperatorAlerts(self.config.telegram.admins),
             )
             application.bot_data["services"] = self.services
             try:
@@ -146,8 +170,80 @@ class NewsbotApplication:
             self._schedule_polling(application)
             self._sender_task = asyncio.create_task(sender.run(), name="newsbot-sender")
         except BaseException:
-            await runtime.close()
+            await self._close_runtime()
             raise
+
+    async def _open_runtime(self) -> Runtime:
+        if self.runtime is None:
+            self.runtime = await Runtime.open(
+                self.config, clock=self._clock, transport=self._feed_transport
+            )
+        return self.runtime
+
+    async def _close_runtime(self) -> None:
+        runtime, self.runtime = self.runtime, None
+        if runtime is not None:
+            await runtime.close()
+
+    async def wait_for_telegram(self) -> None:
+        """Return once Telegram answers getMe, retrying with backoff (capped at
+        ``START_RETRY_MAX``) for as long as it takes, one log line per attempt.
+        Meanwhile feeds are polled and stored, and the heartbeat is kept, so
+        that nothing published during the wait is missed. A rejected token
+        raises ``InvalidToken`` at once."""
+        bot = self.application.bot
+        delay = START_RETRY_FIRST
+        attempt = 0
+        stop_polling = asyncio.Event()
+        polling: asyncio.Task[None] | None = None
+        try:
+            while True:
+                attempt += 1
+                try:
+                    await bot.initialize()  # getMe, which also checks the token
+                except BadRequest:
+                    raise  # a NetworkError in PTB's hierarchy, but Telegram did answer
+                except (NetworkError, RetryAfter) as error:
+                    wait = delay
+                    if isinstance(error, RetryAfter):
+                        wait = max(delay, _seconds(error.retry_after))
+                    log.warning(
+                        "telegram: cannot reach the Bot API (attempt %d): %s; "
+                        "polling feeds meanwhile, next try in %gs",
+                        attempt,
+                        error,
+                        wait,
+                    )
+                else:
+                    if attempt > 1:
+                        log.info("telegram: the Bot API answered after %d attempts", attempt)
+                    return
+                if polling is None:
+                    runtime = await self._open_runtime()
+                    polling = asyncio.create_task(
+                        self._poll_until(runtime, stop_polling), name="newsbot-offline-polling"
+                    )
+                await asyncio.sleep(wait)
+                delay = min(delay * 2, START_RETRY_MAX)
+        finally:
+            if polling is not None:
+                # Let a running round finish: the JobQueue's first round starts
+                # right after this, and two rounds must never overlap.
+                stop_polling.set()
+                await polling
+
+    async def _poll_until(self, runtime: Runtime, stop: asyncio.Event) -> None:
+        """Polling rounds every tick until ``stop`` is set (while Telegram, and
+        with it the JobQueue, is not running yet)."""
+        while not stop.is_set():
+            try:
+                await self._poll_round(runtime, None)
+            except Exception:  # a round never stops the bot; the next tick tries again
+                log.exception("poll: round failed")
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=self.config.poll_tick)
+            except TimeoutError:
+                pass
 
     def _schedule_polling(self, application: Application) -> None:  # type: ignore[type-arg]
         tick = self.config.poll_tick
@@ -174,11 +270,18 @@ class NewsbotApplication:
 
     async def _poll_job(self, context: ContextTypes.DEFAULT_TYPE) -> None:
         assert self.services is not None
-        report = await self.services.runtime.poller.run_round()
-        if report is not None and report.deliveries:
-            self.services.sender.wake()
-        if self.services.sender.token_rejected:
-            return  # no heartbeat: the container's health check turns unhealthy
+        await self._poll_round(self.services.runtime, self.services.sender)
+
+    async def _poll_round(self, runtime: Runtime, sender: Sender | None) -> None:
+        """One round, then the heartbeat; ``sender`` is None while Telegram is
+        unreachable at start (cards wait in the outbox)."""
+        report = await runtime.poller.run_round()
+        if sender is not None and report is not None and report.deliveries:
+            sender.wake()
+        if sender is not None and not sender.healthy:
+            # No heartbeat: the token was rejected, or sent cards cannot be
+            # recorded; the container's health check turns unhealthy.
+            return
         try:
             self.config.heartbeat_path.touch()
         except OSError as error:
@@ -199,9 +302,8 @@ class NewsbotApplication:
 
     async def _post_shutdown(self, application: Application) -> None:  # type: ignore[type-arg]
         await self.stop_sender()
-        if self.services is not None:
-            await self.services.runtime.close()
-            self.services = None
+        self.services = None
+        await self._close_runtime()
 
     # -- running ---------------------------------------------------------
 
@@ -209,7 +311,11 @@ class NewsbotApplication:
         """Block until Ctrl-C or SIGTERM: long polling, or a webhook if configured."""
         telegram = self.config.telegram
         allowed = Update.ALL_TYPES
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)  # PTB's run_* pick it up
         try:
+            if not self._wait_for_telegram_in(loop):
+                return  # stopped while waiting
             if telegram.webhook_url:
                 # PTB runs on the current event loop; the secret is read on it too.
                 loop = asyncio.new_event_loop()
@@ -233,12 +339,34 @@ class NewsbotApplication:
             # while running). The database would stay open, and its aiosqlite
             # thread, which is not a daemon, would keep the process alive
             # after SIGTERM, forever.
-            loop = asyncio.get_event_loop()
             try:
-                if self.services is not None:
+                if self.services is not None or self.runtime is not None:
                     loop.run_until_complete(self._post_shutdown(self.application))
             finally:
                 loop.close()
+                asyncio.set_event_loop(None)
+
+    def _wait_for_telegram_in(self, loop: asyncio.AbstractEventLoop) -> bool:
+        """``wait_for_telegram`` with Ctrl-C and SIGTERM stopping the wait (PTB
+        installs its own handlers only later). False if stopped."""
+        waiting = loop.create_task(self.wait_for_telegram())
+        signals = (signal.SIGINT, signal.SIGTERM)
+        installed = []
+        for sig in signals:
+            try:
+                loop.add_signal_handler(sig, waiting.cancel)
+                installed.append(sig)
+            except (NotImplementedError, RuntimeError):
+                pass  # no signal handlers in this environment: Ctrl-C still raises
+        try:
+            loop.run_until_complete(waiting)
+            return True
+        except asyncio.CancelledError:
+            log.info("telegram: stopped while waiting for the Bot API")
+            return False
+        finally:
+            for sig in installed:
+                loop.remove_signal_handler(sig)
 
     async def _webhook_secret(self) -> str:
         """The secret Telegram sends with every update, so the listener can
@@ -271,6 +399,11 @@ class NewsbotApplication:
         """Run inside an existing event loop (tests): the same start and stop
         sequence as ``run``, without signal handling."""
         app = self.application
+        try:
+            await self.wait_for_telegram()
+        except BaseException:
+            await self._close_runtime()
+            raise
         await app.initialize()
         try:
             await self._post_init(app)
@@ -294,23 +427,67 @@ class NewsbotApplication:
 
 async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Log the error with its traceback (the token is redacted by the log
-    filter); tell the user something went wrong, without details."""
-    log.error("telegram: error while handling an update", exc_info=context.error)
-    if isinstance(context.error, Forbidden):
-        return  # the chat blocked us; nobody to tell
-    if isinstance(update, Update) and update.effective_message is not None:
+    filter), tell the operators once per distinct error per hour, and tell
+    the user something went wrong, without details; in a channel, nobody:
+    every subscriber would read the apology."""
+    error = context.error
+    log.error("telegram: error while handling an update", exc_info=error)
+    if error is None:
+        return
+    found = context.bot_data.get("services")
+    if isinstance(found, handlers.BotServices):
+
+        async def send_private(chat_id: int, text: str) -> object:
+            return await context.bot.send_message(
+                chat_id, text, link_preview_options=handlers.NO_PREVIEW
+            )
+
+        await found.alerts.report(error, _describe(update), found.runtime.clock.now(), send_private)
+    if isinstance(error, Forbidden) or not isinstance(update, Update):
+        return  # the chat blocked us, or a job failed: no user to tell
+    message = update.effective_message
+    chat = update.effective_chat
+    if (
+        message is not None
+        and update.callback_query is None
+        and (chat is None or chat.type != ChatType.CHANNEL)
+    ):
         try:
-            await update.effective_message.reply_text(
+            await message.reply_text(
                 html.escape("Sorry, something went wrong. Please try again later."),
                 do_quote=False,
             )
         except TelegramError:
             pass  # the original error is logged; a failed apology changes nothing
-    if isinstance(update, Update) and update.callback_query is not None:
+    if update.callback_query is not None:
+        # An answer to a button press is shown to the presser alone.
         try:
             await update.callback_query.answer("Something went wrong.")
         except TelegramError:
             pass
+
+
+def _describe(update: object) -> str:
+    """What was being handled, for the operators: the kind of update and the
+    chat, never the user's text."""
+    if not isinstance(update, Update):
+        return "a background job, outside any update"
+    chat = update.effective_chat
+    where = f" in {chat.type} chat {chat.id}" if chat is not None else ""
+    if update.callback_query is not None:
+        return f"a button press{where}"
+    message = update.effective_message
+    if message is not None and message.text and message.text.startswith("/"):
+        command = message.text.split(maxsplit=1)[0].split("@", 1)[0][:40]
+        return f"the command {command}{where}"
+    return f"an update{where}"
+
+
+def _seconds(value: object) -> float:
+    """RetryAfter.retry_after: an int today, a timedelta in later PTB versions."""
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    return float(value) if isinstance(value, int | float) else START_RETRY_MAX
 
 
 def run_bot(config: Config) -> int:

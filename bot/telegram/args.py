@@ -12,7 +12,6 @@ from dataclasses import dataclass
 
 from bot.config import CategoryConfig
 from bot.services import MAX_LIMIT, resolve_categories
-from bot.storage.search_query import build_match_query
 
 MAX_ARGUMENTS = 20
 MAX_CALLBACK_BYTES = 64
@@ -88,13 +87,34 @@ def unknown_categories_message(unknown: Sequence[tuple[str, Sequence[str]]]) -> 
 # -- callback data (at most 64 bytes, and never trusted) ---------------------
 
 
-def toggle_data(category_id: str, chat_id: int | None = None) -> str:
-    return f"t:{category_id}" if chat_id is None else f"t:{category_id}:{chat_id}"
+@dataclass(frozen=True, slots=True)
+class Toggle:
+    """A category button: what it will do (``subscribe`` True or False), to
+    which category, for which chat (None: the chat the button is in).
+
+    ``subscribe`` is None for buttons of the old format ("t:<id>[:<chat>]"),
+    which said only "toggle": acted on today's state, a days-old button would
+    do the opposite of what its label showed. Such a button only refreshes the
+    keyboard."""
+
+    category_id: str
+    chat_id: int | None
+    subscribe: bool | None
 
 
-def parse_toggle(data: str) -> tuple[str, int | None] | None:
+_TOGGLE_PREFIXES = {"sub": True, "unsub": False, "t": None}
+
+
+def toggle_data(category_id: str, chat_id: int | None = None, *, subscribe: bool) -> str:
+    """``sub:<id>[:<chat>]`` or ``unsub:<id>[:<chat>]``: 6 + 32 + 1 + 20 bytes
+    at most, within Telegram's 64."""
+    prefix = "sub" if subscribe else "unsub"
+    return f"{prefix}:{category_id}" if chat_id is None else f"{prefix}:{category_id}:{chat_id}"
+
+
+def parse_toggle(data: str) -> Toggle | None:
     parts = data.split(":")
-    if parts[0] != "t" or len(parts) not in (2, 3) or not parts[1]:
+    if parts[0] not in _TOGGLE_PREFIXES or len(parts) not in (2, 3) or not parts[1]:
         return None
     chat_id = None
     if len(parts) == 3:
@@ -102,36 +122,42 @@ def parse_toggle(data: str) -> tuple[str, int | None] | None:
             chat_id = int(parts[2])
         except ValueError:
             return None
-    return parts[1], chat_id
+    return Toggle(parts[1], chat_id, _TOGGLE_PREFIXES[parts[0]])
 
 
-def search_data(query: str, offset: int) -> str | None:
-    """``s:<offset>:<words>``; the words are the normalised query, cut at a word
-    boundary so the data fits Telegram's 64-byte limit. None if nothing fits."""
-    match = build_match_query(query)
-    if match is None:
-        return None
-    words = [w.strip('"*').replace('""', '"') for w in match.split(" ")]
-    prefix = f"s:{offset}:"
-    kept: list[str] = []
-    for word in words:
-        candidate = " ".join([*kept, word])
-        if len((prefix + candidate).encode()) > MAX_CALLBACK_BYTES:
-            break
-        kept.append(word)
-    return prefix + " ".join(kept) if kept else None
+@dataclass(frozen=True, slots=True)
+class SearchPage:
+    """A "More" button: the page's offset and the query, kept server-side
+    under ``key`` (callback data holds 64 bytes, a query 256 characters).
+    Buttons sent before queries were kept carry the query's ``words``."""
+
+    offset: int
+    key: int | None = None
+    words: str | None = None
 
 
-def parse_search_data(data: str) -> tuple[int, str] | None:
+MAX_SEARCH_OFFSET = 1000
+
+
+def search_data(key: int, offset: int) -> str:
+    return f"q:{key}:{offset}"
+
+
+def parse_search_data(data: str) -> SearchPage | None:
     parts = data.split(":", 2)
-    if (
-        len(parts) != 3
-        or parts[0] != "s"
-        or not (parts[1].isascii() and parts[1].isdigit())
-        or not parts[2].strip()
-    ):
+    if len(parts) != 3 or parts[0] not in ("q", "s"):
         return None
-    offset = int(parts[1])
-    if offset > 1000:
+    if parts[0] == "q":
+        key, offset = parts[1], parts[2]
+        if not (_is_number(key) and _is_number(offset)) or int(offset) > MAX_SEARCH_OFFSET:
+            return None
+        return SearchPage(int(offset), key=int(key))
+    offset, words = parts[1], parts[2]
+    if not _is_number(offset) or int(offset) > MAX_SEARCH_OFFSET or not words.strip():
         return None
-    return offset, parts[2]
+    return SearchPage(int(offset), words=words)
+
+
+def _is_number(text: str) -> bool:
+    # isdigit() alone accepts "²", which int() rejects.
+    return text.isascii() and text.isdigit() and len(text) <= 18

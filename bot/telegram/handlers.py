@@ -18,6 +18,8 @@ from telegram import (
     InlineKeyboardMarkup,
     LinkPreviewOptions,
     Message,
+    MessageOriginChannel,
+    MessageOriginChat,
     Update,
 )
 from telegram.constants import ChatMemberStatus, ChatType
@@ -29,9 +31,11 @@ from bot.deliver import Sender
 from bot.render import escape, render_list
 from bot.runtime import Runtime
 from bot.services import resolve_categories
+from bot.telegram.alerts import OperatorAlerts
 from bot.telegram.args import (
     MAX_ARGUMENTS,
     LatestArgs,
+    Toggle,
     parse_latest,
     parse_search_data,
     parse_toggle,
@@ -40,12 +44,16 @@ from bot.telegram.args import (
     toggle_data,
     unknown_categories_message,
 )
-from bot.telegram.permissions import PermissionChecker, Verdict
+from bot.telegram.permissions import PermissionChecker, Verdict, bot_may_post
 from bot.text import cut_at_word
 
 log = logging.getLogger(__name__)
 
 SEARCH_PAGE = 5
+# A command posted in a channel and its answer are deleted after this long,
+# when the bot may delete messages there: every subscriber sees them.
+CHANNEL_CLEANUP_SECONDS = 30.0
+MAX_MESSAGE_LENGTH = 4096  # Telegram's limit, in UTF-16 code units
 ALERT_LIMIT = 200
 NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
 
@@ -57,6 +65,8 @@ COMMANDS: list[tuple[str, str]] = [
     ("mysubs", "What this chat receives"),
     ("latest", "Newest headlines: /latest [category] [N]"),
     ("search", "Search headlines: /search words"),
+    ("whoami", "Your user id and this chat's id"),
+    ("health", "Feed status, for the bot's operators"),
     ("help", "How to use the bot, in chats, groups and channels"),
 ]
 
@@ -68,6 +78,7 @@ class BotServices:
     runtime: Runtime
     sender: Sender
     permissions: PermissionChecker
+    alerts: OperatorAlerts
 
 
 def services(context: ContextTypes.DEFAULT_TYPE) -> BotServices:
@@ -76,12 +87,31 @@ def services(context: ContextTypes.DEFAULT_TYPE) -> BotServices:
     return found
 
 
-async def reply(update: Update, text: str, markup: InlineKeyboardMarkup | None = None) -> None:
+async def reply(
+    update: Update,
+    context: ContextTypes.DEFAULT_TYPE,
+    text: str,
+    markup: InlineKeyboardMarkup | None = None,
+    *,
+    news: bool = False,
+) -> None:
+    """Answer the message being handled. In a channel every subscriber reads
+    the answer, so unless it is ``news`` (headlines an admin asked for on
+    purpose) it says how to configure from a private chat instead, and, when
+    the bot may delete messages there, the command and the answer go away
+    after ``CHANNEL_CLEANUP_SECONDS``."""
     message = update.effective_message
     if message is None:
         return
+    chat_id = message.chat.id
+    tidy = False
+    if update.channel_post is not None and not news:
+        tidy = context.job_queue is not None and await services(context).permissions.bot_can_delete(
+            chat_id
+        )
+        text = _with_channel_note(text, chat_id, tidy)
     try:
-        await message.reply_text(
+        sent = await message.reply_text(
             text, reply_markup=markup, link_preview_options=NO_PREVIEW, do_quote=False
         )
     except (BadRequest, Forbidden) as error:
@@ -90,7 +120,46 @@ async def reply(update: Update, text: str, markup: InlineKeyboardMarkup | None =
         # told; anything else is our own mistake and goes to the error handler.
         if isinstance(error, BadRequest) and "rights" not in error.message.lower():
             raise
-        log.info("telegram: cannot answer in chat %s: %s", message.chat.id, error)
+        log.info("telegram: cannot answer in chat %s: %s", chat_id, error)
+        return
+    if tidy and context.job_queue is not None:
+        context.job_queue.run_once(
+            _delete_messages,
+            when=CHANNEL_CLEANUP_SECONDS,
+            data=(chat_id, [message.message_id, sent.message_id]),
+            name=f"tidy-channel-{chat_id}-{sent.message_id}",
+        )
+
+
+def _with_channel_note(text: str, chat_id: int, tidy: bool) -> str:
+    seconds = f"{CHANNEL_CLEANUP_SECONDS:g}"
+    if tidy:
+        note = (
+            f"<i>I'll delete this and your command in {seconds} s. Next time, configure "
+            f"from a private chat with me: <code>/subscribe {chat_id} …</code></i>"
+        )
+    else:
+        note = (
+            "<i>Every subscriber sees this: configure from a private chat with me "
+            f"(<code>/subscribe {chat_id} …</code>), or let me delete messages here.</i>"
+        )
+    combined = f"{text}\n\n{note}"
+    # The answer itself matters more than the note: never push it past the limit.
+    return combined if len(combined.encode("utf-16-le")) // 2 <= MAX_MESSAGE_LENGTH else text
+
+
+async def _delete_messages(context: ContextTypes.DEFAULT_TYPE) -> None:
+    """A JobQueue job: delete a channel command and its answer."""
+    job = context.job
+    if job is None or not isinstance(job.data, tuple):
+        return
+    chat_id, message_ids = job.data
+    for message_id in message_ids:
+        try:
+            await context.bot.delete_message(chat_id, message_id)
+        except TelegramError as error:
+            # Already deleted by an admin, or the right was taken back meanwhile.
+            log.info("telegram: cannot delete message %s in %s: %s", message_id, chat_id, error)
 
 
 def _alert(text: str) -> str:
@@ -119,12 +188,12 @@ def categories_keyboard(
     rows = []
     row: list[InlineKeyboardButton] = []
     for category in categories:
-        mark = "✓ " if category.id in subscribed else ""
-        row.append(
-            InlineKeyboardButton(
-                f"{mark}{category.title}", callback_data=toggle_data(category.id, target)
-            )
-        )
+        # "✓ Space" unsubscribes, "Space" subscribes: the button carries what
+        # its label promises, so an old keyboard never does the opposite.
+        following = category.id in subscribed
+        mark = "✓ " if following else ""
+        data = toggle_data(category.id, target, subscribe=not following)
+        row.append(InlineKeyboardButton(f"{mark}{category.title}", callback_data=data))
         if len(row) == 2:
             rows.append(row)
             row = []
@@ -152,7 +221,9 @@ async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         "/latest shows the newest headlines, /search finds stories, /help explains "
         "groups and channels."
     )
-    await reply(update, text, categories_keyboard(categories, subscribed) if categories else None)
+    await reply(
+        update, context, text, categories_keyboard(categories, subscribed) if categories else None
+    )
 
 
 async def help_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -165,9 +236,10 @@ async def help_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
         "<b>Channels</b>: add me as an administrator who can post, then in a private chat "
         "with me send <code>/subscribe @yourchannel space science</code>. "
         "<code>/mysubs @yourchannel</code> and <code>/unsubscribe @yourchannel all</code> "
-        "work the same way.",
+        "work the same way. A private channel has no @name: forward me any of its posts "
+        "and I'll show its buttons and its id.",
     ]
-    await reply(update, "\n".join(lines))
+    await reply(update, context, "\n".join(lines))
 
 
 async def categories_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -178,13 +250,15 @@ async def categories_command(update: Update, context: ContextTypes.DEFAULT_TYPE)
         return
     stats = await bot.runtime.news.categories_this_week()
     if not stats:
-        await reply(update, "No categories are configured yet.")
+        await reply(update, context, "No categories are configured yet.")
         return
     lines = ["<b>Categories</b> (articles this week)"]
     for category, count in stats:
         lines.append(f"• {escape(category.title)} — {count}  <code>{category.id}</code>")
     subscribed = await bot.runtime.storage.subscriptions(chat.id)
-    await reply(update, "\n".join(lines), categories_keyboard([c for c, _ in stats], subscribed))
+    await reply(
+        update, context, "\n".join(lines), categories_keyboard([c for c, _ in stats], subscribed)
+    )
 
 
 async def subscribe(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -203,7 +277,9 @@ async def _change_subscriptions(
     bot = services(context)
     args = _args(context)
     if len(args) > MAX_ARGUMENTS:
-        await reply(update, "Too many arguments. Try <code>/subscribe space science</code>.")
+        await reply(
+            update, context, "Too many arguments. Try <code>/subscribe space science</code>."
+        )
         return
     target = await _target_chat(update, context, args)
     if target is None:
@@ -218,6 +294,7 @@ async def _change_subscriptions(
         verb = "Tap to subscribe or unsubscribe" if subscribe else "Tap to unsubscribe"
         await reply(
             update,
+            context,
             f"{verb}{where}:",
             categories_keyboard(categories, subscribed, chat.id if remote else None),
         )
@@ -227,6 +304,7 @@ async def _change_subscriptions(
         removed = await storage.unsubscribe(chat.id, None)
         await reply(
             update,
+            context,
             f"Unsubscribed{where} from everything."
             if removed
             else f"No subscriptions{where} to remove.",
@@ -267,7 +345,7 @@ async def _change_subscriptions(
         # reply with an empty text: PTB's Defaults turn "" into "[]" (it takes
         # an empty string for an empty list of poll options) and Telegram shows that.
         parts.append(escape(unknown_categories_message(lookup.unknown)))
-    await reply(update, " ".join(parts))
+    await reply(update, context, " ".join(parts))
 
 
 async def mysubs(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -275,7 +353,7 @@ async def mysubs(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     bot = services(context)
     args = _args(context)
     if len(args) > 1:
-        await reply(update, "Use /mysubs, or /mysubs @channel for a channel you manage.")
+        await reply(update, context, "Use /mysubs, or /mysubs @channel for a channel you manage.")
         return
     target = await _target_chat(update, context, args, changing=False)
     if target is None:
@@ -286,9 +364,9 @@ async def mysubs(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     here = update.effective_chat
     name = "This chat" if here and chat.id == here.id else escape(_chat_name(chat))
     if not found:
-        await reply(update, f"{name} has no subscriptions. Try /subscribe.")
+        await reply(update, context, f"{name} has no subscriptions. Try /subscribe.")
     else:
-        await reply(update, f"{name} receives: {_titles(found)}.")
+        await reply(update, context, f"{name} receives: {_titles(found)}.")
 
 
 async def latest(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -296,23 +374,23 @@ async def latest(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     bot = services(context)
     parsed = parse_latest(_args(context), bot.runtime.news.categories)
     if not isinstance(parsed, LatestArgs):
-        await reply(update, escape(parsed.message))
+        await reply(update, context, escape(parsed.message))
         return
     category = parsed.category
     articles = await bot.runtime.news.latest(category.id if category else None, parsed.limit)
     if not articles:
         where = f" in {category.title}" if category else ""
-        await reply(update, escape(f"No headlines{where} yet."))
+        await reply(update, context, escape(f"No headlines{where} yet."))
         return
     heading = f"Latest in {category.title}" if category else "Latest headlines"
-    await reply(update, render_list(heading, articles))
+    await reply(update, context, render_list(heading, articles), news=True)
 
 
 async def search(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/search words: best matches, with a button for more."""
     query = " ".join(_args(context)).strip()
     if not query:
-        await reply(update, "What should I look for? Try <code>/search mars rover</code>.")
+        await reply(update, context, "What should I look for? Try <code>/search mars rover</code>.")
         return
     await _send_search_page(update, context, query, 0, edit=False)
 
@@ -331,8 +409,9 @@ async def _send_search_page(
     else:
         text = render_list(f'Results for "{short}"', shown, first_number=offset + 1)
         markup = None
-        data = search_data(query, offset + SEARCH_PAGE) if len(found) > SEARCH_PAGE else None
-        if data:
+        if len(found) > SEARCH_PAGE:
+            key = await bot.runtime.storage.remember_search(query, bot.runtime.clock.now())
+            data = search_data(key, offset + SEARCH_PAGE)
             markup = InlineKeyboardMarkup([[InlineKeyboardButton("More ›", callback_data=data)]])
     message = update.effective_message
     if edit and message is not None:
@@ -343,39 +422,85 @@ async def _send_search_page(
             if "not modified" not in error.message.lower():
                 raise
     else:
-        await reply(update, text, markup)
+        await reply(update, context, text, markup, news=bool(shown))
+
+
+async def whoami(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/whoami: the sender's user id and this chat's id (for [telegram] admins
+    and for naming a chat in /subscribe)."""
+    chat = update.effective_chat
+    message = update.effective_message
+    if chat is None or message is None:
+        return
+    user = update.effective_user
+    lines = []
+    if user is not None and not _is_stand_in(message):
+        lines.append(f"Your user id: <code>{user.id}</code>")
+    else:
+        # Channel posts and anonymous group admins carry no user at all.
+        lines.append(
+            "This was posted on behalf of a chat, so I can't see who you are; "
+            "send /whoami in a private chat with me for your user id."
+        )
+    if chat.type != ChatType.PRIVATE:
+        lines.append(f"This chat's id: <code>{chat.id}</code>")
+    await reply(update, context, "\n".join(lines))
 
 
 async def health(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/health: feed status, for the operators listed in the config."""
     bot = services(context)
     user = update.effective_user
-    if user is None or user.id not in bot.runtime.config.telegram.admins:
-        return  # not advertised; stay quiet for everyone else
+    message = update.effective_message
+    anonymous = user is None or (message is not None and _is_stand_in(message))
+    if anonymous or user is None or user.id not in bot.runtime.config.telegram.admins:
+        who = (
+            "your user id (send /whoami in a private chat with me)"
+            if anonymous or user is None
+            else f"your user id <code>{user.id}</code>"
+        )
+        await reply(
+            update,
+            context,
+            "/health is for the bot's operators. To become one, add "
+            f"{who} to <code>admins</code> under <code>[telegram]</code> in the "
+            "bot's config.toml and restart it.",
+        )
+        return
     feeds = await bot.runtime.storage.feed_health()
     counts = await bot.runtime.storage.delivery_counts()
+    suspended = await bot.runtime.storage.suspended_chats()
     failing = [f for f in feeds if f.error_count or f.disabled]
     lines = [
         f"<b>{len(feeds)} feeds</b>, {len(failing)} failing; cards: "
         + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())),
     ]
+    items = []
+    for feed in failing[:30]:
+        state = "disabled" if feed.disabled else f"{feed.error_count} errors"
+        name = escape(cut_at_word(feed.title or feed.url, 150))
+        items.append(f"• {name} — {state}: {escape(cut_at_word(feed.last_error or '', 200))}")
+    for chat in suspended[:30]:
+        name = escape(cut_at_word(f"@{chat.username}" if chat.username else chat.title or "", 100))
+        items.append(
+            f"• chat <code>{chat.id}</code> {name} — suspended, {chat.pending} cards wait: "
+            f"{escape(cut_at_word(chat.reason, 200))}"
+        )
     # Whole lines only, each piece cut as plain text before it is escaped:
     # cutting the finished HTML ended inside an entity ("&am") or mid-line.
     # Stop well below Telegram's 4096-character limit.
     room = 3900 - len(lines[0])
     shown = 0
-    for feed in failing[:30]:
-        state = "disabled" if feed.disabled else f"{feed.error_count} errors"
-        name = escape(cut_at_word(feed.title or feed.url, 150))
-        line = f"• {name} — {state}: {escape(cut_at_word(feed.last_error or '', 200))}"
+    for line in items:
         if len(line) + 1 > room:
             break
         lines.append(line)
         room -= len(line) + 1
         shown += 1
-    if shown < len(failing):
-        lines.append(f"… and {len(failing) - shown} more")
-    await reply(update, "\n".join(lines))
+    hidden = len(failing) + len(suspended) - shown
+    if hidden > 0:
+        lines.append(f"… and {hidden} more")
+    await reply(update, context, "\n".join(lines))
 
 
 # -- buttons -------------------------------------------------------------
@@ -390,35 +515,37 @@ async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     bot = services(context)
     toggle = parse_toggle(data)
     if toggle is not None:
-        await _toggle(update, context, bot, *toggle)
+        await _toggle(update, context, bot, toggle)
         return
     page = parse_search_data(data)
     if page is not None:
+        text = page.words
+        if page.key is not None:
+            text = await bot.runtime.storage.recall_search(page.key)
+        if text is None:
+            await query.answer("This search has expired. Send /search again.")
+            return
         await query.answer()
-        await _send_search_page(update, context, page[1], page[0], edit=True)
+        await _send_search_page(update, context, text, page.offset, edit=True)
         return
     await query.answer("This button has expired.")
 
 
 async def _toggle(
-    update: Update,
-    context: ContextTypes.DEFAULT_TYPE,
-    bot: BotServices,
-    category_id: str,
-    target_id: int | None,
+    update: Update, context: ContextTypes.DEFAULT_TYPE, bot: BotServices, toggle: Toggle
 ) -> None:
     query = update.callback_query
     assert query is not None
-    category = bot.runtime.news.category(category_id)
+    category = bot.runtime.news.category(toggle.category_id)
     if category is None:
         await query.answer("That category no longer exists. Send /categories again.")
         return
     chat: Chat | ChatFullInfo | None
-    if target_id is None:
+    if toggle.chat_id is None:
         chat = update.effective_chat
     else:
         try:
-            chat = await context.bot.get_chat(target_id)
+            chat = await context.bot.get_chat(toggle.chat_id)
         except TelegramError:
             await query.answer("I can't reach that chat any more.")
             return
@@ -431,22 +558,29 @@ async def _toggle(
         return
     storage = bot.runtime.storage
     now = bot.runtime.clock.now()
-    if category.id in await storage.subscriptions(chat.id):
-        await storage.unsubscribe(chat.id, [category.id])
-        note = f"Unsubscribed from {category.title}"
-    else:
+    if toggle.subscribe is None:
+        note = "These buttons were out of date; they now show what this chat receives. Tap again."
+    elif toggle.subscribe:
         await storage.upsert_chat(
             chat.id, chat.type, chat.title or chat.full_name, chat.username, now, reactivate=True
         )
-        await storage.subscribe(chat.id, [category.id], now)
-        note = f"Subscribed to {category.title}"
+        added = await storage.subscribe(chat.id, [category.id], now)
+        verb = "Subscribed" if added else "Already subscribed"
+        note = f"{verb} to {category.title}"
+    else:
+        removed = await storage.unsubscribe(chat.id, [category.id])
+        note = (
+            f"Unsubscribed from {category.title}"
+            if removed
+            else f"Wasn't subscribed to {category.title}"
+        )
     await query.answer(_alert(note))
     subscribed = await storage.subscriptions(chat.id)
     message = query.message
     if isinstance(message, Message):
         try:
             await message.edit_reply_markup(
-                categories_keyboard(bot.runtime.news.categories, subscribed, target_id)
+                categories_keyboard(bot.runtime.news.categories, subscribed, toggle.chat_id)
             )
         except BadRequest as error:
             if "not modified" not in error.message.lower():
@@ -478,6 +612,42 @@ async def my_chat_member(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
             chat.id, chat.type, chat.title or chat.full_name, chat.username, now, reactivate=True
         )
         log.info("telegram: chat %s (%s) now %s", chat.id, chat.type, status)
+        if bot_may_post(change.new_chat_member, chat.type):
+            if await bot.runtime.storage.resume_chat(chat.id, now):
+                log.info("telegram: chat %s lets the bot post again; its cards go out", chat.id)
+                bot.sender.wake()
+        else:
+            # Demoted in a channel, muted in a group: hold the cards now
+            # rather than fail the next one.
+            await bot.runtime.storage.suspend_chat(
+                chat.id, f"the bot may not post here ({status})", now
+            )
+        was_outside = change.old_chat_member.status in (
+            ChatMemberStatus.LEFT,
+            ChatMemberStatus.BANNED,
+        )
+        # Only when just added: a promotion or a restart says nothing again.
+        # Not in channels either: every subscriber would read it, and whoever
+        # added the bot there already knows (see /help).
+        if was_outside and chat.type in (ChatType.GROUP, ChatType.SUPERGROUP):
+            await _welcome_group(context, chat.id, bot.runtime.news.categories)
+
+
+async def _welcome_group(
+    context: ContextTypes.DEFAULT_TYPE, chat_id: int, categories: Sequence[CategoryConfig]
+) -> None:
+    example = " ".join(c.id for c in categories[:2]) or "space science"
+    text = (
+        "<b>Hi! I post news headlines by category.</b>\n"
+        "Admins: send /subscribe to pick categories with buttons, or name them: "
+        f"<code>/subscribe {escape(example)}</code>. "
+        "Everyone can use /latest and /search; /help tells more."
+    )
+    try:
+        await context.bot.send_message(chat_id, text, link_preview_options=NO_PREVIEW)
+    except (BadRequest, Forbidden) as error:
+        # Added without the right to write, or removed again at once.
+        log.info("telegram: cannot welcome chat %s: %s", chat_id, error)
 
 
 async def migrate(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -492,6 +662,53 @@ async def migrate(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     log.info("telegram: chat %s migrated to %s", message.chat.id, message.migrate_to_chat_id)
 
 
+async def forwarded(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """A post forwarded into a private chat: selects its channel, the one way
+    to name a private channel, which has no @name and an id nobody knows."""
+    message = update.effective_message
+    if message is None:
+        return
+    origin = message.forward_origin
+    if isinstance(origin, MessageOriginChat):
+        await reply(
+            update,
+            context,
+            "That was posted in a group. To set up a group, add me to it and send "
+            "/subscribe there. To set up a channel, forward me any post from the channel.",
+        )
+        return
+    if not isinstance(origin, MessageOriginChannel):
+        await reply(
+            update,
+            context,
+            "That message comes from a person, not a channel. To set up a channel, "
+            "forward me any post from the channel.",
+        )
+        return
+    source = origin.chat
+    user_id = update.effective_user.id if update.effective_user else None
+    channel = await _remote_chat(
+        update, context, source.id, user_id, source.title or f"channel {source.id}"
+    )
+    if channel is None:
+        return
+    bot = services(context)
+    subscribed = await bot.runtime.storage.subscriptions(channel.id)
+    text = (
+        f"<b>{escape(_chat_name(channel))}</b> (id <code>{channel.id}</code>). "
+        "Tap to subscribe or unsubscribe:\n\n"
+        f"<code>/mysubs {channel.id}</code> shows what it receives, and "
+        f"<code>/subscribe {channel.id} …</code> or <code>/unsubscribe {channel.id} all</code> "
+        "work with this id too."
+    )
+    await reply(
+        update,
+        context,
+        text,
+        categories_keyboard(bot.runtime.news.categories, subscribed, channel.id),
+    )
+
+
 # -- helpers -------------------------------------------------------------
 
 
@@ -499,6 +716,12 @@ def _chat_name(chat: Chat | ChatFullInfo) -> str:
     if chat.username:
         return f"@{chat.username}"
     return chat.title or chat.full_name or str(chat.id)
+
+
+def _is_stand_in(message: Message) -> bool:
+    """Sent on behalf of a chat (a channel post, an anonymous group admin, a
+    linked channel): ``from`` is then a placeholder bot, not the person."""
+    return message.sender_chat is not None
 
 
 def _names_this_chat(reference: str | int, here: Chat) -> bool:
@@ -539,26 +762,42 @@ async def _target_chat(
             else Verdict(True)
         )
         if not verdict.allowed:
-            await reply(update, escape(verdict.reason))
+            await reply(update, context, escape(verdict.reason))
             return None
         await _remember_chat(bot, here)
         return here, rest
     if here.type != ChatType.PRIVATE:
-        await reply(update, "Configure channels from a private chat with me.")
+        await reply(update, context, "Configure channels from a private chat with me.")
         return None
+    target = await _remote_chat(update, context, reference, user_id, str(reference))
+    return None if target is None else (target, rest)
+
+
+async def _remote_chat(
+    update: Update,
+    context: ContextTypes.DEFAULT_TYPE,
+    reference: str | int,
+    user_id: int | None,
+    shown: str,
+) -> ChatFullInfo | None:
+    """Another chat, named from a private chat (by @name, id or a forwarded
+    post), after checking that the user manages it and the bot may post
+    there; replies and returns None otherwise. ``shown`` names it to the user."""
+    bot = services(context)
     try:
         target = await context.bot.get_chat(reference)
     except (BadRequest, Forbidden):
         await reply(
             update,
+            context,
             escape(
-                f"I can't find {reference}. Add me to the channel as an administrator "
+                f"I can't find {shown}. Add me to the channel as an administrator "
                 "who can post messages, then try again."
             ),
         )
         return None
     if target.type not in (ChatType.CHANNEL, ChatType.GROUP, ChatType.SUPERGROUP):
-        await reply(update, "You can configure only channels and groups you manage.")
+        await reply(update, context, "You can configure only channels and groups you manage.")
         return None
     verdict = (
         await bot.permissions.can_manage_channel(target, user_id)
@@ -566,7 +805,7 @@ async def _target_chat(
         else await bot.permissions.can_manage(target, user_id)
     )
     if not verdict.allowed:
-        await reply(update, escape(verdict.reason))
+        await reply(update, context, escape(verdict.reason))
         return None
     await _remember_chat(bot, target)
-    return target, rest
+    return target

@@ -16,7 +16,14 @@ import logging
 import time
 from dataclasses import dataclass
 
-from telegram import Bot, Chat, ChatFullInfo, ChatMember, ChatMemberAdministrator
+from telegram import (
+    Bot,
+    Chat,
+    ChatFullInfo,
+    ChatMember,
+    ChatMemberAdministrator,
+    ChatMemberRestricted,
+)
 from telegram.constants import ChatMemberStatus, ChatType
 from telegram.error import BadRequest, Forbidden, TelegramError
 
@@ -24,6 +31,21 @@ log = logging.getLogger(__name__)
 
 CACHE_SECONDS = 60.0
 _ADMIN = (ChatMemberStatus.ADMINISTRATOR, ChatMemberStatus.OWNER)
+
+
+def bot_may_post(member: ChatMember, chat_type: str) -> bool:
+    """Does the bot's membership let it post cards in a chat of this type?
+    In a channel only an administrator with "Post messages" may; in a group
+    a member may unless restricted from sending messages."""
+    if member.status in (ChatMemberStatus.LEFT, ChatMemberStatus.BANNED):
+        return False
+    if chat_type == ChatType.CHANNEL:
+        if member.status == ChatMemberStatus.OWNER:
+            return True
+        return isinstance(member, ChatMemberAdministrator) and bool(member.can_post_messages)
+    if isinstance(member, ChatMemberRestricted):
+        return member.is_member and member.can_send_messages
+    return True
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +69,17 @@ class PermissionChecker:
             self._cache.clear()
         self._cache[key] = (time.monotonic(), member)
         return member
+
+    async def bot_can_delete(self, chat_id: int) -> bool:
+        """May the bot delete other people's messages in ``chat_id``?"""
+        try:
+            me = await self.member(chat_id, self._bot.id)
+        except TelegramError as error:
+            log.info("permissions: cannot check my rights in %s: %s", chat_id, error)
+            return False
+        if me.status == ChatMemberStatus.OWNER:
+            return True
+        return isinstance(me, ChatMemberAdministrator) and me.can_delete_messages
 
     def forget(self, chat_id: int) -> None:
         for key in [k for k in self._cache if k[0] == chat_id]:
