@@ -129,7 +129,7 @@ async def test_the_whole_real_corpus_ingests_in_one_round(
     runtime = await open_runtime(config)
 
     report = await one_round(runtime)
-    assert runtime.parse_pool._executor is not None
+    assert runtime.parse_pool._processes is not None
 
     summary = report.summary()
     assert summary["feeds"] == 58
@@ -224,7 +224,7 @@ class CountingParsePool(ParsePool):
     """A ParsePool that remembers how often it was asked to parse."""
 
     def __init__(self) -> None:
-        super().__init__(workers=1)
+        super().__init__(workers=1, timeout=30)
         self.calls = 0
 
     async def parse(self, body: bytes, url: str, content_type: str | None) -> ParsedFeed:
