@@ -21,7 +21,7 @@ import multiprocessing
 import os
 import threading
 from collections.abc import Callable
-from concurrent.futures import CancelledError, Future
+from concurrent.futures import Future
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
@@ -108,7 +108,7 @@ class ParsePool:
             log.error("parse: the worker processes broke while parsing %s; restarting them", url)
             self._discard(pool)
             raise ParseError("parse: worker process died") from None
-        except CancelledError:
+        except asyncio.CancelledError:
             task = asyncio.current_task()
             if task is not None and task.cancelling():
                 raise  # this feed was given up on by its caller

@@ -1,15 +1,20 @@
-"""How many parse workers: the CPUs this process may really use. A container
-limited to 2 CPUs on a 64-core host must not start 64 workers (about 45 MB
-each); the quota is read from cgroup files, faked here in tmp_path."""
+"""The parse pool: how many workers (the CPUs this process may really use: a
+container limited to 2 CPUs on a 64-core host must not start 64 workers of
+about 45 MB each; the quota is read from cgroup files, faked here in
+tmp_path), and what becomes of a parse given up on or cut off by a close."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
 
 from bot.config import PollingConfig
+from bot.errors import ParseError
 from bot.parse_pool import ParsePool, cpus_allowed, usable_cpus
+from tests import held_parser
+from tests.faults import eventually
 
 V2 = "0::/\n"
 
@@ -87,3 +92,53 @@ def test_the_automatic_worker_count_is_capped_and_an_explicit_one_is_kept() -> N
     assert automatic.workers == 1
     assert ParsePool.for_config(PollingConfig()).workers <= PollingConfig().max_parse_workers
     assert ParsePool.for_config(PollingConfig(parse_workers=5)).workers == 5
+
+
+# -- worker processes -------------------------------------------------------------
+
+FEED = b'<?xml version="1.0"?><rss version="2.0"><channel><title>T</title><item><title>One</title><link>https://x.example/1</link></item></channel></rss>'
+
+
+def held_feed(gate: Path) -> bytes:
+    return FEED.replace(b"<channel>", b"<channel>" + held_parser.hold(gate))
+
+
+@pytest.mark.slow
+async def test_a_parse_cancelled_by_its_caller_stops_its_worker_and_the_pool_goes_on(
+    tmp_path: Path,
+) -> None:
+    pool = ParsePool(2, timeout=600, parser=held_parser.parse)
+    gate = tmp_path / "held"
+    try:
+        parsing = asyncio.create_task(pool.parse(held_feed(gate), "https://x.example/", None))
+        await eventually(held_parser.started(gate).exists, what="the held parse")
+        parsing.cancel()  # a shutdown gives up on it
+        with pytest.raises(asyncio.CancelledError):
+            await parsing
+        # The held worker is stopped (its gate never opens) and replaced.
+        async with asyncio.timeout(60):  # a hang guard
+            results = await asyncio.gather(
+                *(pool.parse(FEED, "https://x.example/", None) for _ in range(4))
+            )
+        assert [r.entries[0].title for r in results] == ["One"] * 4
+    finally:
+        held_parser.release(gate)
+        pool.close()
+
+
+@pytest.mark.slow
+async def test_closing_the_pool_fails_a_running_parse_instead_of_leaving_it_hanging(
+    tmp_path: Path,
+) -> None:
+    pool = ParsePool(2, timeout=600, parser=held_parser.parse)
+    gate = tmp_path / "held"
+    try:
+        parsing = asyncio.create_task(pool.parse(held_feed(gate), "https://x.example/", None))
+        await eventually(held_parser.started(gate).exists, what="the held parse")
+        pool.close()
+        async with asyncio.timeout(60):  # a hang guard
+            with pytest.raises(ParseError, match="the parser was stopped"):
+                await parsing
+    finally:
+        held_parser.release(gate)
+        pool.close()
