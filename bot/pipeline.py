@@ -203,8 +203,9 @@ class Poller:
         """A step that stop() cuts short: a fetch or a parse, before anything
         of the feed is stored."""
         task = asyncio.current_task()
-        if self._stopping or task is None:
-            raise asyncio.CancelledError("polling is stopping")
+        assert task is not None  # a round's feeds run as tasks
+        if self._stopping:
+            raise asyncio.CancelledError("polling is stopping")  # as if stop() had cut it
         self._cut_short.add(task)
         try:
             yield
@@ -216,11 +217,11 @@ class Poller:
         is done, see ``_give_back_round_slot``), then the fetch; the host slot
         is given back as soon as the body is in."""
         host = self._host_slots[(urlsplit(feed.fetch_url).hostname or "").lower()]
+        task = asyncio.current_task()
+        assert task is not None  # a round's feeds run as tasks
         with self._abandonable():
             async with host:
                 await self._slots.acquire()
-                task = asyncio.current_task()
-                assert task is not None  # _abandonable() has checked
                 self._slot_holders.add(task)
                 return await self._fetcher.fetch(
                     feed.fetch_url, etag=feed.etag, last_modified=feed.last_modified, now=now
