@@ -6,15 +6,19 @@ a fetch or parse cut short is not held against its feed."""
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import threading
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+
+import pytest
 
 from bot.clock import ManualClock
 from bot.runtime import Runtime
 from tests import bot_harness, held_parser
 from tests.fake_telegram import FakeTelegram
-from tests.faults import eventually, query
+from tests.faults import BotProcess, db_count, eventually, query, write_config
 from tests.feed_server import FeedServer
 from tests.support import loopback_config
 from tests.test_pipeline import item, rss
@@ -115,5 +119,59 @@ async def test_stopping_the_bot_does_not_wait_for_the_running_round(
         tmp_path / "bot.db",
         "SELECT error_count, last_error FROM feeds WHERE url = ?",
         (feed_server.url("/stuck.xml"),),
+    )
+    assert (errors, last_error) == (0, None)
+
+
+@pytest.fixture
+def processes() -> Iterator[list[BotProcess]]:
+    started: list[BotProcess] = []
+    yield started
+    for process in started:
+        process.ensure_stopped()
+
+
+@pytest.mark.slow
+async def test_sigterm_mid_round_exits_cleanly_without_waiting_for_a_hanging_feed(
+    tmp_path: Path,
+    feed_server: FeedServer,
+    fake_telegram: FakeTelegram,
+    processes: list[BotProcess],
+) -> None:
+    # What docker stop does: SIGTERM, and SIGKILL 10 s later. The round is
+    # waiting on a feed that would keep it busy for 600 s.
+    never = threading.Event()
+    feed_server.serve("/quick.xml", rss(item(1)))
+    feed_server.serve("/hanging.xml", rss(item(2)), gate=never)
+    config = write_config(
+        tmp_path, fake_telegram, [feed_server.url("/quick.xml"), feed_server.url("/hanging.xml")]
+    )
+    config.write_text(
+        config.read_text().replace(
+            "[polling]\n", "[polling]\nread_timeout = 600\ntotal_timeout = 600\n"
+        )
+    )
+    db = tmp_path / "bot.db"
+    bot = BotProcess(config, fake_telegram.token, tmp_path / "bot.log").start()
+    processes.append(bot)
+    try:
+
+        def quick_feed_stored() -> bool:
+            try:
+                return db_count(db, "SELECT count(*) FROM articles") == 1
+            except sqlite3.OperationalError:  # the bot has not created it yet
+                return False
+
+        await eventually(quick_feed_stored, what="the quick feed")
+        await eventually(lambda: feed_server.hits("/hanging.xml") >= 1, what="the hanging fetch")
+        code = await bot.terminate(within=30)  # a hang guard: the round alone would take 600 s
+    finally:
+        never.set()
+    assert code == 0, bot.log()[-3000:]
+    assert "Traceback" not in bot.log(), bot.log()[-3000:]
+    ((errors, last_error),) = query(
+        db,
+        "SELECT error_count, last_error FROM feeds WHERE url = ?",
+        (feed_server.url("/hanging.xml"),),
     )
     assert (errors, last_error) == (0, None)
