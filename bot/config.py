@@ -163,8 +163,12 @@ class PollingConfig(_Model):
     max_body_bytes: int = Field(default=5_000_000, ge=1024)
     concurrency: int = Field(default=16, ge=1, le=512)
     per_host_concurrency: int = Field(default=2, ge=1, le=64)
-    # Worker processes for feed parsing; 0 means one per CPU core.
+    # Worker processes for feed parsing; 0 means one per CPU this process may
+    # use (its affinity and cgroup CPU quota), at most max_parse_workers.
     parse_workers: int = Field(default=0, ge=0, le=64)
+    # Each worker costs about 45 MB of memory: two keep a polling round
+    # within about 150 MB, and parsing is rarely what a round waits for.
+    max_parse_workers: int = Field(default=2, ge=1, le=64)
     # A parse that takes longer is given up on, so one pathological body
     # cannot stall the round (feedparser's time grows with the square of an
     # entry's tag count: 20,000 <category> elements take about 17 s).

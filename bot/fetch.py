@@ -8,17 +8,16 @@
   carries the new URL so storage can remember it.
 - Connect/read timeouts come from httpx, the total one from ``asyncio.timeout``
   (a server dripping one byte every few seconds never trips a read timeout).
-- Concurrency is bounded overall and per host.
+- How many fetches run at once, overall and per host, is the Poller's
+  business (``bot.pipeline``): it hands out the slots.
 """
 
 from __future__ import annotations
 
 import asyncio
 import zlib
-from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
-from urllib.parse import urlsplit
 
 import httpx
 
@@ -76,38 +75,29 @@ class Fetcher:
     def __init__(self, client: httpx.AsyncClient, config: PollingConfig) -> None:
         self._client = client
         self._config = config
-        self._global = asyncio.Semaphore(config.concurrency)
-        self._per_host: defaultdict[str, asyncio.Semaphore] = defaultdict(
-            lambda: asyncio.Semaphore(config.per_host_concurrency)
-        )
 
     async def fetch(
         self, url: str, *, etag: str | None, last_modified: str | None, now: datetime
     ) -> FetchResult:
-        host = (urlsplit(url).hostname or "").lower()
-        # Take the host's slot first so a busy host never holds global slots idle.
-        async with self._per_host[host], self._global:
-            try:
-                async with asyncio.timeout(self._config.total_timeout):
-                    return await self._fetch(url, etag, last_modified, now)
-            except TimeoutError:
-                raise FetchError(
-                    f"fetch: timed out after {self._config.total_timeout:g}s"
-                ) from None
-            except httpx.TooManyRedirects:
-                raise FetchError("fetch: too many redirects (a redirect loop?)") from None
-            except httpx.UnsupportedProtocol as error:
-                raise FetchError(f"fetch: unsupported URL scheme ({error})") from None
-            except httpx.TimeoutException as error:
-                raise FetchError(f"fetch: {type(error).__name__.lower()}") from None
-            except httpx.ConnectError as error:
-                raise FetchError(f"fetch: cannot connect: {_short(error)}") from None
-            except httpx.HTTPError as error:
-                raise FetchError(f"fetch: {type(error).__name__}: {_short(error)}") from None
-            except (httpx.InvalidURL, UnicodeError) as error:
-                # A redirect to "javascript:..." or to a host that is not valid
-                # IDNA ("xn--"): httpx raises these outside its HTTPError tree.
-                raise FetchError(f"fetch: invalid URL: {_short(error)}") from None
+        try:
+            async with asyncio.timeout(self._config.total_timeout):
+                return await self._fetch(url, etag, last_modified, now)
+        except TimeoutError:
+            raise FetchError(f"fetch: timed out after {self._config.total_timeout:g}s") from None
+        except httpx.TooManyRedirects:
+            raise FetchError("fetch: too many redirects (a redirect loop?)") from None
+        except httpx.UnsupportedProtocol as error:
+            raise FetchError(f"fetch: unsupported URL scheme ({error})") from None
+        except httpx.TimeoutException as error:
+            raise FetchError(f"fetch: {type(error).__name__.lower()}") from None
+        except httpx.ConnectError as error:
+            raise FetchError(f"fetch: cannot connect: {_short(error)}") from None
+        except httpx.HTTPError as error:
+            raise FetchError(f"fetch: {type(error).__name__}: {_short(error)}") from None
+        except (httpx.InvalidURL, UnicodeError) as error:
+            # A redirect to "javascript:..." or to a host that is not valid
+            # IDNA ("xn--"): httpx raises these outside its HTTPError tree.
+            raise FetchError(f"fetch: invalid URL: {_short(error)}") from None
 
     async def _fetch(
         self, url: str, etag: str | None, last_modified: str | None, now: datetime

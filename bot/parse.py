@@ -25,6 +25,7 @@ from bot.text import (
     collapse_whitespace,
     cut_at_word,
     html_to_text,
+    strip_plugin_footer,
 )
 
 SUMMARY_LIMIT = 1000
@@ -126,7 +127,7 @@ def _parse_entry(raw: Mapping[str, Any], site_url: str, feed_url: str) -> Parsed
         if content.get("value"):
             content_html = content["value"]
             break
-    summary, summary_image = html_to_text(summary_html or content_html)
+    summary, summary_image = html_to_text(strip_plugin_footer(summary_html or content_html))
     title = _plain_title(raw)
     guid = (raw.get("id") or raw.get("guid") or "").strip()
 

@@ -15,10 +15,13 @@ import hashlib
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from bot.categorize import Categorizer
 from bot.clock import Clock
@@ -78,7 +81,18 @@ class RoundReport:
 
 
 class Poller:
-    """Runs polling rounds; at most one at a time."""
+    """Runs polling rounds; at most one at a time.
+
+    Slots: a feed first waits for its host's fetch slot (``per_host_concurrency``),
+    then for one of the round's ``concurrency`` slots, which it keeps while its
+    body is parsed and stored; the host slot is given back once the body is
+    in. A feed that waits for its host never holds a round slot, so many
+    feeds on one slow host cannot keep the others waiting.
+
+    ``stop()`` ends polling at a feed boundary: feeds whose articles are being
+    stored finish, every other feed of the round is left as it was (still
+    due, no failure recorded) and polled by the next start.
+    """
 
     def __init__(
         self,
@@ -98,6 +112,15 @@ class Poller:
         self._categorizer = Categorizer(config.categories)
         self._round_lock = asyncio.Lock()
         self._slots = asyncio.Semaphore(config.polling.concurrency)
+        self._host_slots: defaultdict[str, asyncio.Semaphore] = defaultdict(
+            lambda: asyncio.Semaphore(config.polling.per_host_concurrency)
+        )
+        self._stopping = False
+        # Feed tasks in a fetch or a parse (stop() cancels them; never one
+        # that is storing: a feed's new state and articles go in together),
+        # and those holding a round slot.
+        self._cut_short: set[asyncio.Task[Any]] = set()
+        self._slot_holders: set[asyncio.Task[Any]] = set()
 
     @property
     def running(self) -> bool:
@@ -105,50 +128,116 @@ class Poller:
 
     async def run_round(self, *, all_feeds: bool = False) -> RoundReport | None:
         """Poll every due feed (every enabled feed with ``all_feeds``).
-        Returns None if a round is already running."""
-        if self._round_lock.locked():
+        Returns None if a round is already running or polling was stopped."""
+        if self._round_lock.locked() or self._stopping:
             return None
         async with self._round_lock:
             started = time.perf_counter()
             now = self._clock.now()
             feeds = await self._storage.due_feeds(now + _FOREVER if all_feeds else now)
-            outcomes = await asyncio.gather(*(self._guarded_update(feed) for feed in feeds))
-            report = RoundReport(list(outcomes), time.perf_counter() - started)
+            # A TaskGroup, not gather(): if the round itself is cancelled, it
+            # ends only after every feed task has, so no feed is still being
+            # worked on when the next round may start.
+            async with asyncio.TaskGroup() as group:
+                tasks = [group.create_task(self._guarded_update(feed)) for feed in feeds]
+            outcomes = [
+                outcome for task in tasks if not task.cancelled() and (outcome := task.result())
+            ]
+            report = RoundReport(outcomes, time.perf_counter() - started)
             if feeds:
+                stopped = f" stopped_early={len(feeds) - len(outcomes)}" if self._stopping else ""
                 log.info(
-                    "poll: round done %s", " ".join(f"{k}={v}" for k, v in report.summary().items())
+                    "poll: round done %s%s",
+                    " ".join(f"{k}={v}" for k, v in report.summary().items()),
+                    stopped,
                 )
             return report
 
-    async def _guarded_update(self, feed: FeedForUpdate) -> FeedOutcome:
-        async with self._slots:
-            started = time.perf_counter()
+    async def stop(self) -> None:
+        """Stop polling for good (a shutdown): no feed starts any more, the
+        fetches and parses in progress are abandoned, and the articles
+        being stored are stored. Returns once the running round has ended."""
+        self._stopping = True
+        for task in self._cut_short:
+            task.cancel()
+        async with self._round_lock:
+            pass  # the running round, if any, has ended
+
+    async def _guarded_update(self, feed: FeedForUpdate) -> FeedOutcome | None:
+        """The feed's outcome; None when it was abandoned by stop()."""
+        if self._stopping:
+            return None  # not started: still due, polled by the next start
+        started = time.perf_counter()
+        try:
+            outcome = await self.update_feed(feed)
+        except asyncio.CancelledError:
+            if not self._stopping:
+                raise  # the round itself is being cancelled
+            # Abandoned mid-fetch or mid-parse: nothing was stored, so the
+            # feed is still due and no failure counts against it.
+            task = asyncio.current_task()
+            if task is not None:
+                task.uncancel()
+            return None
+        except Exception as error:  # a bug or storage trouble: keep the round going
+            log.exception("poll: feed %s failed unexpectedly", feed.url)
+            outcome = FeedOutcome(feed.id, feed.url, "failed", error=f"internal: {error}")
             try:
-                outcome = await self.update_feed(feed)
-            except Exception as error:  # a bug or storage trouble: keep the round going
-                log.exception("poll: feed %s failed unexpectedly", feed.url)
-                outcome = FeedOutcome(feed.id, feed.url, "failed", error=f"internal: {error}")
-                try:
-                    await self._record_failure(feed, f"internal: {type(error).__name__}", None)
-                except Exception:
-                    log.exception("poll: could not record the failure of %s", feed.url)
-            return FeedOutcome(
-                outcome.feed_id,
-                outcome.url,
-                outcome.status,
-                outcome.new_articles,
-                outcome.deliveries,
-                outcome.error,
-                time.perf_counter() - started,
-            )
+                await self._record_failure(feed, f"internal: {type(error).__name__}", None)
+            except Exception:
+                log.exception("poll: could not record the failure of %s", feed.url)
+        finally:
+            self._give_back_round_slot()
+        return FeedOutcome(
+            outcome.feed_id,
+            outcome.url,
+            outcome.status,
+            outcome.new_articles,
+            outcome.deliveries,
+            outcome.error,
+            time.perf_counter() - started,
+        )
+
+    @contextmanager
+    def _abandonable(self) -> Iterator[None]:
+        """A step that stop() cuts short: a fetch or a parse, before anything
+        of the feed is stored."""
+        task = asyncio.current_task()
+        assert task is not None  # a round's feeds run as tasks
+        if self._stopping:
+            raise asyncio.CancelledError("polling is stopping")  # as if stop() had cut it
+        self._cut_short.add(task)
+        try:
+            yield
+        finally:
+            self._cut_short.discard(task)
+
+    async def _fetch(self, feed: FeedForUpdate, now: datetime) -> FetchResult:
+        """The feed's host slot first, then a round slot (kept until the feed
+        is done, see ``_give_back_round_slot``), then the fetch; the host slot
+        is given back as soon as the body is in."""
+        host = self._host_slots[(urlsplit(feed.fetch_url).hostname or "").lower()]
+        task = asyncio.current_task()
+        assert task is not None  # a round's feeds run as tasks
+        with self._abandonable():
+            async with host:
+                await self._slots.acquire()
+                self._slot_holders.add(task)
+                return await self._fetcher.fetch(
+                    feed.fetch_url, etag=feed.etag, last_modified=feed.last_modified, now=now
+                )
+
+    def _give_back_round_slot(self) -> None:
+        task = asyncio.current_task()
+        if task in self._slot_holders:
+            self._slot_holders.discard(task)
+            self._slots.release()
 
     async def update_feed(self, feed: FeedForUpdate) -> FeedOutcome:
         now = self._clock.now()
         interval = feed.interval or self._config.polling.interval
         try:
-            fetched = await self._fetcher.fetch(
-                feed.fetch_url, etag=feed.etag, last_modified=feed.last_modified, now=now
-            )
+            fetched = await self._fetch(feed, now)
         except FetchError as error:
             await self._record_failure(feed, str(error), error.retry_after, error.permanent)
             return FeedOutcome(feed.id, feed.url, "failed", error=str(error))
@@ -209,17 +298,12 @@ class Poller:
         return FeedOutcome(feed.id, feed.url, "new", stored.new_articles, stored.deliveries)
 
     async def _parse(self, fetched: FetchResult) -> ParsedFeed:
-        # A pathological body can keep the parser busy for hours (see
-        # PollingConfig.parse_timeout); the round, and every round after it,
-        # must not wait for it. The pool stops a worker that is given up on.
-        limit = self._config.polling.parse_timeout
-        try:
-            async with asyncio.timeout(limit):
-                return await self._parse_pool.parse(
-                    fetched.body, fetched.final_url, fetched.content_type
-                )
-        except TimeoutError:
-            raise ParseError(f"parse: gave up after {limit:g}s") from None
+        # The pool gives up on a parse after parse_timeout (a pathological
+        # body can keep feedparser busy for hours) and raises ParseError.
+        with self._abandonable():
+            return await self._parse_pool.parse(
+                fetched.body, fetched.final_url, fetched.content_type
+            )
 
     def _articles(self, feed: FeedForUpdate, parsed: ParsedFeed, now: datetime) -> list[NewArticle]:
         articles = []

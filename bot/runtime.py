@@ -16,7 +16,7 @@ import httpx
 from bot.clock import Clock, SystemClock
 from bot.config import Config
 from bot.fetch import Fetcher, make_client
-from bot.parse_pool import ParsePool
+from bot.parse_pool import ParsePool, Parser
 from bot.pipeline import Poller
 from bot.services import NewsService
 from bot.storage import Storage
@@ -42,6 +42,7 @@ class Runtime:
         clock: Clock | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         rand: Callable[[], float] | None = None,
+        parser: Parser | None = None,
     ) -> Runtime:
         clock = clock or SystemClock()
         storage = await Storage.open(config.storage.path)
@@ -59,7 +60,7 @@ class Runtime:
             await storage.close()
             raise
         http = make_client(config.polling, transport)
-        parse_pool = ParsePool(config.polling.parse_workers)
+        parse_pool = ParsePool.for_config(config.polling, parser)
         fetcher = Fetcher(http, config.polling)
         poller = (
             Poller(config, storage, fetcher, parse_pool, clock, rand)

@@ -22,6 +22,21 @@ _SKIP_TAGS = frozenset({"script", "style", "noscript", "template", "iframe", "ob
 _UNFINISHED_MARKUP = re.compile(r"<[a-zA-Z/!?]")
 # Anything tag-shaped, for the fallback when HTMLParser gives up.
 _TAG_SHAPED = re.compile(r"<[a-zA-Z/!?][^>]*>?")
+# Boilerplate that WordPress plugins append to every post in a feed (Yoast
+# SEO: "The post <a>…</a> appeared first on <a>…</a>."; the RSS Footer
+# plugin: "<a>…</a> is a post from: <a>…</a>"). It would take up a card's
+# summary saying nothing. Only the plugins' exact shape is matched: links
+# where the plugins put them, at the very end of the fragment, so prose that
+# merely uses the words stays.
+_LINK = r"<a\b[^>]*>(?:(?!</a>).){0,500}</a>"
+_PLUGIN_FOOTER = re.compile(
+    r"(?:<p\b[^>]*>\s*)?(?:"
+    rf"The\s+post\s+{_LINK}\s+(?:appeared\s+first|first\s+appeared)\s+on\s+{_LINK}"
+    rf"|{_LINK}\s+is\s+a\s+post\s+from:?\s+{_LINK}"
+    r")\s*\.?\s*(?:</p>\s*)?$",
+    re.IGNORECASE | re.DOTALL,
+)
+_FOOTER_TAIL = 3000  # characters at the end of a fragment where a footer can be
 _TRACKING_PARAMS = re.compile(r"^(utm_[a-z_]+|fbclid|gclid|dclid|mc_cid|mc_eid|_hsenc|_hsmi)$")
 
 
@@ -108,6 +123,16 @@ def html_to_text(fragment: str | None) -> tuple[str, str | None]:
     if _LEFTOVER_ENTITY.search(text):
         text = html.unescape(text)
     return collapse_whitespace(text), extractor.first_image
+
+
+def strip_plugin_footer(fragment: str) -> str:
+    """``fragment`` (HTML) without a feed plugin's trailing "The post …
+    appeared first on …" or "… is a post from …" footer."""
+    if "post" not in fragment[-_FOOTER_TAIL:].lower():
+        return fragment  # the common case: one quick look
+    start = max(0, len(fragment) - _FOOTER_TAIL)
+    found = _PLUGIN_FOOTER.search(fragment, start)
+    return fragment[: found.start()] if found else fragment
 
 
 def collapse_whitespace(text: str) -> str:

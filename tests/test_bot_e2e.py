@@ -130,8 +130,17 @@ async def test_subscribed_chat_gets_the_new_space_article_once_and_commands_answ
         found = await fake.wait_for_async(is_send_to(SCIENCE_READER, "Results for"))
         assert "New rocket" in found.params["text"]
 
-        # Give the poller and the sender a few more rounds: still one card, one chat.
-        await asyncio.sleep(2.5)
+        # Two more polling rounds, and nothing left for the sender: still one
+        # card, one chat.
+        fetched = feed_server.hits("/space.xml")
+
+        async def two_more_rounds_and_nothing_pending() -> bool:
+            return (
+                feed_server.hits("/space.xml") >= fetched + 2
+                and "pending" not in await storage.delivery_counts()
+            )
+
+        await eventually(two_more_rounds_and_nothing_pending)
         cards = [c for c in fake.calls("sendMessage") if "New rocket" in str(c.params["text"])]
         assert [
             c.chat_id

@@ -11,6 +11,7 @@ Run with ``pytest -s`` to see the counts.
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -155,10 +156,14 @@ async def test_sigkill_in_the_middle_of_a_polling_round_leaves_no_half_stored_fe
         what="every feed's first fetch",
     )
     # Every feed gains three stories, and the server turns slow: with two
-    # requests at a time to this host, the round takes several seconds.
+    # requests at a time to this host, the round takes several seconds. The
+    # last feed answers only after the kill, so the kill is mid-round
+    # however quickly the rest goes.
+    last = threading.Event()
     for n, path in enumerate(paths):
         new = [item(f"{n}-new{k}", f"New {n}.{k}") for k in range(3)]
-        feed_server.serve(path, rss(*new, *old(n)), delay=0.4)
+        gate = last if n == feeds - 1 else None
+        feed_server.serve(path, rss(*new, *old(n)), delay=0.4, gate=gate)
     new_stored = "SELECT count(DISTINCT feed_id) FROM articles WHERE title LIKE 'New %'"
     await eventually(lambda: db_count(db, new_stored) >= feeds // 3, what="a third of the round")
     await first.kill()
@@ -181,6 +186,7 @@ async def test_sigkill_in_the_middle_of_a_polling_round_leaves_no_half_stored_fe
     )
     assert stored_before < feeds  # killed mid-round
 
+    last.set()
     for path in paths:
         feed_server.routes[path].delay = 0
     second = launch(processes, config, fake, "second")

@@ -18,6 +18,7 @@ from bot.errors import StorageError
 from bot.models import NewArticle
 from bot.storage import Storage
 from tests.fake_telegram import ApiError, FakeTelegram, FloodLimits
+from tests.faults import eventually
 from tests.telegram_html import check_telegram_html
 
 CATEGORIES = {"space": "Space"}
@@ -102,7 +103,10 @@ async def test_cards_go_out_oldest_first_and_within_flood_limits(
         FloodLimits(per_bot_per_second=30, private_chat_interval=0.2, group_per_minute=200)
     )
     await seed(storage, {101: "private", 102: "private", -1003: "supergroup"}, 6)
-    await sender(storage, bot).drain(within=30)
+    # The sender paces twice as slowly as the limit: two sends to a chat
+    # arrive too close together only if one of them was held up a quarter of
+    # a second more than the other on the way, not for a scheduling hiccup.
+    await sender(storage, bot, private_chat_interval=0.4).drain(within=30)
     assert fake_telegram.flood_429_count == 0
     for chat_id in (101, 102, -1003):
         assert headlines(fake_telegram, chat_id) == [f"Story 1-{i} <&>" for i in range(6)]
@@ -192,7 +196,8 @@ async def test_pending_cards_survive_a_restart(
     storage: Storage, bot: Bot, fake_telegram: FakeTelegram
 ) -> None:
     await seed(storage, {901: "private", 902: "private"}, 4)
-    first = sender(storage, bot, private_chat_interval=5)
+    # An hour between a chat's cards: the stop surely comes before a second one.
+    first = sender(storage, bot, private_chat_interval=3600)
     # One round of dispatch, then a stop: each chat got one card, the rest wait.
     task = asyncio.create_task(first.run())
     await fake_telegram.wait_for_async("sendMessage", count=2)
@@ -205,12 +210,17 @@ async def test_pending_cards_survive_a_restart(
 
 
 async def test_an_unreachable_api_loses_no_card_whatever_max_attempts_says(
-    storage: Storage, bot: Bot, fake_telegram: FakeTelegram
+    storage: Storage, bot: Bot, fake_telegram: FakeTelegram, caplog: pytest.LogCaptureFixture
 ) -> None:
     await seed(storage, {1001: "private", 1002: "private"}, 2)
     fake_telegram.go_offline("refuse")
     drained = asyncio.create_task(sender(storage, bot, max_attempts=2).drain(within=60))
-    await asyncio.sleep(4)  # long enough for three attempts against the closed port
+    # Three attempts against the closed port, one more than max_attempts.
+    await eventually(
+        lambda: sum("Telegram unreachable" in r.getMessage() for r in caplog.records) >= 3,
+        within=60,
+        what="three failed attempts",
+    )
     assert (await storage.delivery_counts()) == {"pending": 4}  # none given up
     fake_telegram.go_online()
     await drained

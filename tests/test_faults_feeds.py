@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import random
+import threading
 import tracemalloc
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -23,11 +24,13 @@ import pytest
 from bot.clock import ManualClock
 from bot.config import Config
 from bot.models import FeedHealth
+from bot.parse_pool import Parser
 from bot.pipeline import FeedOutcome, RoundReport
 from bot.render import render_card
 from bot.runtime import Runtime
 from bot.storage import Storage
-from tests.faults import FakeDNS, query, stories_sent_twice
+from tests import held_parser
+from tests.faults import FakeDNS, eventually, query, stories_sent_twice
 from tests.feed_server import FeedServer
 from tests.support import loopback_config
 from tests.telegram_html import check_telegram_html
@@ -103,7 +106,9 @@ async def bench_factory(
 ) -> AsyncIterator[Callable[..., Any]]:
     opened: list[Runtime] = []
 
-    async def make(bad_url: str | None = None, **polling: Any) -> Bench:
+    async def make(
+        bad_url: str | None = None, parser: Parser | None = None, **polling: Any
+    ) -> Bench:
         bad_url = bad_url or feed_server.url("/bad.xml")
         feed_server.serve("/good.xml", rss(item("g1")))
         config = loopback_config(
@@ -116,7 +121,7 @@ async def bench_factory(
             **{**TIMEOUTS, **polling},
         )
         dns = FakeDNS({UNRESOLVABLE: None})
-        runtime = await Runtime.open(config, clock=clock, transport=dns)
+        runtime = await Runtime.open(config, clock=clock, transport=dns, parser=parser)
         opened.append(runtime)
         await runtime.storage.upsert_chat(CHAT, "private", None, None, NOW)
         await runtime.storage.subscribe(CHAT, ["news"], NOW)
@@ -549,35 +554,101 @@ async def test_enormous_titles_are_cut_and_still_make_a_valid_card(
 
 # -- bodies that keep the parser busy -------------------------------------------
 
-
-def _tag_storm(count: int) -> bytes:
-    # feedparser de-duplicates an entry's tags with a linear search: the
-    # parse time grows with the square of their number (20,000 take ~17 s).
-    return rss(item("b9", categories=tuple(f"tag{n}" for n in range(count))), item("b1"))
+# A healthy parse of these small bodies takes milliseconds; the deadline
+# only has to be longer than that, on any machine.
+PARSE_TIMEOUT = 3
 
 
 @pytest.mark.parametrize(
     "workers", [1, pytest.param(2, marks=pytest.mark.slow)], ids=["thread", "process"]
 )
 async def test_a_feed_that_keeps_the_parser_busy_does_not_hold_up_the_round(
-    bench_factory: Callable[..., Any], feed_server: FeedServer, workers: int
+    bench_factory: Callable[..., Any], feed_server: FeedServer, tmp_path: Path, workers: int
 ) -> None:
     bench: Bench = await bench_factory(
-        parse_workers=workers, parse_timeout=2, max_body_bytes=5_000_000
+        parser=held_parser.parse, parse_workers=workers, parse_timeout=PARSE_TIMEOUT
     )
     feed_server.serve("/bad.xml", rss(item("b1")))
     assert (await bench.round())["bad"].status == "new"  # workers are up
-    # In a thread the given-up parse runs on in the background, so keep it
-    # short there; a worker process is stopped, so any size will do.
-    feed_server.serve("/bad.xml", _tag_storm(12_000 if workers == 1 else 60_000))
+    # The parser is held until the round is over: past the deadline on any
+    # machine, however fast (the way a pathological body keeps feedparser
+    # busy for hours).
+    gate = tmp_path / "stuck-parse"
+    feed_server.serve(
+        "/bad.xml", rss(item("b9"), item("b1"), extra=held_parser.hold(gate).decode())
+    )
     bench.good_gains_a_story("g2")
-    stuck = await bench.round()
+    try:
+        stuck = await bench.round()
+    finally:
+        held_parser.release(gate)  # a thread cannot be stopped: let it end
+    assert held_parser.started(gate).exists()
     assert stuck["bad"].status == "failed"
     assert stuck["good"].deliveries == 1
     bad = await bench.health("bad")
-    assert bad.error_count == 1 and bad.last_error == "parse: gave up after 2s"
+    assert bad.error_count == 1 and bad.last_error == f"parse: gave up after {PARSE_TIMEOUT}s"
     # The feed heals and the parser works again.
     feed_server.serve("/bad.xml", rss(item("b2"), item("b1")))
     healed = await bench.round()
     assert (healed["bad"].status, healed["bad"].deliveries) == ("new", 1)
     assert bench.sent_twice() == []
+
+
+@pytest.mark.slow
+async def test_giving_up_on_a_parse_stops_only_its_worker(
+    feed_server: FeedServer, tmp_path: Path, clock: ManualClock
+) -> None:
+    # Both workers held past the deadline, and more parses queued behind
+    # them meanwhile: each stuck worker is replaced on its own, and the
+    # queued parses run in the new workers.
+    gates = [tmp_path / "stuck1", tmp_path / "stuck2"]
+    stuck = ["/stuck1.xml", "/stuck2.xml"]
+    for path, gate in zip(stuck, gates, strict=True):
+        feed_server.serve(path, rss(item(path), extra=held_parser.hold(gate).decode()))
+    opened = threading.Event()  # the queued feeds answer once both workers are held
+    queued = [f"/queued{n}.xml" for n in range(6)]
+    for n, path in enumerate(queued):
+        feed_server.serve(path, rss(item(f"q{n}")), gate=opened)
+    config = loopback_config(
+        tmp_path,
+        [{"url": feed_server.url(p)} for p in stuck + queued],
+        parse_workers=2,
+        parse_timeout=PARSE_TIMEOUT,
+    )
+    runtime = await Runtime.open(config, clock=clock, parser=held_parser.parse)
+    try:
+        polling = asyncio.create_task(runtime.poller.run_round(all_feeds=True))
+        try:
+            await eventually(
+                lambda: all(held_parser.started(gate).exists() for gate in gates),
+                what="both workers held",
+            )
+        finally:
+            opened.set()
+        async with asyncio.timeout(60):  # a hang guard
+            report = await polling
+        assert report is not None
+        by_path = {"/" + o.url.rsplit("/", 1)[1]: o for o in report.outcomes}
+        assert {p: by_path[p].error for p in stuck} == {
+            p: f"parse: gave up after {PARSE_TIMEOUT}s" for p in stuck
+        }
+        assert {p: by_path[p].status for p in queued} == {p: "new" for p in queued}
+        for feed in await runtime.storage.feed_health():
+            assert (feed.error_count == 1) == ("/stuck" in feed.url), feed
+        # The pool works on: the next round parses with fresh workers.
+        for path in stuck:
+            feed_server.serve(path, rss(item(path)))
+        clock.advance(3600)
+        healed = await runtime.poller.run_round(all_feeds=True)
+        assert healed is not None
+        assert {
+            o.url.rsplit("/", 1)[1]: o.status for o in healed.outcomes if "/stuck" in o.url
+        } == {
+            "stuck1.xml": "new",
+            "stuck2.xml": "new",
+        }
+    finally:
+        opened.set()
+        for gate in gates:
+            held_parser.release(gate)
+        await runtime.close()

@@ -436,3 +436,36 @@ def test_an_item_with_neither_link_nor_guid_gets_a_content_hash_key() -> None:
     assert [e.key[:5] for e in feed.entries] == ["hash:", "hash:"]
     assert feed.entries[0].key != feed.entries[1].key
     assert all(e.url == "https://example.com/" for e in feed.entries)
+
+
+# Feeds published by WordPress (``<generator>https://wordpress.org/…``), with
+# the footers that the Yoast SEO and RSS Footer plugins add to every post.
+WORDPRESS_FEEDS = [
+    "wordpress-news-9to5google.rss.xml",
+    "wordpress-news-arstechnica.rss.xml",
+    "wordpress-news-nasa-2023.rss.xml",
+    "wordpress-news-techcrunch.rss.xml",
+    "wordpress-tech-androidauthority.rss.xml",
+]
+PLUGIN_FOOTERS = {
+    "yoast": '<p>The post <a rel="nofollow" href="https://site.example/post/">A title</a> '
+    'appeared first on <a rel="nofollow" href="https://site.example">The Site</a>.</p>\n',
+    "rss-footer": '<p><a href="https://site.example/post/">A title</a> is a post from: '
+    '<a href="https://site.example">The Site</a></p>\n',
+}
+
+
+@pytest.mark.parametrize("footer", PLUGIN_FOOTERS, ids=list(PLUGIN_FOOTERS))
+@pytest.mark.parametrize("name", WORDPRESS_FEEDS)
+def test_wordpress_plugin_footers_never_reach_a_summary(name: str, footer: str) -> None:
+    source = (REAL_FEEDS / name).read_bytes()
+    clean = parse(source, BASE + name)
+    # Where the plugins put it: at the end of each post's description and content.
+    tail = PLUGIN_FOOTERS[footer].encode()
+    with_footer = source.replace(b"]]></description>", tail + b"]]></description>").replace(
+        b"]]></content:encoded>", tail + b"]]></content:encoded>"
+    )
+    assert with_footer != source
+    footed = parse(with_footer, BASE + name)
+    assert [e.summary for e in footed.entries] == [e.summary for e in clean.entries]
+    assert not any("The Site" in e.summary for e in footed.entries)

@@ -20,6 +20,7 @@ from bot.models import FeedHealth, ParsedFeed
 from bot.parse_pool import ParsePool
 from bot.pipeline import FeedOutcome, Poller, RoundReport
 from bot.runtime import Runtime
+from tests.faults import FakeDNS, eventually
 from tests.feed_server import FeedServer
 from tests.support import (
     REAL_FEED_FILES,
@@ -129,7 +130,7 @@ async def test_the_whole_real_corpus_ingests_in_one_round(
     runtime = await open_runtime(config)
 
     report = await one_round(runtime)
-    assert runtime.parse_pool._executor is not None
+    assert runtime.parse_pool._processes is not None
 
     summary = report.summary()
     assert summary["feeds"] == 58
@@ -224,7 +225,7 @@ class CountingParsePool(ParsePool):
     """A ParsePool that remembers how often it was asked to parse."""
 
     def __init__(self) -> None:
-        super().__init__(workers=1)
+        super().__init__(workers=1, timeout=30)
         self.calls = 0
 
     async def parse(self, body: bytes, url: str, content_type: str | None) -> ParsedFeed:
@@ -662,3 +663,53 @@ async def test_guids_that_change_every_poll_do_not_make_new_articles(
         outcome = await only(runtime)
         assert (outcome.status, outcome.new_articles) == ("new", 0)
     assert await runtime.storage.article_count() == 5
+
+
+# -- slots: a slow host keeps only its own feeds waiting ------------------------
+
+
+async def test_feeds_on_a_slow_host_do_not_keep_other_hosts_waiting(
+    feed_server: FeedServer, tmp_path: Path, clock: ManualClock
+) -> None:
+    # 40 feeds on one host that does not answer until the test says so, 10
+    # on other hosts, 4 round slots, 2 fetches per host: the slow host holds
+    # two slots, and the other hosts' feeds all finish while it still hangs.
+    slow_host = FakeDNS({"slow.example": feed_server.port})
+    opened = threading.Event()
+    slow = [f"http://slow.example/s{n}.xml" for n in range(40)]
+    fast = [f"http://fast{n}.example/f{n}.xml" for n in range(10)]
+    for n in range(40):
+        feed_server.serve(f"/s{n}.xml", rss(item(f"s{n}")), gate=opened)
+    for n in range(10):
+        feed_server.serve(f"/f{n}.xml", rss(item(f"f{n}")))
+        slow_host.hosts[f"fast{n}.example"] = feed_server.port
+    config = loopback_config(
+        tmp_path,
+        [{"url": url} for url in slow + fast],  # the slow host's feeds come first
+        concurrency=4,
+        per_host_concurrency=2,
+        # Only the gate ends the slow host's wait, whatever the machine's speed.
+        read_timeout=600,
+        total_timeout=600,
+    )
+    runtime = await Runtime.open(config, clock=clock, transport=slow_host)
+    try:
+        polling = asyncio.create_task(runtime.poller.run_round(all_feeds=True))
+
+        async def fast_feeds_stored() -> bool:
+            health = {f.url: f for f in await runtime.storage.feed_health()}
+            return all(health[url].articles == 1 for url in fast)
+
+        try:
+            await eventually(fast_feeds_stored, what="the other hosts' feeds stored")
+            # Meanwhile the slow host never had more than its two fetches.
+            assert len([r for r in feed_server.requests() if r.path.startswith("/s")]) == 2
+        finally:
+            opened.set()
+        async with asyncio.timeout(60):  # a hang guard
+            report = await polling
+        assert report is not None
+        assert [o.status for o in report.outcomes] == ["new"] * 50
+    finally:
+        opened.set()
+        await runtime.close()

@@ -14,6 +14,7 @@ from bot.text import (
     collapse_whitespace,
     cut_at_word,
     html_to_text,
+    strip_plugin_footer,
 )
 
 _TAG_START = re.compile(r"<[a-zA-Z/!?]")
@@ -208,3 +209,47 @@ def test_canonical_url(url: str, expected: str) -> None:
 def test_canonical_url_is_idempotent(url: str) -> None:
     once = canonical_url(url)
     assert canonical_url(once) == once
+
+
+# -- feed plugins' footers -------------------------------------------------------
+
+_YOAST = (
+    '<p>The post <a rel="nofollow" href="https://blog.example/p/1">Rover lands</a> '
+    'appeared first on <a rel="nofollow" href="https://blog.example">Space Blog</a>.</p>\n'
+)
+_RSS_FOOTER = (
+    '<p><a href="https://blog.example/p/1">Rover lands</a> is a post from: '
+    '<a href="https://blog.example">Space Blog</a></p>'
+)
+
+
+@pytest.mark.parametrize(
+    "footer",
+    [
+        _YOAST,
+        _YOAST.replace("appeared first on", "first appeared on"),
+        _RSS_FOOTER,
+        _RSS_FOOTER.replace("<p>", "").replace("</p>", "").replace(": ", " "),
+    ],
+    ids=["yoast", "first-appeared", "rss-footer", "rss-footer-bare"],
+)
+def test_wordpress_plugin_footers_are_dropped_from_summaries(footer: str) -> None:
+    fragment = "<p>The rover touched down on Tuesday.</p>" + footer
+    assert html_to_text(strip_plugin_footer(fragment))[0] == "The rover touched down on Tuesday."
+
+
+@pytest.mark.parametrize(
+    "fragment",
+    [
+        # The words as prose, without the plugins' links.
+        "<p>The post office appeared first on the list of closures.</p>",
+        "Her essay is a post from the archive, reprinted.",
+        # The plugin's shape, but not at the end: the text after it stays.
+        _YOAST + "<p>More to come.</p>",
+        # A link in prose that happens to end the same way.
+        '<p>The post-war <a href="https://x.example">boom</a> appeared first on the coast.</p>',
+    ],
+    ids=["prose", "prose-post-from", "not-at-the-end", "one-link"],
+)
+def test_text_that_merely_uses_the_footer_words_is_kept(fragment: str) -> None:
+    assert strip_plugin_footer(fragment) == fragment

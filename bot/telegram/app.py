@@ -18,9 +18,10 @@ import logging
 import secrets
 import signal
 import warnings
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 from telegram import BotCommand, Update
@@ -60,6 +61,20 @@ START_RETRY_FIRST = 2.0
 START_RETRY_MAX = 300.0
 
 
+class _Application(Application):  # type: ignore[type-arg]
+    """PTB's Application, with the polling round stopped first on stop():
+    PTB's stop() waits for the running jobs (the polling round among them)
+    before post_stop runs, and ``docker stop`` kills after 10 s."""
+
+    def __init__(self, before_stop: Callable[[], Awaitable[None]], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._before_stop = before_stop
+
+    async def stop(self) -> None:
+        await self._before_stop()
+        await super().stop()
+
+
 class NewsbotApplication:
     """The bot: a PTB Application plus newsbot's runtime, poller and sender."""
 
@@ -89,6 +104,7 @@ class NewsbotApplication:
         self.services: handlers.BotServices | None = None
         builder = (
             Application.builder()
+            .application_class(_Application, {"before_stop": self._stop_polling})
             .token(token)
             .defaults(Defaults(parse_mode=ParseMode.HTML))
             # Paces replies too; delivery paces itself below these limits, and
@@ -287,7 +303,14 @@ class NewsbotApplication:
         except OSError as error:
             log.warning("poll: cannot touch heartbeat file: %s", error)
 
+    async def _stop_polling(self) -> None:
+        """End the running round at a feed boundary (stored feeds stay stored,
+        the others are polled after the restart)."""
+        if self.services is not None:
+            await self.services.runtime.poller.stop()
+
     async def _post_stop(self, application: Application) -> None:  # type: ignore[type-arg]
+        await self._stop_polling()  # normally stop() has done it; twice is harmless
         await self.stop_sender()
 
     async def stop_sender(self) -> None:
