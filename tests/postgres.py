@@ -46,6 +46,7 @@ import itertools
 import os
 import pwd
 import re
+import shlex
 import shutil
 import socket
 import subprocess
@@ -172,6 +173,7 @@ class PostgresServer:
         self._wanted_port = port
         self.bindir = bindir
         self._base_url: str | None = None
+        self._query = ""  # an attached server's URL parameters (?sslmode=...)
         self._owns_server = True
 
     @classmethod
@@ -185,7 +187,8 @@ class PostgresServer:
             )
         server = cls(port=parts.port)
         server._owns_server = False
-        server._base_url = urlunsplit((parts.scheme, parts.netloc, "", parts.query, ""))
+        server._base_url = urlunsplit((parts.scheme, parts.netloc, "", "", ""))
+        server._query = f"?{parts.query}" if parts.query else ""
         return server
 
     # Paths inside the server's directory.
@@ -224,10 +227,10 @@ class PostgresServer:
             "-D", str(self.data_dir),
             "-U", SUPERUSER,
             "-A", "trust",
+            # Feeds come in every script: UTF-8, in a locale every glibc has.
             "-E", "UTF8",
             "--locale=C.UTF-8",
-            # Nothing here must survive a power cut; skipping the fsyncs
-            # takes about a second off every start.
+            # Nothing here must survive a power cut, so no fsync either.
             "--no-sync",
             "--no-instructions",
         )  # fmt: skip
@@ -281,7 +284,7 @@ class PostgresServer:
         """``postgresql://postgres@127.0.0.1:PORT/<database>``."""
         if self._base_url is None:
             raise PostgresError("the server is not running: call start() first")
-        return f"{self._base_url}/{database}"
+        return f"{self._base_url}/{database}{self._query}"
 
     def create_database(self, name: str) -> str:
         """Create an empty database (a copy of template1); return its URL."""
@@ -292,7 +295,8 @@ class PostgresServer:
     def drop_database(self, name: str) -> None:
         """Drop a database if it exists, ending any connections still open
         to it (a test that forgot to close its pool must not block this)."""
-        # WITH (FORCE) (PostgreSQL 13+) terminates the other sessions first.
+        # WITH (FORCE) (PostgreSQL 13 and later) terminates the other
+        # sessions first, in the same statement.
         statement = f"DROP DATABASE IF EXISTS {_quote_identifier(name)} WITH (FORCE)"
         self._admin(lambda conn: conn.execute(statement))
 
@@ -347,8 +351,9 @@ class PostgresServer:
         os.chown(self.socket_dir, user.pw_uid, user.pw_gid)
 
     def _pg_ctl_start(self) -> None:
-        options = [f"-p {self.port}", f"-k {self.socket_dir}"]
-        options += [f"-c {name}={value}" for name, value in SERVER_SETTINGS.items()]
+        # pg_ctl hands -o to a shell, hence the quoting.
+        options = [f"-p {self.port}", f"-k {shlex.quote(str(self.socket_dir))}"]
+        options += [f"-c {name}={shlex.quote(value)}" for name, value in SERVER_SETTINGS.items()]
         self._run(
             "pg_ctl", "-D", str(self.data_dir), "-l", str(self.log_file),
             "-o", " ".join(options), "-w", "-t", str(int(START_TIMEOUT)), "start",
