@@ -52,18 +52,18 @@ async def _drain(base_url: str, token: str, cards: int, database: Path) -> dict[
     from telegram.ext import ExtBot
 
     from bot.clock import SystemClock
-    from bot.config import DeliveryConfig
+    from bot.config import DeliveryConfig, StorageConfig
     from bot.deliver import Sender
-    from bot.storage import Storage
+    from bot.storage import open_storage
     from bot.telegram.ratelimit import MessageRateLimiter
 
-    storage = await Storage.open(database)
+    storage = await open_storage(StorageConfig(path=str(database)))
     try:
         # The test suite's outbox seeding: one new article, pending for each chat.
         from tests.test_delivery import seed
 
         await seed(storage, dict.fromkeys(range(1, cards + 1), "private"), 1)
-        assert (await storage.delivery_counts()) == {"pending": cards}
+        assert (await storage.outbox.delivery_counts()) == {"pending": cards}
         # The same bot set-up as the application: PTB's rate limiter in front.
         bot: ExtBot[Any] = ExtBot(
             token, base_url=base_url, rate_limiter=MessageRateLimiter(max_retries=0)
@@ -77,7 +77,7 @@ async def _drain(base_url: str, token: str, cards: int, database: Path) -> dict[
             await sender.drain(within=cards / 20 + 120)
             wall = time.perf_counter() - started
             after = resource.getrusage(resource.RUSAGE_SELF)
-        counts = await storage.delivery_counts()
+        counts = await storage.outbox.delivery_counts()
     finally:
         await storage.close()
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)

@@ -4,7 +4,7 @@
     python -m bench.search_side query DB QUERIES_FILE LIMIT
 
 ``generate`` writes articles straight into a newsbot database (made by
-``Storage.open``, so the schema and its FTS triggers are the real ones; the
+``open_storage``, so the schema and its FTS triggers are the real ones; the
 triggers index each row as it is inserted, there is no separate indexing
 step). ``query`` times ``Storage.search_articles`` as the bot calls it.
 """
@@ -47,7 +47,7 @@ def big_database(
     """A generated database of ``articles``, kept in a cache folder between
     runs (building a million takes minutes) and rebuilt when the schema or
     the generator changes, or when ``fresh``. Small ones go to ``workdir``."""
-    from bot.storage.schema import SCHEMA_VERSION
+    from bot.storage.schema_sqlite import SCHEMA_VERSION
 
     if articles < 100_000:
         folder = workdir / "search-big"
@@ -96,10 +96,11 @@ def sample_texts(db: Path, count: int, seed: int = 3) -> list[str]:
 
 
 def _generate(db: str, articles: int, feeds: int) -> dict[str, Any]:
-    from bot.storage import Storage
+    from bot.config import StorageConfig
+    from bot.storage import open_storage
 
     async def create() -> None:
-        storage = await Storage.open(db)
+        storage = await open_storage(StorageConfig(path=db))
         await storage.close()
 
     asyncio.run(create())
@@ -144,12 +145,13 @@ def _generate(db: str, articles: int, feeds: int) -> dict[str, Any]:
 
 
 def _query(db: str, queries_file: str, limit: int) -> dict[str, Any]:
-    from bot.storage import Storage
+    from bot.config import StorageConfig
+    from bot.storage import open_storage
 
     queries = Path(queries_file).read_text().splitlines()
 
     async def main() -> dict[str, Any]:
-        storage = await Storage.open(db)
+        storage = await open_storage(StorageConfig(path=db))
         try:
             # Two passes: the first finds the database's pages wherever they
             # are (after a while on disk: this machine reclaims idle page
@@ -159,7 +161,7 @@ def _query(db: str, queries_file: str, limit: int) -> dict[str, Any]:
                 latencies, hits = [], 0
                 for text in queries:
                     started = time.perf_counter()
-                    found = await storage.search_articles(text, limit)
+                    found = await storage.search.search_articles(text, limit)
                     latencies.append(time.perf_counter() - started)
                     hits += bool(found)
                 passes.append(latencies)

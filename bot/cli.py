@@ -32,17 +32,21 @@ import os
 import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from bot import __version__
 from bot.clock import SystemClock
-from bot.config import Config, load_config
+from bot.config import Config, StorageConfig, load_config
 from bot.errors import ConfigError, NewsbotError
 from bot.logs import setup_logging
 from bot.models import Article, FeedHealth
+from bot.roles import parse_roles
 from bot.runtime import Runtime
 from bot.services import MAX_LIMIT, NewsService
-from bot.storage import Storage
+from bot.storage import Storage, open_storage
+from bot.storage.copy import copy_database
+from bot.storage.db import PostgresDatabase, SqliteDatabase
 
 log = logging.getLogger("bot.cli")
 
@@ -90,7 +94,12 @@ def build_parser() -> argparse.ArgumentParser:
             sub.set_defaults(handler=handler)
         return sub
 
-    command("run", "run the bot: poll feeds and serve Telegram", _run)
+    run = command("run", "run the bot: poll feeds and serve Telegram", _run)
+    run.add_argument(
+        "--role",
+        metavar="ROLES",
+        help="with PostgreSQL: run only these of poller,sender,updates (default: all)",
+    )
     poll = command(
         "poll",
         "poll the feeds without Telegram; first makes the database's feeds follow "
@@ -123,6 +132,25 @@ def build_parser() -> argparse.ArgumentParser:
         feed_commands,
     )
     resume.add_argument("feed", metavar="ID|URL")
+    db = command("db", "the database: migrate, status, copy into PostgreSQL", None)
+    db_commands = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
+    command(
+        "migrate",
+        "bring the database's schema up to this version (run does this too)",
+        _db_migrate,
+        db_commands,
+    )
+    command(
+        "status", "backend, schema version and what the database holds", _db_status, db_commands
+    )
+    copy = command(
+        "copy",
+        "copy a SQLite database into PostgreSQL, live and idempotent (re-run to catch up)",
+        _db_copy,
+        db_commands,
+    )
+    copy.add_argument("--from", dest="source", required=True, metavar="PATH.db")
+    copy.add_argument("--to", dest="target", required=True, metavar="postgresql://...")
     command("check-config", "validate and summarise the configuration", _check_config)
     command("healthcheck", "exit 0 if a running bot's scheduler ticked recently", _healthcheck)
     return parser
@@ -156,7 +184,7 @@ def _storage_command(command: StorageCommand) -> Command:
 
     def handler(args: argparse.Namespace, config: Config) -> int:
         async def with_storage() -> int:
-            storage = await Storage.open(config.storage.path)
+            storage = await open_storage(config.storage)
             try:
                 return await command(args, config, storage)
             finally:
@@ -175,8 +203,10 @@ def _run(args: argparse.Namespace, config: Config) -> int:
 
     from bot.telegram.app import run_bot
 
+    backend = "postgresql" if config.storage.url else "sqlite"
+    roles = parse_roles(args.role, backend=backend)
     try:
-        return run_bot(config)
+        return run_bot(config, roles)
     except InvalidToken:
         # PTB's message quotes the whole rejected token; never print it.
         # Exit 2 like any other configuration error: retrying cannot help.
@@ -201,7 +231,7 @@ async def _poll_once(config: Config, *, as_json: bool) -> int:
         report = await runtime.poller.run_round(all_feeds=True)
         assert report is not None
         summary = report.summary()
-        summary["articles_total"] = await runtime.storage.article_count()
+        summary["articles_total"] = await runtime.storage.articles.article_count()
     finally:
         await runtime.close()
     if as_json:
@@ -225,7 +255,7 @@ async def _poll_once(config: Config, *, as_json: bool) -> int:
 def _no_articles_yet(storage: Storage) -> str:
     # The path tells an operator who opened the wrong database which one it was.
     return (
-        f"no articles yet in {storage.path}: `newsbot poll --once` fetches the configured "
+        f"no articles yet in {storage.where}: `newsbot poll --once` fetches the configured "
         "feeds now (a running `newsbot run` does it by itself)"
     )
 
@@ -234,10 +264,10 @@ async def _latest(args: argparse.Namespace, config: Config, storage: Storage) ->
     if args.category and config.category(args.category) is None:
         known = ", ".join(c.id for c in config.categories) or "none"
         raise ConfigError(f"unknown category {args.category!r} (known: {known})")
-    articles = await storage.latest_articles(args.category, max(1, min(args.limit, 100)))
+    articles = await storage.articles.latest_articles(args.category, max(1, min(args.limit, 100)))
     if articles:
         _print_articles(articles)
-    elif await storage.article_count() == 0:
+    elif await storage.articles.article_count() == 0:
         print(_no_articles_yet(storage))
     else:
         print(f"no articles in {args.category or 'any category'} yet")
@@ -249,7 +279,7 @@ async def _search(args: argparse.Namespace, config: Config, storage: Storage) ->
     articles = await news.search(" ".join(args.query), min(args.limit, MAX_LIMIT))
     if articles:
         _print_articles(articles)
-    elif await storage.article_count() == 0:
+    elif await storage.articles.article_count() == 0:
         print(_no_articles_yet(storage))
     else:
         print("no matches")
@@ -286,7 +316,7 @@ def _resume_hint(feed: FeedHealth) -> str:
 
 
 async def _health(args: argparse.Namespace, config: Config, storage: Storage) -> int:
-    feeds = await storage.feed_health()
+    feeds = await storage.feeds.feed_health()
     if not feeds:
         print(NO_FEEDS_YET)
     for feed in feeds:
@@ -300,7 +330,7 @@ async def _health(args: argparse.Namespace, config: Config, storage: Storage) ->
             print(f"{'':16}{feed.error_count} errors: {feed.last_error}")
         if feed.disabled:
             print(f"{'':16}disabled, not polled: {_resume_hint(feed)}")
-    for chat in await storage.suspended_chats():
+    for chat in await storage.chats.suspended_chats():
         name = f"@{chat.username}" if chat.username else (chat.title or str(chat.id))
         print(
             f"suspended chat {chat.id} ({chat.type}, {name}): {chat.reason}; "
@@ -310,7 +340,7 @@ async def _health(args: argparse.Namespace, config: Config, storage: Storage) ->
 
 
 async def _feeds_list(args: argparse.Namespace, config: Config, storage: Storage) -> int:
-    feeds = await storage.all_feeds()
+    feeds = await storage.feeds.all_feeds()
     if not feeds:
         print(NO_FEEDS_YET)
     for feed in feeds:
@@ -319,9 +349,9 @@ async def _feeds_list(args: argparse.Namespace, config: Config, storage: Storage
 
 
 async def _feeds_sync(args: argparse.Namespace, config: Config, storage: Storage) -> int:
-    before = {f.url: f.configured for f in await storage.all_feeds()}
-    await storage.sync_feeds(config.feeds, SystemClock().now())
-    after = await storage.all_feeds()
+    before = {f.url: f.configured for f in await storage.feeds.all_feeds()}
+    await storage.feeds.sync_feeds(config.feeds, SystemClock().now())
+    after = await storage.feeds.all_feeds()
     added = sum(1 for f in after if f.url not in before)
     dropped = sum(1 for f in after if before.get(f.url) and not f.configured)
     print(
@@ -334,8 +364,8 @@ async def _feeds_sync(args: argparse.Namespace, config: Config, storage: Storage
 
 
 async def _feeds_resume(args: argparse.Namespace, config: Config, storage: Storage) -> int:
-    feed = _find_feed(await storage.all_feeds(), args.feed)
-    if feed is None or not await storage.resume_feed(feed.id, SystemClock().now()):
+    feed = _find_feed(await storage.feeds.all_feeds(), args.feed)
+    if feed is None or not await storage.feeds.resume_feed(feed.id, SystemClock().now()):
         raise UsageError(f"no feed {args.feed!r} in the database (see `newsbot feeds list`)")
     print(f"resumed feed {feed.id} ({feed.url}): due now, a running bot polls it at its next tick")
     if not feed.configured:
@@ -371,6 +401,65 @@ def _healthcheck(args: argparse.Namespace, config: Config) -> int:
         return 1
     print(f"healthy: last scheduler tick {age:.0f}s ago")
     return 0
+
+
+def _db_migrate(args: argparse.Namespace, config: Config) -> int:
+    async def migrate() -> int:
+        storage = await open_storage(config.storage)  # opening migrates
+        try:
+            print(f"{storage.backend} database {storage.where}: schema is up to date")
+        finally:
+            await storage.close()
+        return 0
+
+    return asyncio.run(migrate())
+
+
+async def _db_status_of(storage: Storage) -> int:
+    counts = await storage.outbox.delivery_counts()
+    print(f"backend:   {storage.backend} ({storage.where})")
+    print(f"schema:    version {await storage.schema_version()}")
+    print(f"feeds:     {len(await storage.feeds.all_feeds())}")
+    print(f"articles:  {await storage.articles.article_count()}")
+    print("cards:     " + (", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "none"))
+    return 0
+
+
+def _db_status(args: argparse.Namespace, config: Config) -> int:
+    return _storage_command(lambda args, config, storage: _db_status_of(storage))(args, config)
+
+
+def _db_copy(args: argparse.Namespace, config: Config) -> int:
+    target_url = args.target
+    if not str(target_url).startswith(("postgresql://", "postgres://")):
+        raise UsageError(f"--to must be a postgresql:// URL, got {target_url!r}")
+    source_path = Path(args.source).expanduser()
+    if not source_path.is_file():
+        raise UsageError(f"--from: no SQLite database at {source_path}")
+
+    async def copy() -> int:
+        source = await open_storage(StorageConfig(path=str(source_path)))
+        try:
+            target = await open_storage(StorageConfig(url=target_url))
+            try:
+                assert isinstance(source.db, SqliteDatabase)
+                assert isinstance(target.db, PostgresDatabase)
+                print(f"copying {source.where} into {target.where}")
+                await copy_database(
+                    source.db,
+                    target.db,
+                    lambda done: print(
+                        f"  {done.table:<18} {done.rows:>8} rows, {done.added:>8} new"
+                    ),
+                )
+            finally:
+                await target.close()
+        finally:
+            await source.close()
+        print("done: run the bot with [storage] url set to the PostgreSQL database")
+        return 0
+
+    return asyncio.run(copy())
 
 
 def _check_config(args: argparse.Namespace, config: Config) -> int:

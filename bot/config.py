@@ -133,7 +133,39 @@ class TelegramConfig(_Model):
 
 
 class StorageConfig(_Model):
+    # SQLite, the embedded default: one file, one process.
     path: str = "newsbot.db"
+    # PostgreSQL instead, for several processes on several machines:
+    # "postgresql://user@host:5432/newsbot" (the password from the
+    # NEWSBOT_DATABASE_PASSWORD environment variable, or in the URL).
+    url: str | None = None
+    # Connections each process keeps open to PostgreSQL.
+    pool_size: int = Field(default=10, ge=1, le=200)
+    # Sent, failed and dropped cards are kept this long, then pruned.
+    keep_deliveries: Duration = 30 * 86400.0
+    # Articles older than this (by publication time) are pruned; kept
+    # forever when unset.
+    keep_articles: Duration | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        value = value.strip()
+        parts = urlsplit(value)
+        if parts.scheme not in ("postgresql", "postgres"):
+            raise ValueError(
+                "only postgresql:// URLs are supported (SQLite is [storage] path), "
+                f"got a {parts.scheme or 'schemeless'} URL"
+            )
+        if not parts.hostname:
+            raise ValueError("the PostgreSQL URL names no host")
+        try:
+            _ = parts.port
+        except ValueError:
+            raise ValueError("the PostgreSQL URL has an invalid port") from None
+        return value
 
     @field_validator("path")
     @classmethod

@@ -65,6 +65,7 @@ from bot.clock import Clock
 from bot.config import DeliveryConfig
 from bot.errors import StorageError
 from bot.render import Card, render_card
+from bot.roles import worker_name
 from bot.storage import PendingDelivery, Storage
 
 log = logging.getLogger(__name__)
@@ -75,6 +76,9 @@ _IDLE_WAIT = 5.0
 _MAX_RETRY_DELAY = 600.0
 _MAX_OUTAGE_PAUSE = 60.0
 _MAX_STORAGE_RETRY = 30.0
+# A claimed card returns to the queue if its sender has not finished with it
+# by then (it died): longer than any send with its retries of the outcome.
+CLAIM_LEASE = 300.0
 # This many different chats told to wait in a row, with no success between
 # them, means the bot's overall rate was exceeded: then everything pauses.
 _GLOBAL_FLOOD_CHATS = 3
@@ -209,6 +213,8 @@ class Sender:
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._in_flight: dict[int, asyncio.Task[None]] = {}
+        # Names this sender on the rows it claims (several may share a database).
+        self.worker = worker_name("sender")
         self.sent = 0
         self.failed = 0
         # Set when Telegram rejects the token: the bot is alive but useless,
@@ -233,10 +239,15 @@ class Sender:
         """New cards are waiting (called after a polling round stored some)."""
         self._wake.set()
 
+    def resume(self) -> None:
+        """Make a stopped sender ready to run again: it lost the active
+        sender's role and stands by to win it back."""
+        self._stopping = asyncio.Event()
+
     async def run(self) -> None:
         """Drain the outbox until ``stop()``; survives any single failure."""
         try:
-            await self._storage.drop_stale_deliveries(
+            await self._storage.outbox.drop_stale_deliveries(
                 self._clock.now() - timedelta(seconds=self._config.max_age)
             )
         except Exception:
@@ -281,7 +292,7 @@ class Sender:
             if self._in_flight:
                 await asyncio.wait(list(self._in_flight.values()), timeout=0.5)
                 continue
-            if not await self._storage.has_pending_deliveries():
+            if not await self._storage.outbox.has_pending_deliveries():
                 return
             ready = self._pacer.next_ready()
             await asyncio.sleep(min(0.5, max(0.01, (ready or 0) - time.monotonic())))
@@ -294,7 +305,7 @@ class Sender:
             wait = min(wait, ready - time.monotonic())
         if not self.storage_trouble:
             try:
-                due = await self._storage.next_delivery_time()
+                due = await self._storage.outbox.next_delivery_time()
             except StorageError as error:
                 self._storage_failed(error, "read the outbox")
                 due = None
@@ -315,14 +326,16 @@ class Sender:
             return 0
         busy = self._pacer.busy_chats() | set(self._in_flight)
         now = self._clock.now()
-        rows = await self._storage.pending_deliveries(now, _BATCH, busy)
+        rows = await self._storage.outbox.claim_deliveries(
+            now, _BATCH, worker=self.worker, lease_seconds=CLAIM_LEASE, exclude_chats=busy
+        )
         self._storage_recovered()
         started = 0
         too_old = now - timedelta(seconds=self._config.max_age)
+        unstarted = []
         for row in rows:
-            if self._stopping.is_set() or self.storage_trouble:
-                break
-            if row.chat_id in self._in_flight:
+            if self._stopping.is_set() or self.storage_trouble or row.chat_id in self._in_flight:
+                unstarted.append(row.id)
                 continue
             if row.created_at < too_old:
                 # Checked when a card comes up, not only at start-up: after a
@@ -334,7 +347,8 @@ class Sender:
                 # stop() came during the wait. A send started now would not
                 # be waited for: the shutdown that follows closes the HTTP
                 # client under it, after Telegram may have accepted the card.
-                break
+                unstarted.append(row.id)
+                continue
             spacing = (
                 self._config.private_chat_interval
                 if row.chat_type == "private"
@@ -343,6 +357,11 @@ class Sender:
             self._pacer.chat_ready_at[row.chat_id] = time.monotonic() + spacing
             self._start(row, self._deliver(row))
             started += 1
+        if unstarted:
+            # Claimed but not sent (stopping, or storage trouble): hand them
+            # back now rather than when their lease runs out.
+            with contextlib.suppress(StorageError):
+                await self._storage.outbox.release_deliveries(unstarted, self.worker)
         return started
 
     def _start(self, row: PendingDelivery, work: Coroutine[Any, Any, None]) -> None:
@@ -358,7 +377,7 @@ class Sender:
     async def _drop_stale(self, row: PendingDelivery) -> None:
         log.info("deliver: card %d to %s is older than max_age; dropped", row.id, row.chat_id)
         await self._record(
-            row, "was dropped", lambda: self._storage.mark_dropped(row.id, "too old")
+            row, "was dropped", lambda: self._storage.outbox.mark_dropped(row.id, "too old")
         )
 
     async def _deliver(self, row: PendingDelivery) -> None:
@@ -374,7 +393,9 @@ class Sender:
             self._flooded_chats.clear()
             now = self._clock.now()
             await self._record(
-                row, "was sent", lambda: self._storage.mark_sent(row.id, message.message_id, now)
+                row,
+                "was sent",
+                lambda: self._storage.outbox.mark_sent(row.id, message.message_id, now),
             )
 
     async def _after_failure(self, row: PendingDelivery, error: Exception, started: float) -> None:
@@ -392,12 +413,12 @@ class Sender:
             await self._record(
                 row,
                 "suspended its chat",
-                lambda: storage.suspend_chat(row.chat_id, error.message, now),
+                lambda: storage.chats.suspend_chat(row.chat_id, error.message, now),
             )
         elif isinstance(error, Forbidden):
 
             async def deactivate() -> None:
-                dropped = await storage.deactivate_chat(row.chat_id, error.message, now)
+                dropped = await storage.chats.deactivate_chat(row.chat_id, error.message, now)
                 log.info(
                     "deliver: chat %s deactivated (%s), %d cards dropped",
                     row.chat_id,
@@ -410,7 +431,7 @@ class Sender:
             log.info("deliver: chat %s migrated to %s", row.chat_id, error.new_chat_id)
             new_id = error.new_chat_id
             await self._record(
-                row, "moved its chat", lambda: storage.migrate_chat(row.chat_id, new_id, now)
+                row, "moved its chat", lambda: storage.chats.migrate_chat(row.chat_id, new_id, now)
             )
             self.wake()
         elif isinstance(error, BadRequest):
@@ -418,13 +439,13 @@ class Sender:
                 await self._record(
                     row,
                     "deactivated its chat",
-                    lambda: storage.deactivate_chat(row.chat_id, error.message, now),
+                    lambda: storage.chats.deactivate_chat(row.chat_id, error.message, now),
                 )
             else:
                 self.failed += 1
                 log.warning("deliver: card %d to %s failed: %s", row.id, row.chat_id, error)
                 await self._record(
-                    row, "failed", lambda: storage.mark_failed(row.id, error.message)
+                    row, "failed", lambda: storage.outbox.mark_failed(row.id, error.message)
                 )
         elif isinstance(error, InvalidToken):
             # Nothing can be sent with a revoked token: keep every card pending
@@ -457,8 +478,10 @@ class Sender:
         until = self._clock.now() + timedelta(seconds=seconds)
 
         async def pause() -> None:
-            await self._storage.pause_chat(row.chat_id, until)
-            await self._storage.mark_retry(row.id, until, "flood control", count_attempt=False)
+            await self._storage.chats.pause_chat(row.chat_id, until)
+            await self._storage.outbox.mark_retry(
+                row.id, until, "flood control", count_attempt=False
+            )
 
         await self._record(row, "was told to wait", pause)
 
@@ -489,7 +512,7 @@ class Sender:
         await self._record(
             row,
             "was put back",
-            lambda: self._storage.mark_retry(row.id, retry_at, text, count_attempt=False),
+            lambda: self._storage.outbox.mark_retry(row.id, retry_at, text, count_attempt=False),
         )
 
     async def _retry_later(self, row: PendingDelivery, reason: str) -> None:
@@ -497,12 +520,14 @@ class Sender:
         if attempts >= self._config.max_attempts:
             self.failed += 1
             log.warning("deliver: card %d to %s failed for good: %s", row.id, row.chat_id, reason)
-            await self._record(row, "failed", lambda: self._storage.mark_failed(row.id, reason))
+            await self._record(
+                row, "failed", lambda: self._storage.outbox.mark_failed(row.id, reason)
+            )
             return
         delay = min(2.0**attempts, _MAX_RETRY_DELAY)
         retry_at = self._clock.now() + timedelta(seconds=delay)
         await self._record(
-            row, "was put back", lambda: self._storage.mark_retry(row.id, retry_at, reason)
+            row, "was put back", lambda: self._storage.outbox.mark_retry(row.id, retry_at, reason)
         )
 
     async def _record(

@@ -1,6 +1,7 @@
 """One polling round, top to bottom:
 
-    due_feeds | fetch | (304 or same body hash: done) | parse | categorize | store_articles
+    claim_due_feeds | fetch | (304 or same body hash: done) | parse | categorize
+        | store_articles (decide | route | write, one transaction)
 
 ``store_articles`` writes the feed's new state, the unseen articles, their
 search index entries and their outbox rows in one transaction. Every feed is
@@ -26,10 +27,11 @@ from urllib.parse import urlsplit
 from bot.categorize import Categorizer
 from bot.clock import Clock
 from bot.config import Config
-from bot.errors import FetchError, ParseError
+from bot.errors import FetchError, ParseError, StorageError
 from bot.fetch import Fetcher, FetchResult
 from bot.models import FeedForUpdate, NewArticle, ParsedFeed
 from bot.parse_pool import ParsePool
+from bot.roles import worker_name
 from bot.schedule import next_check_after_failure, next_check_after_success
 from bot.storage import Storage
 
@@ -111,6 +113,11 @@ class Poller:
         self._rand = rand
         self._categorizer = Categorizer(config.categories)
         self._round_lock = asyncio.Lock()
+        # Names this poller on the feeds it claims (several may share a database).
+        self.worker = worker_name("poller")
+        # A claimed feed returns to the others if this poller has not
+        # recorded it by then (it died): longer than any fetch and parse.
+        self._claim_lease = config.polling.total_timeout + config.polling.parse_timeout + 60
         self._slots = asyncio.Semaphore(config.polling.concurrency)
         self._host_slots: defaultdict[str, asyncio.Semaphore] = defaultdict(
             lambda: asyncio.Semaphore(config.polling.per_host_concurrency)
@@ -134,7 +141,9 @@ class Poller:
         async with self._round_lock:
             started = time.perf_counter()
             now = self._clock.now()
-            feeds = await self._storage.due_feeds(now + _FOREVER if all_feeds else now)
+            feeds = await self._storage.feeds.claim_due_feeds(
+                now + _FOREVER if all_feeds else now, self.worker, self._claim_lease
+            )
             # A TaskGroup, not gather(): if the round itself is cancelled, it
             # ends only after every feed task has, so no feed is still being
             # worked on when the next round may start.
@@ -143,6 +152,12 @@ class Poller:
             outcomes = [
                 outcome for task in tasks if not task.cancelled() and (outcome := task.result())
             ]
+            if len(outcomes) < len(feeds):
+                # Abandoned by stop(): give their claims back, so that another
+                # poller (or the next start) takes them now, not when the
+                # lease runs out.
+                done = {o.feed_id for o in outcomes}
+                await self._release([f.id for f in feeds if f.id not in done])
             report = RoundReport(outcomes, time.perf_counter() - started)
             if feeds:
                 stopped = f" stopped_early={len(feeds) - len(outcomes)}" if self._stopping else ""
@@ -152,6 +167,12 @@ class Poller:
                     stopped,
                 )
             return report
+
+    async def _release(self, feed_ids: list[int]) -> None:
+        try:
+            await self._storage.feeds.release_feeds(feed_ids, self.worker)
+        except StorageError as error:
+            log.warning("poll: could not give back %d feeds: %s", len(feed_ids), error)
 
     async def stop(self) -> None:
         """Stop polling for good (a shutdown): no feed starts any more, the
@@ -254,7 +275,7 @@ class Poller:
         body_hash = hashlib.sha256(fetched.body).hexdigest() if not fetched.not_modified else None
         if fetched.not_modified or body_hash == feed.body_hash:
             # Many servers ignore conditional GET; an identical body is not parsed again.
-            await self._storage.record_unchanged(
+            await self._storage.feeds.record_unchanged(
                 feed.id,
                 now=now,
                 next_check=next_check,
@@ -282,7 +303,7 @@ class Poller:
                 ttl=parsed.ttl_seconds,
                 rand=self._rand,
             )
-        stored = await self._storage.store_articles(
+        stored = await self._storage.articles.store_articles(
             feed,
             self._articles(feed, parsed, now),
             now=now,
@@ -345,6 +366,6 @@ class Poller:
             rand=self._rand,
         )
         log.warning("poll: feed %s failed (%d in a row): %s", feed.url, feed.error_count + 1, error)
-        await self._storage.record_failure(
+        await self._storage.feeds.record_failure(
             feed.id, now=now, error=error, next_check=next_check, disable=permanent
         )

@@ -19,7 +19,7 @@ from bot.fetch import Fetcher, make_client
 from bot.parse_pool import ParsePool, Parser
 from bot.pipeline import Poller
 from bot.services import NewsService
-from bot.storage import Storage
+from bot.storage import Storage, open_storage
 
 log = logging.getLogger(__name__)
 
@@ -45,10 +45,10 @@ class Runtime:
         parser: Parser | None = None,
     ) -> Runtime:
         clock = clock or SystemClock()
-        storage = await Storage.open(config.storage.path)
+        storage = await open_storage(config.storage)
         try:
-            await storage.sync_feeds(config.feeds, clock.now())
-            for feed in await storage.feed_health():
+            await storage.feeds.sync_feeds(config.feeds, clock.now())
+            for feed in await storage.feeds.feed_health():
                 if feed.disabled:
                     log.warning(
                         "feeds: %s stays disabled (%s); re-enable with `newsbot feeds resume %d`",

@@ -95,13 +95,13 @@ class NewsService:
     async def latest(
         self, category_id: str | None = None, limit: int | None = None
     ) -> list[Article]:
-        return await self.storage.latest_articles(category_id, clamp_limit(limit))
+        return await self.storage.articles.latest_articles(category_id, clamp_limit(limit))
 
     async def search(self, query: str, limit: int | None = None, offset: int = 0) -> list[Article]:
-        return await self.storage.search_articles(
+        return await self.storage.search.search_articles(
             query[:MAX_QUERY_LENGTH], clamp_limit(limit), max(0, offset)
         )
 
     async def categories_this_week(self) -> list[tuple[CategoryConfig, int]]:
-        counts = await self.storage.category_counts(self.clock.now() - timedelta(days=7))
+        counts = await self.storage.articles.category_counts(self.clock.now() - timedelta(days=7))
         return [(c, counts.get(c.id, 0)) for c in self.config.categories]

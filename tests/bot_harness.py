@@ -248,7 +248,7 @@ class BotHarness:
         )
 
     async def articles(self) -> int:
-        return await self.storage.article_count()
+        return await self.storage.articles.article_count()
 
 
 async def eventually(

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from bot.storage import Storage
+from tests.support import open_test_storage
 
 if TYPE_CHECKING:
     from tests.fake_telegram import FakeTelegram
@@ -95,12 +95,18 @@ class BotProcess:
     log file. Stopped only through its own pid."""
 
     def __init__(
-        self, config_path: Path, token: str, log_path: Path, log_level: str = "INFO"
+        self,
+        config_path: Path,
+        token: str,
+        log_path: Path,
+        log_level: str = "INFO",
+        roles: str | None = None,
     ) -> None:
         self.config_path = config_path
         self.token = token
         self.log_path = log_path
         self.log_level = log_level
+        self.roles = roles
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> BotProcess:
@@ -116,6 +122,7 @@ class BotProcess:
                     "--log-level",
                     self.log_level,
                     "run",
+                    *(["--role", self.roles] if self.roles else []),
                 ],
                 env=env,
                 cwd=self.config_path.parent,
@@ -157,6 +164,9 @@ def write_config(
     tmp_path: Path,
     fake: FakeTelegram,
     feed_urls: list[str],
+    *,
+    storage_url: str | None = None,
+    interval: float = 1,
     **delivery: Any,
 ) -> Path:
     settings = {"messages_per_second": 29, "private_chat_interval": 1, **delivery}
@@ -165,8 +175,9 @@ def write_config(
         f"base_url = {json.dumps(fake.base_url)}",
         "[storage]",
         f"path = {json.dumps(str(tmp_path / 'bot.db'))}",
+        *([f"url = {json.dumps(storage_url)}"] if storage_url else []),
         "[polling]",
-        "interval = 1",
+        f"interval = {interval}",
         "jitter = 0",
         "parse_workers = 1",
         "[delivery]",
@@ -185,11 +196,11 @@ def write_config(
 async def subscribe_readers(db_path: Path, readers: list[int]) -> None:
     """Readers subscribed before the bot starts, as earlier /subscribe left them."""
     now = datetime.now(UTC)
-    storage = await Storage.open(db_path)
+    storage = await open_test_storage(db_path)
     try:
         for chat_id in readers:
-            await storage.upsert_chat(chat_id, "private", None, None, now)
-            await storage.subscribe(chat_id, ["news"], now)
+            await storage.chats.upsert_chat(chat_id, "private", None, None, now)
+            await storage.chats.subscribe(chat_id, ["news"], now)
     finally:
         await storage.close()
 

@@ -22,6 +22,7 @@ import socket
 import struct
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -87,6 +88,7 @@ class LoggedRequest:
     method: str
     path: str
     headers: dict[str, str]  # names in lower case
+    time: float = field(default_factory=time.monotonic)  # when it arrived
 
 
 class FeedServer:

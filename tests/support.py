@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from bot.config import Config, parse_config
+from bot.config import Config, StorageConfig, parse_config
+from bot.storage import Storage, open_storage
 
 
 def _corpus_dir() -> Path:
@@ -77,3 +78,11 @@ def loopback_config(
             "feeds": feeds,
         }
     )
+
+
+async def open_test_storage(where: str | os.PathLike[str]) -> Storage:
+    """Open storage at a SQLite path or a ``postgresql://`` URL."""
+    location = str(where).removeprefix("sqlite://")
+    if location.startswith(("postgresql://", "postgres://")):
+        return await open_storage(StorageConfig(url=location))
+    return await open_storage(StorageConfig(path=location))

@@ -89,7 +89,7 @@ async def test_subscribed_chat_gets_the_new_space_article_once_and_commands_answ
 
         # The first fetch stores what the feeds already had, without sending it.
         async def both_feeds_stored() -> bool:
-            return len(await storage.latest_articles(None, 10)) == 2
+            return len(await storage.articles.latest_articles(None, 10)) == 2
 
         await eventually(both_feeds_stored)
 
@@ -137,7 +137,7 @@ async def test_subscribed_chat_gets_the_new_space_article_once_and_commands_answ
         async def two_more_rounds_and_nothing_pending() -> bool:
             return (
                 feed_server.hits("/space.xml") >= fetched + 2
-                and "pending" not in await storage.delivery_counts()
+                and "pending" not in await storage.outbox.delivery_counts()
             )
 
         await eventually(two_more_rounds_and_nothing_pending)
@@ -188,7 +188,10 @@ async def test_a_start_without_telegram_polls_feeds_and_serves_once_telegram_ans
 
         async def feeds_stored() -> bool:
             runtime = app.runtime
-            return runtime is not None and len(await runtime.storage.latest_articles(None, 10)) == 2
+            return (
+                runtime is not None
+                and len(await runtime.storage.articles.latest_articles(None, 10)) == 2
+            )
 
         await eventually(feeds_stored)
 

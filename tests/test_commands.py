@@ -111,14 +111,14 @@ async def test_subscribe_takes_ids_and_titles_in_any_case(bot: BotHarness) -> No
     assert (await bot.say(ALICE, "/subscribe ai_robotics Space")).text(ALICE) == (
         "Already subscribed to AI and Robotics, Space."
     )
-    assert await bot.storage.subscriptions(ALICE) == ["ai_robotics", "science", "space"]
+    assert await bot.storage.chats.subscriptions(ALICE) == ["ai_robotics", "science", "space"]
 
 
 async def test_subscribe_suggests_the_closest_category_for_a_typo(bot: BotHarness) -> None:
     text = (await bot.say(ALICE, "/subscribe spcae")).text(ALICE)
 
     assert text == 'Unknown category "spcae". Did you mean Space? See /categories for the list.'
-    assert await bot.storage.subscriptions(ALICE) == []
+    assert await bot.storage.chats.subscriptions(ALICE) == []
 
 
 async def test_subscribe_with_an_unknown_word_still_takes_the_known_ones(
@@ -129,7 +129,7 @@ async def test_subscribe_with_an_unknown_word_still_takes_the_known_ones(
     assert text == (
         'Subscribed to Space. Unknown category "quantum". See /categories for the list.'
     )
-    assert await bot.storage.subscriptions(ALICE) == ["space"]
+    assert await bot.storage.chats.subscriptions(ALICE) == ["space"]
 
 
 async def test_subscribe_without_arguments_shows_the_keyboard_with_marks(
@@ -154,14 +154,14 @@ async def test_pressing_a_category_button_toggles_it_and_edits_the_keyboard(
     (edit,) = pressed.of("editMessageReplyMarkup")
     assert edit.params["message_id"] == menu
     assert labels(edit) == ["Space", "✓ Science", "AI and Robotics", "Long Reads"]
-    assert await bot.storage.subscriptions(ALICE) == ["science"]
+    assert await bot.storage.chats.subscriptions(ALICE) == ["science"]
 
     again = await bot.press(ALICE, ALICE, data_of(edit)[1], message_id=menu)
 
     assert again.answer().params["text"] == "Unsubscribed from Science"
     (edit,) = again.of("editMessageReplyMarkup")
     assert labels(edit) == ["Space", "Science", "AI and Robotics", "Long Reads"]
-    assert await bot.storage.subscriptions(ALICE) == []
+    assert await bot.storage.chats.subscriptions(ALICE) == []
 
 
 async def test_an_old_keyboard_does_what_its_button_said_not_the_opposite(
@@ -176,7 +176,7 @@ async def test_an_old_keyboard_does_what_its_button_said_not_the_opposite(
     pressed = await bot.press(ALICE, ALICE, data_of(old_menu)[0], message_id=message_id(old_menu))
 
     assert pressed.answer().params["text"] == "Wasn't subscribed to Space"
-    assert await bot.storage.subscriptions(ALICE) == []
+    assert await bot.storage.chats.subscriptions(ALICE) == []
     (edit,) = pressed.of("editMessageReplyMarkup")
     assert labels(edit)[0] == "Space"
     assert data_of(edit)[0] == "sub:space"
@@ -188,7 +188,7 @@ async def test_an_old_keyboard_does_what_its_button_said_not_the_opposite(
     pressed = await bot.press(ALICE, ALICE, data_of(stale)[0], message_id=message_id(stale))
 
     assert pressed.answer().params["text"] == "Already subscribed to Space"
-    assert await bot.storage.subscriptions(ALICE) == ["space"]
+    assert await bot.storage.chats.subscriptions(ALICE) == ["space"]
     (edit,) = pressed.of("editMessageReplyMarkup")
     assert labels(edit)[0] == "✓ Space"
 
@@ -203,7 +203,7 @@ async def test_a_button_of_the_old_toggle_format_refreshes_the_keyboard_and_chan
         pressed = await bot.press(ALICE, ALICE, data, message_id=menu)
 
         assert "Tap again" in pressed.answer().params["text"], data
-        assert await bot.storage.subscriptions(ALICE) == ["science"], data
+        assert await bot.storage.chats.subscriptions(ALICE) == ["science"], data
         edits = pressed.of("editMessageReplyMarkup")
         assert len(edits) == 1, data
         assert labels(edits[0]) == ["Space", "✓ Science", "AI and Robotics", "Long Reads"]
@@ -224,7 +224,7 @@ async def test_unsubscribe_one_category_then_everything(bot: BotHarness) -> None
     assert (await bot.say(ALICE, "/unsubscribe ALL")).text(ALICE) == (
         "Unsubscribed from everything."
     )
-    assert await bot.storage.subscriptions(ALICE) == []
+    assert await bot.storage.chats.subscriptions(ALICE) == []
     assert (await bot.say(ALICE, "/unsubscribe all")).text(ALICE) == "No subscriptions to remove."
 
 
@@ -243,7 +243,7 @@ async def test_a_separator_alone_is_not_a_category(bot: BotHarness) -> None:
     for command in ("/subscribe ,", "/unsubscribe ;", "/subscribe , ;"):
         text = (await bot.say(ALICE, command)).text(ALICE)
         assert "/categories" in text
-    assert await bot.storage.subscriptions(ALICE) == []
+    assert await bot.storage.chats.subscriptions(ALICE) == []
 
 
 # -- /latest -----------------------------------------------------------------------
@@ -328,7 +328,7 @@ async def test_more_keeps_the_whole_query_however_long(bot: BotHarness) -> None:
     )
 
     async def stored() -> bool:
-        return len(await bot.storage.search_articles(words, 20)) == 7
+        return len(await bot.storage.search.search_articles(words, 20)) == 7
 
     await eventually(stored)
     first = (await bot.say(ALICE, f"/search {words}")).reply(ALICE)
@@ -384,7 +384,7 @@ async def test_commands_addressed_to_the_bot_by_name_work_in_groups(bot: BotHarn
     assert texts[0].startswith("<b>Latest in Space</b>")
     assert texts[1].startswith('<b>Results for "physics"</b>')
     assert texts[2] == "Subscribed to Science."
-    assert await bot.storage.subscriptions(GROUP) == ["science"]
+    assert await bot.storage.chats.subscriptions(GROUP) == ["science"]
 
 
 # -- /health -----------------------------------------------------------------------
@@ -441,7 +441,7 @@ async def test_health_lists_failing_feeds_in_whole_lines_of_valid_html(
     async with running_bot(tmp_path, fake_telegram, feed_server, extra_feeds=gone) as bot:
 
         async def all_failed_once() -> bool:
-            return sum(1 for f in await bot.storage.feed_health() if f.error_count) == 30
+            return sum(1 for f in await bot.storage.feeds.feed_health() if f.error_count) == 30
 
         await eventually(all_failed_once)
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from telegram import Bot
@@ -19,6 +18,7 @@ from bot.models import NewArticle
 from bot.storage import Storage
 from tests.fake_telegram import ApiError, FakeTelegram, FloodLimits
 from tests.faults import eventually
+from tests.support import open_test_storage
 from tests.telegram_html import check_telegram_html
 
 CATEGORIES = {"space": "Space"}
@@ -39,15 +39,15 @@ async def seed(storage: Storage, chats: dict[int, str], articles: int) -> None:
     """``articles`` new space articles, each pending for every chat in ``chats``
     (chat id -> chat type), as a second fetch of a feed would leave them."""
     now = datetime.now(UTC)
-    await storage.sync_feeds(
+    await storage.feeds.sync_feeds(
         [FeedConfig(url="http://127.0.0.1:9/f.xml", categories=["space"])], now
     )
     for chat_id, chat_type in chats.items():
-        await storage.upsert_chat(chat_id, chat_type, f"chat {chat_id}", None, now)
-        await storage.subscribe(chat_id, ["space"], now)
+        await storage.chats.upsert_chat(chat_id, chat_type, f"chat {chat_id}", None, now)
+        await storage.chats.subscribe(chat_id, ["space"], now)
     stored = 0
     for fetch in range(2):
-        (feed,) = await storage.due_feeds(now + timedelta(days=1))
+        (feed,) = await storage.feeds.due_feeds(now + timedelta(days=1))
         batch = [
             NewArticle(
                 key=f"k{fetch}-{i}",
@@ -61,7 +61,7 @@ async def seed(storage: Storage, chats: dict[int, str], articles: int) -> None:
             )
             for i in range(1 if fetch == 0 else articles)
         ]
-        outcome = await storage.store_articles(
+        outcome = await storage.articles.store_articles(
             feed,
             batch,
             now=now,
@@ -78,8 +78,10 @@ async def seed(storage: Storage, chats: dict[int, str], articles: int) -> None:
 
 
 @pytest.fixture
-async def storage(tmp_path: Path) -> AsyncIterator[Storage]:
-    opened = await Storage.open(tmp_path / "outbox.db")
+async def storage(database_url: str) -> AsyncIterator[Storage]:
+    """The outbox on each backend in turn: every sender test runs on SQLite
+    and on PostgreSQL."""
+    opened = await open_test_storage(database_url)
     yield opened
     await opened.close()
 
@@ -110,7 +112,7 @@ async def test_cards_go_out_oldest_first_and_within_flood_limits(
     assert fake_telegram.flood_429_count == 0
     for chat_id in (101, 102, -1003):
         assert headlines(fake_telegram, chat_id) == [f"Story 1-{i} <&>" for i in range(6)]
-    assert (await storage.delivery_counts()) == {"sent": 18}
+    assert (await storage.outbox.delivery_counts()) == {"sent": 18}
 
 
 async def test_retry_after_pauses_and_nothing_is_lost(
@@ -121,7 +123,7 @@ async def test_retry_after_pauses_and_nothing_is_lost(
     await sender(storage, bot).drain(within=30)
     # Once each, in order.
     assert headlines(fake_telegram, 201) == [f"Story 1-{i} <&>" for i in range(3)]
-    assert (await storage.delivery_counts()) == {"sent": 3}
+    assert (await storage.outbox.delivery_counts()) == {"sent": 3}
 
 
 async def test_blocked_chat_is_deactivated_and_its_cards_dropped(
@@ -130,11 +132,11 @@ async def test_blocked_chat_is_deactivated_and_its_cards_dropped(
     await seed(storage, {301: "private", 302: "private"}, 3)
     fake_telegram.fail_next("sendMessage", ApiError.blocked_by_user(), chat_id=301, times=None)
     await sender(storage, bot).drain(within=30)
-    chat = await storage.get_chat(301)
+    chat = await storage.chats.get_chat(301)
     assert chat is not None and not chat.active
     assert len(fake_telegram.sent_texts(302)) == 3
-    assert (await storage.delivery_counts()) == {"sent": 3, "dropped": 3}
-    assert await storage.subscriptions(301) == ["space"]  # kept for when it comes back
+    assert (await storage.outbox.delivery_counts()) == {"sent": 3, "dropped": 3}
+    assert await storage.chats.subscriptions(301) == ["space"]  # kept for when it comes back
 
 
 async def test_migrated_group_gets_its_cards_under_the_new_id(
@@ -144,9 +146,9 @@ async def test_migrated_group_gets_its_cards_under_the_new_id(
     fake_telegram.fail_next("sendMessage", ApiError.migrated(-100401), chat_id=-401)
     await sender(storage, bot).drain(within=30)
     assert len(fake_telegram.sent_texts(-100401)) == 2
-    assert await storage.get_chat(-401) is None
-    assert await storage.subscriptions(-100401) == ["space"]
-    assert (await storage.delivery_counts()) == {"sent": 2}
+    assert await storage.chats.get_chat(-401) is None
+    assert await storage.chats.subscriptions(-100401) == ["space"]
+    assert (await storage.outbox.delivery_counts()) == {"sent": 2}
 
 
 async def test_chat_not_found_deactivates_the_chat(
@@ -155,9 +157,9 @@ async def test_chat_not_found_deactivates_the_chat(
     await seed(storage, {501: "private"}, 2)
     fake_telegram.fail_next("sendMessage", ApiError.chat_not_found(), chat_id=501)
     await sender(storage, bot).drain(within=30)
-    chat = await storage.get_chat(501)
+    chat = await storage.chats.get_chat(501)
     assert chat is not None and not chat.active
-    assert (await storage.delivery_counts()) == {"dropped": 2}
+    assert (await storage.outbox.delivery_counts()) == {"dropped": 2}
 
 
 async def test_card_rejected_for_its_entities_is_resent_as_plain_text(
@@ -169,7 +171,7 @@ async def test_card_rejected_for_its_entities_is_resent_as_plain_text(
     (sent,) = fake_telegram.sent_messages(601)
     assert sent.get("parse_mode") in (None, "")
     assert sent["text"].startswith("Story 1-0 <&>")
-    assert (await storage.delivery_counts()) == {"sent": 1}
+    assert (await storage.outbox.delivery_counts()) == {"sent": 1}
 
 
 async def test_server_errors_are_retried_then_delivered(
@@ -179,7 +181,7 @@ async def test_server_errors_are_retried_then_delivered(
     fake_telegram.fail_next("sendMessage", ApiError.server_error(), times=2)
     await sender(storage, bot).drain(within=30)
     assert len(fake_telegram.sent_texts(701)) == 1
-    assert (await storage.delivery_counts()) == {"sent": 1}
+    assert (await storage.outbox.delivery_counts()) == {"sent": 1}
 
 
 async def test_a_card_fails_for_good_after_max_attempts(
@@ -189,7 +191,7 @@ async def test_a_card_fails_for_good_after_max_attempts(
     fake_telegram.fail_next("sendMessage", ApiError.server_error(), times=None)
     await sender(storage, bot, max_attempts=2).drain(within=30)
     assert fake_telegram.sent_texts(801) == []
-    assert (await storage.delivery_counts()) == {"failed": 1}
+    assert (await storage.outbox.delivery_counts()) == {"failed": 1}
 
 
 async def test_pending_cards_survive_a_restart(
@@ -203,7 +205,7 @@ async def test_pending_cards_survive_a_restart(
     await fake_telegram.wait_for_async("sendMessage", count=2)
     await first.stop()
     await task
-    assert (await storage.delivery_counts()) == {"sent": 2, "pending": 6}
+    assert (await storage.outbox.delivery_counts()) == {"sent": 2, "pending": 6}
     await sender(storage, bot).drain(within=30)
     for chat_id in (901, 902):
         assert len(fake_telegram.sent_texts(chat_id)) == 4  # none twice, none lost
@@ -221,10 +223,10 @@ async def test_an_unreachable_api_loses_no_card_whatever_max_attempts_says(
         within=60,
         what="three failed attempts",
     )
-    assert (await storage.delivery_counts()) == {"pending": 4}  # none given up
+    assert (await storage.outbox.delivery_counts()) == {"pending": 4}  # none given up
     fake_telegram.go_online()
     await drained
-    assert (await storage.delivery_counts()) == {"sent": 4}
+    assert (await storage.outbox.delivery_counts()) == {"sent": 4}
     for chat_id in (1001, 1002):
         assert len(fake_telegram.sent_texts(chat_id)) == 2
 
@@ -240,7 +242,7 @@ async def test_a_rejected_token_stops_sending_and_keeps_every_card(
     async with asyncio.timeout(10):
         await task  # it stops by itself
     assert running.token_rejected
-    assert (await storage.delivery_counts()) == {"pending": 2}
+    assert (await storage.outbox.delivery_counts()) == {"pending": 2}
 
 
 # -- outcomes that storage cannot record, lost rights, stale cards --------
@@ -257,7 +259,7 @@ async def test_a_storage_error_after_a_send_never_repeats_the_card(
     timeout just when a sent card is to be marked: the outcome is written
     again until it sticks, and meanwhile no card goes out twice or at all."""
     await seed(storage, {1201: "private", 1202: "private"}, 2)
-    real_mark_sent = storage.mark_sent
+    real_mark_sent = storage.outbox.mark_sent
     failures = 0
     storage_broken = asyncio.Event()
     storage_broken.set()
@@ -269,7 +271,7 @@ async def test_a_storage_error_after_a_send_never_repeats_the_card(
             raise StorageError("storage: database or disk is full")
         await real_mark_sent(delivery_id, message_id, now)
 
-    monkeypatch.setattr(storage, "mark_sent", flaky_mark_sent)
+    monkeypatch.setattr(storage.outbox, "mark_sent", flaky_mark_sent)
     running = sender(storage, bot)
     task = asyncio.create_task(running.run())
     await fake_telegram.wait_for_async("sendMessage", answered=True)
@@ -283,7 +285,7 @@ async def test_a_storage_error_after_a_send_never_repeats_the_card(
     assert sorted(c.chat_id for c in fake_telegram.calls("sendMessage")) == [1201, 1202]
     storage_broken.clear()
     for _ in range(300):
-        if not await storage.has_pending_deliveries():
+        if not await storage.outbox.has_pending_deliveries():
             break
         await asyncio.sleep(0.1)
     await running.stop()
@@ -291,7 +293,7 @@ async def test_a_storage_error_after_a_send_never_repeats_the_card(
     for chat_id in (1201, 1202):
         assert headlines(fake_telegram, chat_id) == ["Story 1-0 <&>", "Story 1-1 <&>"]
     assert running.healthy
-    assert (await storage.delivery_counts()) == {"sent": 4}
+    assert (await storage.outbox.delivery_counts()) == {"sent": 4}
     said = [r.getMessage() for r in caplog.records if r.name == "bot.deliver"]
     assert sum("cannot record" in line for line in said) == 1  # once, not per retry
 
@@ -308,19 +310,19 @@ async def test_losing_the_right_to_post_suspends_the_chat_and_keeps_its_cards(
     )
     await sender(storage, bot).drain(within=30)
     assert len(fake_telegram.sent_texts(1302)) == 3
-    (suspended,) = await storage.suspended_chats()
+    (suspended,) = await storage.chats.suspended_chats()
     assert suspended.id == -1001301
     assert "administrator rights" in suspended.reason
     assert suspended.pending == 3  # kept, not failed
     assert len(fake_telegram.calls("sendMessage", -1001301)) == 1  # not tried card by card
-    chat = await storage.get_chat(-1001301)
+    chat = await storage.chats.get_chat(-1001301)
     assert chat is not None and chat.active
 
     fake_telegram.clear_failures()
-    assert await storage.resume_chat(-1001301, datetime.now(UTC))
+    assert await storage.chats.resume_chat(-1001301, datetime.now(UTC))
     await sender(storage, bot).drain(within=30)
     assert headlines(fake_telegram, -1001301) == [f"Story 1-{i} <&>" for i in range(3)]
-    assert await storage.suspended_chats() == []
+    assert await storage.chats.suspended_chats() == []
 
 
 @pytest.mark.parametrize(
@@ -338,9 +340,9 @@ async def test_every_kind_of_lost_right_suspends_the_chat(
     code = 403 if refusal.startswith("Forbidden") else 400
     fake_telegram.fail_next("sendMessage", ApiError(code, refusal), times=None)
     await sender(storage, bot).drain(within=30)
-    (suspended,) = await storage.suspended_chats()
+    (suspended,) = await storage.chats.suspended_chats()
     assert suspended.pending == 2
-    assert (await storage.delivery_counts()) == {"pending": 2}
+    assert (await storage.outbox.delivery_counts()) == {"pending": 2}
 
 
 async def test_max_age_is_checked_when_a_card_comes_up(
@@ -359,7 +361,7 @@ async def test_max_age_is_checked_when_a_card_comes_up(
     )
     await late.drain(within=30)
     assert fake_telegram.sent_texts(1501) == []
-    assert (await storage.delivery_counts()) == {"dropped": 2}
+    assert (await storage.outbox.delivery_counts()) == {"dropped": 2}
 
 
 @pytest.mark.parametrize(
@@ -372,7 +374,7 @@ async def test_gateway_errors_use_up_no_attempts(
     fake_telegram.fail_next("sendMessage", gateway, times=3)
     await sender(storage, bot, max_attempts=2).drain(within=60)
     assert len(fake_telegram.sent_texts(1601)) == 1
-    assert (await storage.delivery_counts()) == {"sent": 1}
+    assert (await storage.outbox.delivery_counts()) == {"sent": 1}
 
 
 async def test_one_chats_flood_control_does_not_pause_the_others(
@@ -388,7 +390,7 @@ async def test_one_chats_flood_control_does_not_pause_the_others(
     others_done = max(c.time for c in delivered if c.chat_id != 1701)
     # The other chats kept their pace: all their cards went out while 1701 waited.
     assert others_done < resumed
-    assert (await storage.get_chat(1701)) is not None
+    assert (await storage.chats.get_chat(1701)) is not None
 
 
 async def test_several_chats_told_to_wait_in_a_row_pause_all_sending(

@@ -93,7 +93,7 @@ class Bench:
 
     async def health(self, which: str) -> FeedHealth:
         url = self.bad_url if which == "bad" else self.server.url("/good.xml")
-        (feed,) = [f for f in await self.storage.feed_health() if f.url == url]
+        (feed,) = [f for f in await self.storage.feeds.feed_health() if f.url == url]
         return feed
 
     def sent_twice(self) -> list[tuple[Any, ...]]:
@@ -123,8 +123,8 @@ async def bench_factory(
         dns = FakeDNS({UNRESOLVABLE: None})
         runtime = await Runtime.open(config, clock=clock, transport=dns, parser=parser)
         opened.append(runtime)
-        await runtime.storage.upsert_chat(CHAT, "private", None, None, NOW)
-        await runtime.storage.subscribe(CHAT, ["news"], NOW)
+        await runtime.storage.chats.upsert_chat(CHAT, "private", None, None, NOW)
+        await runtime.storage.chats.subscribe(CHAT, ["news"], NOW)
         return Bench(feed_server, runtime, clock, dns, bad_url)
 
     yield make
@@ -318,7 +318,7 @@ async def test_a_broken_feed_fails_alone_and_heals_without_a_flood(
     last = await bench.round()
     assert all(o.deliveries == 0 for o in last.values())
     expected = 1 if fault.name == "http-410" else 2
-    assert await bench.storage.delivery_counts() == {"pending": expected}
+    assert await bench.storage.outbox.delivery_counts() == {"pending": expected}
     assert bench.sent_twice() == []
 
 
@@ -350,7 +350,7 @@ async def test_every_fault_at_once_in_one_round(
         for index in range(5):
             assert by_url[feed_server.url(f"/ok{index}.xml")].status == "new"
         assert report.count("failed") == len(FAULTS)
-        for feed in await runtime.storage.feed_health():
+        for feed in await runtime.storage.feeds.feed_health():
             assert (feed.error_count == 1) == ("/ok" not in feed.url), feed
             assert (feed.last_error is None) == ("/ok" in feed.url), feed
     finally:
@@ -463,7 +463,7 @@ async def test_an_odd_but_readable_feed_is_read_once(
     assert (await bench.round())["bad"].deliveries == 0
     assert bench.sent_twice() == []
     # Whatever the bytes were, what is stored is text a card can carry.
-    for article in await bench.storage.latest_articles(None, 50):
+    for article in await bench.storage.articles.latest_articles(None, 50):
         article.title.encode("utf-8")  # no lone surrogates
         if odd.title:
             assert odd.title in article.title
@@ -488,7 +488,7 @@ async def test_guids_that_change_every_poll_fall_back_to_the_link(
     assert (await bench.round())["bad"].deliveries == 1
     feed_server.serve("/bad.xml", body(10, 4, 1, 2, 3))
     assert (await bench.round())["bad"].deliveries == 0
-    assert await bench.storage.delivery_counts() == {"pending": 1}
+    assert await bench.storage.outbox.delivery_counts() == {"pending": 1}
     assert bench.sent_twice() == []
 
 
@@ -507,7 +507,7 @@ async def test_a_feed_that_redates_old_items_sends_nothing_again(
         feed_server.serve("/bad.xml", body(day))
         outcome = (await bench.round())["bad"]
         assert (outcome.status, outcome.new_articles, outcome.deliveries) == ("new", 0, 0)
-    assert await bench.storage.delivery_counts() == {}
+    assert await bench.storage.outbox.delivery_counts() == {}
 
 
 @pytest.mark.slow
@@ -528,8 +528,8 @@ async def test_a_feed_with_5000_items_is_stored_and_cards_are_capped(
     assert second["bad"].deliveries == limit
     assert second["good"].deliveries == 1
     assert (await bench.round())["bad"].status == "unchanged"
-    assert await bench.storage.delivery_counts() == {"pending": limit + 1}
-    assert await bench.storage.article_count() == 10_000 + 2
+    assert await bench.storage.outbox.delivery_counts() == {"pending": limit + 1}
+    assert await bench.storage.articles.article_count() == 10_000 + 2
 
 
 async def test_enormous_titles_are_cut_and_still_make_a_valid_card(
@@ -544,7 +544,9 @@ async def test_enormous_titles_are_cut_and_still_make_a_valid_card(
     )
     second = await bench.round()
     assert second["bad"].deliveries == 1
-    (pending,) = await bench.storage.pending_deliveries(bench.clock.now(), 10, ())
+    (pending,) = await bench.storage.outbox.claim_deliveries(
+        bench.clock.now(), 10, worker="test", lease_seconds=60
+    )
     assert len(pending.article.title) <= 500
     card = render_card(pending.article, {"news": "News"})
     assert len(check_telegram_html(card.html)) <= 4096
@@ -633,7 +635,7 @@ async def test_giving_up_on_a_parse_stops_only_its_worker(
             p: f"parse: gave up after {PARSE_TIMEOUT}s" for p in stuck
         }
         assert {p: by_path[p].status for p in queued} == {p: "new" for p in queued}
-        for feed in await runtime.storage.feed_health():
+        for feed in await runtime.storage.feeds.feed_health():
             assert (feed.error_count == 1) == ("/stuck" in feed.url), feed
         # The pool works on: the next round parses with fresh workers.
         for path in stuck:

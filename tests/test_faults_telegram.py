@@ -25,6 +25,7 @@ from bot.telegram.app import NewsbotApplication
 from tests.fake_telegram import ApiError, FakeTelegram, FloodLimits, Hang
 from tests.faults import eventually, query
 from tests.feed_server import FeedServer
+from tests.support import open_test_storage
 from tests.test_delivery import headlines, seed
 from tests.test_pipeline import item, rss
 
@@ -39,7 +40,7 @@ CLIENT_TIMEOUT = 1.0
 
 @pytest.fixture
 async def storage(tmp_path: Path) -> AsyncIterator[Storage]:
-    opened = await Storage.open(tmp_path / "outbox.db")
+    opened = await open_test_storage(tmp_path / "outbox.db")
     await seed(opened, CHATS, ARTICLES)
     yield opened
     await opened.close()
@@ -124,7 +125,7 @@ async def test_flood_control_bursts_lose_and_repeat_nothing(
     print(f"429 answers: {fake_telegram.flood_429_count} from the limits, 3 injected")
     assert fake_telegram.flood_429_count > 0
     assert_all_once(fake_telegram, list(CHATS))
-    assert await storage.delivery_counts() == {"sent": ARTICLES * len(CHATS)}
+    assert await storage.outbox.delivery_counts() == {"sent": ARTICLES * len(CHATS)}
 
 
 async def test_chats_that_block_or_kick_the_bot_mid_fan_out(
@@ -139,16 +140,16 @@ async def test_chats_that_block_or_kick_the_bot_mid_fan_out(
     await drained
 
     for chat_id in [*blocked, kicked]:
-        chat = await storage.get_chat(chat_id)
+        chat = await storage.chats.get_chat(chat_id)
         assert chat is not None and not chat.active, chat_id
-        assert await storage.subscriptions(chat_id) == ["space"]  # kept for a comeback
+        assert await storage.chats.subscriptions(chat_id) == ["space"]  # kept for a comeback
         assert max(received(fake, chat_id).values(), default=0) <= 1
     others = [c for c in CHATS if c not in (*blocked, kicked)]
     assert_all_once(fake, others)
     for chat_id in others:
-        chat = await storage.get_chat(chat_id)
+        chat = await storage.chats.get_chat(chat_id)
         assert chat is not None and chat.active
-    counts = await storage.delivery_counts()
+    counts = await storage.outbox.delivery_counts()
     assert counts.get("pending", 0) == 0 and "failed" not in counts
     assert counts["sent"] + counts["dropped"] == ARTICLES * len(CHATS)
 
@@ -167,14 +168,14 @@ async def test_migrated_and_vanished_chats_mid_fan_out(
     # The group's cards all arrived, under one id or the other, once each.
     both = received(fake, migrating) + received(fake, supergroup)
     assert set(both) == set(CARDS) and max(both.values()) == 1
-    assert await storage.get_chat(migrating) is None
-    moved = await storage.get_chat(supergroup)
+    assert await storage.chats.get_chat(migrating) is None
+    moved = await storage.chats.get_chat(supergroup)
     assert moved is not None and moved.active and moved.type == "supergroup"
-    assert await storage.subscriptions(supergroup) == ["space"]
-    gone = await storage.get_chat(vanished)
+    assert await storage.chats.subscriptions(supergroup) == ["space"]
+    gone = await storage.chats.get_chat(vanished)
     assert gone is not None and not gone.active
     assert_all_once(fake, [c for c in CHATS if c not in (migrating, vanished)])
-    assert "pending" not in await storage.delivery_counts()
+    assert "pending" not in await storage.outbox.delivery_counts()
 
 
 async def test_rejected_html_and_server_errors_mid_fan_out(
@@ -193,7 +194,7 @@ async def test_rejected_html_and_server_errors_mid_fan_out(
     for chat_id in PRIVATE[:2]:  # the rejected card went out as plain text
         modes = [m.get("parse_mode") for m in fake.sent_messages(chat_id)]
         assert modes.count("HTML") == ARTICLES - 1, modes
-    assert await storage.delivery_counts() == {"sent": ARTICLES * len(CHATS)}
+    assert await storage.outbox.delivery_counts() == {"sent": ARTICLES * len(CHATS)}
 
 
 async def test_requests_that_outlast_the_client_timeout(
@@ -210,9 +211,9 @@ async def test_requests_that_outlast_the_client_timeout(
     await (await start_fan_out(storage, bot, fake))
     duplicates = assert_all_once(fake, list(CHATS), in_flight=len(hung))
     print(f"hung requests: {len(hung)} carried out late, {duplicates} duplicates")
-    assert await storage.delivery_counts() == {"sent": ARTICLES * len(CHATS)}
+    assert await storage.outbox.delivery_counts() == {"sent": ARTICLES * len(CHATS)}
     for chat_id in CHATS:
-        chat = await storage.get_chat(chat_id)
+        chat = await storage.chats.get_chat(chat_id)
         assert chat is not None and chat.active
 
 
@@ -232,7 +233,7 @@ async def test_the_api_unreachable_for_a_while_mid_fan_out(
     # Offline long enough for several attempts, each of which would count
     # against max_attempts=2 if an outage were treated like a failing card.
     await eventually(lambda: outage_pauses(caplog) >= 3, within=60, what="three pauses")
-    assert "failed" not in await storage.delivery_counts()
+    assert "failed" not in await storage.outbox.delivery_counts()
     fake.go_online()
     await drained
     # A request cut off by going offline may have been carried out already.
@@ -240,7 +241,7 @@ async def test_the_api_unreachable_for_a_while_mid_fan_out(
     print(f"offline ({mode}): {sent_before} sent before, {duplicates} duplicates, 0 lost")
     if mode == "502":
         assert duplicates == 0  # a 502 means the request never reached Telegram
-    assert await storage.delivery_counts() == {"sent": ARTICLES * len(CHATS)}
+    assert await storage.outbox.delivery_counts() == {"sent": ARTICLES * len(CHATS)}
 
 
 # -- the whole bot --------------------------------------------------------------
@@ -271,8 +272,8 @@ async def test_the_running_bot_delivers_everything_after_an_outage(
         assert app.services is not None
         storage = app.services.runtime.storage
         for chat_id in readers:
-            await storage.upsert_chat(chat_id, "private", None, None, SystemClock().now())
-            await storage.subscribe(chat_id, ["space"], SystemClock().now())
+            await storage.chats.upsert_chat(chat_id, "private", None, None, SystemClock().now())
+            await storage.chats.subscribe(chat_id, ["space"], SystemClock().now())
         await eventually(
             lambda: query(config.storage.path, "SELECT count(*) FROM articles")[0][0] == 1,
             what="the first fetch",
@@ -286,11 +287,11 @@ async def test_the_running_bot_delivers_everything_after_an_outage(
         fake.go_online()
 
         async def nothing_pending() -> bool:
-            counts = await storage.delivery_counts()
+            counts = await storage.outbox.delivery_counts()
             return counts.get("pending", 0) == 0 and counts.get("sent", 0) > 0
 
         await eventually(nothing_pending, within=90, what="an empty outbox")
-        assert await storage.delivery_counts() == {"sent": 2 * len(readers)}
+        assert await storage.outbox.delivery_counts() == {"sent": 2 * len(readers)}
         duplicates = 0
         for chat_id in readers:
             got = received(fake, chat_id)
@@ -323,7 +324,7 @@ async def test_stop_does_not_wait_out_a_flood_control_pause(
     async with asyncio.timeout(20):  # a hang guard, far below the pause
         await sender.stop()
         await running
-    counts = await storage.delivery_counts()
+    counts = await storage.outbox.delivery_counts()
     sent = counts.get("sent", 0)
     assert sent == len(fake_telegram.sent_messages())  # none left in flight
     assert sent + counts["pending"] == ARTICLES * len(CHATS)

@@ -132,19 +132,19 @@ async def test_only_group_admins_change_its_subscriptions(bot: BotHarness) -> No
     refusal = "Only this group's admins can change its subscriptions."
 
     assert (await bot.say(GROUP, "/subscribe space", user_id=BOB)).text(GROUP) == refusal
-    assert await bot.storage.subscriptions(GROUP) == []
+    assert await bot.storage.chats.subscriptions(GROUP) == []
 
     assert (await bot.say(GROUP, "/subscribe space science", user_id=ALICE)).text(GROUP) == (
         "Subscribed to Space, Science."
     )
     assert (await bot.say(GROUP, "/unsubscribe all", user_id=BOB)).text(GROUP) == refusal
     assert (await bot.say(GROUP, "/unsubscribe space", user_id=BOB)).text(GROUP) == refusal
-    assert await bot.storage.subscriptions(GROUP) == ["science", "space"]
+    assert await bot.storage.chats.subscriptions(GROUP) == ["science", "space"]
 
     assert (await bot.say(GROUP, "/unsubscribe space", user_id=CAROL)).text(GROUP) == (
         "Unsubscribed from Space."
     )
-    assert await bot.storage.subscriptions(GROUP) == ["science"]
+    assert await bot.storage.chats.subscriptions(GROUP) == ["science"]
 
 
 async def test_a_group_member_pressing_a_category_button_is_refused(bot: BotHarness) -> None:
@@ -157,12 +157,12 @@ async def test_a_group_member_pressing_a_category_button_is_refused(bot: BotHarn
     assert answer.params["text"] == "Only this group's admins can change its subscriptions."
     assert answer.params["show_alert"] is True
     assert pressed.of("editMessageReplyMarkup") == []
-    assert await bot.storage.subscriptions(GROUP) == []
+    assert await bot.storage.chats.subscriptions(GROUP) == []
 
     pressed = await bot.press(GROUP, ALICE, "sub:space", message_id=menu)
 
     assert pressed.answer().params["text"] == "Subscribed to Space"
-    assert await bot.storage.subscriptions(GROUP) == ["space"]
+    assert await bot.storage.chats.subscriptions(GROUP) == ["space"]
 
 
 async def test_an_anonymous_group_admin_may_change_subscriptions(bot: BotHarness) -> None:
@@ -171,7 +171,7 @@ async def test_an_anonymous_group_admin_may_change_subscriptions(bot: BotHarness
     exchange = await bot.ask(anonymous_admin_message(bot.fake, SUPERGROUP, "/subscribe science"))
 
     assert exchange.text(SUPERGROUP) == "Subscribed to Science."
-    assert await bot.storage.subscriptions(SUPERGROUP) == ["science"]
+    assert await bot.storage.chats.subscriptions(SUPERGROUP) == ["science"]
 
 
 # -- channels --------------------------------------------------------------------
@@ -185,7 +185,7 @@ async def test_a_channel_admin_configures_the_channel_from_a_private_chat(
     assert (await bot.say(ALICE, "/subscribe @spacenews space science")).text(ALICE) == (
         "Subscribed for @spacenews to Space, Science."
     )
-    assert await bot.storage.subscriptions(CHANNEL) == ["science", "space"]
+    assert await bot.storage.chats.subscriptions(CHANNEL) == ["science", "space"]
     assert (await bot.say(ALICE, "/mysubs @spacenews")).text(ALICE) == (
         "@spacenews receives: Space, Science."
     )
@@ -195,7 +195,7 @@ async def test_a_channel_admin_configures_the_channel_from_a_private_chat(
     assert (await bot.say(ALICE, f"/mysubs {CHANNEL}")).text(ALICE) == (
         "@spacenews receives: Space."
     )
-    assert await bot.storage.subscriptions(ALICE) == []  # Alice's own chat is untouched
+    assert await bot.storage.chats.subscriptions(ALICE) == []  # Alice's own chat is untouched
 
     # A new space story goes to the channel.
     await publish_space_story(bot, "space-new", "Rocket lands on the Moon")
@@ -205,7 +205,7 @@ async def test_a_channel_admin_configures_the_channel_from_a_private_chat(
     assert (await bot.say(ALICE, "/unsubscribe @spacenews all")).text(ALICE) == (
         "Unsubscribed for @spacenews from everything."
     )
-    assert await bot.storage.subscriptions(CHANNEL) == []
+    assert await bot.storage.chats.subscriptions(CHANNEL) == []
 
 
 async def test_a_channel_administrator_may_configure_it_too(bot: BotHarness) -> None:
@@ -214,7 +214,7 @@ async def test_a_channel_administrator_may_configure_it_too(bot: BotHarness) -> 
     assert (await bot.say(ALICE, "/subscribe t.me/spacenews science")).text(ALICE) == (
         "Subscribed for @spacenews to Science."
     )
-    assert await bot.storage.subscriptions(CHANNEL) == ["science"]
+    assert await bot.storage.chats.subscriptions(CHANNEL) == ["science"]
 
 
 async def test_a_channel_keyboard_from_a_private_chat_toggles_the_channel(
@@ -234,8 +234,8 @@ async def test_a_channel_keyboard_from_a_private_chat_toggles_the_channel(
     (edit,) = pressed.of("editMessageReplyMarkup")
     assert labels(edit)[0] == "✓ Space"
     assert data_of(edit)[0] == f"unsub:space:{CHANNEL}"
-    assert await bot.storage.subscriptions(CHANNEL) == ["space"]
-    assert await bot.storage.subscriptions(ALICE) == []
+    assert await bot.storage.chats.subscriptions(CHANNEL) == ["space"]
+    assert await bot.storage.chats.subscriptions(ALICE) == []
 
 
 REFUSALS = {
@@ -263,7 +263,7 @@ async def test_channel_changes_are_refused_with_the_reason(bot: BotHarness, case
         "/mysubs @spacenews",
     ):
         assert (await bot.say(ALICE, command)).text(ALICE) == REFUSALS[case]
-    assert await bot.storage.subscriptions(CHANNEL) == []
+    assert await bot.storage.chats.subscriptions(CHANNEL) == []
 
 
 async def test_a_channel_that_does_not_exist_is_explained(bot: BotHarness) -> None:
@@ -284,7 +284,7 @@ async def test_channels_are_configured_only_from_a_private_chat(bot: BotHarness)
     text = (await bot.say(GROUP, "/subscribe @spacenews space", user_id=ALICE)).text(GROUP)
 
     assert text == "Configure channels from a private chat with me."
-    assert await bot.storage.subscriptions(CHANNEL) == []
+    assert await bot.storage.chats.subscriptions(CHANNEL) == []
 
 
 async def test_category_buttons_on_a_channel_post_obey_the_channel_admins(
@@ -302,7 +302,7 @@ async def test_category_buttons_on_a_channel_post_obey_the_channel_admins(
     assert accepted.answer().params["text"] == "Subscribed to Space"
     (edit,) = accepted.of("editMessageReplyMarkup")
     assert labels(edit)[0] == "✓ Space"
-    assert await bot.storage.subscriptions(CHANNEL) == ["space"]
+    assert await bot.storage.chats.subscriptions(CHANNEL) == ["space"]
 
 
 async def test_a_channel_where_the_bot_cannot_post_gets_no_reply_and_no_change(
@@ -318,7 +318,7 @@ async def test_a_channel_where_the_bot_cannot_post_gets_no_reply_and_no_change(
     )
 
     assert [c for c in exchange.sent(CHANNEL) if c.ok] == []
-    assert await bot.storage.subscriptions(CHANNEL) == []
+    assert await bot.storage.chats.subscriptions(CHANNEL) == []
 
 
 async def test_a_group_where_the_bot_is_muted_gets_no_reply_and_no_error(
@@ -351,7 +351,7 @@ async def test_commands_posted_inside_a_channel_are_accepted(bot: BotHarness) ->
         "Unsubscribed from Science.",
         "This chat receives: Space.",
     ]
-    assert await bot.storage.subscriptions(CHANNEL) == ["space"]
+    assert await bot.storage.chats.subscriptions(CHANNEL) == ["space"]
 
 
 async def test_a_channel_post_naming_the_channel_itself_is_about_the_channel(
@@ -365,7 +365,7 @@ async def test_a_channel_post_naming_the_channel_itself_is_about_the_channel(
     )
 
     assert exchange.text(CHANNEL).startswith("Subscribed to Space.\n")
-    assert await bot.storage.subscriptions(CHANNEL) == ["space"]
+    assert await bot.storage.chats.subscriptions(CHANNEL) == ["space"]
 
 
 async def test_a_chat_without_a_username_is_not_at_none(bot: BotHarness) -> None:
@@ -375,7 +375,7 @@ async def test_a_chat_without_a_username_is_not_at_none(bot: BotHarness) -> None
     exchange = await bot.say(GROUP, "/subscribe @None space", user_id=ALICE)
 
     assert exchange.text(GROUP) == "Configure channels from a private chat with me."
-    assert await bot.storage.subscriptions(GROUP) == []
+    assert await bot.storage.chats.subscriptions(GROUP) == []
 
 
 async def test_a_command_in_a_channel_and_its_answer_are_deleted_when_the_bot_may(
@@ -396,7 +396,7 @@ async def test_a_command_in_a_channel_and_its_answer_are_deleted_when_the_bot_ma
         [command["channel_post"]["message_id"], message_id(answer)]
     )
     assert all(c.ok for c in bot.fake.calls("deleteMessage"))
-    assert await bot.storage.subscriptions(CHANNEL) == ["space"]
+    assert await bot.storage.chats.subscriptions(CHANNEL) == ["space"]
 
 
 def cleanups(bot: BotHarness) -> list[str]:
@@ -463,7 +463,7 @@ async def test_a_removed_bot_deactivates_the_chat_and_drops_its_pending_cards(
         else:
             await bot.say(ALICE, "/subscribe space")
             kind = "private"
-        assert await bot.storage.subscriptions(chat_id) == ["space"]
+        assert await bot.storage.chats.subscriptions(chat_id) == ["space"]
         bot.feeds.serve(
             "/space.xml",
             space_items(
@@ -473,17 +473,17 @@ async def test_a_removed_bot_deactivates_the_chat_and_drops_its_pending_cards(
         )
 
         async def one_sent_one_pending() -> bool:
-            return await bot.storage.delivery_counts() == {"sent": 1, "pending": 1}
+            return await bot.storage.outbox.delivery_counts() == {"sent": 1, "pending": 1}
 
         await eventually(one_sent_one_pending)
 
         await bot.ask(bot.fake.my_chat_member(chat_id, kind, *removal))
 
-        chat = await bot.storage.get_chat(chat_id)
+        chat = await bot.storage.chats.get_chat(chat_id)
         assert chat is not None and not chat.active
-        assert await bot.storage.delivery_counts() == {"sent": 1, "dropped": 1}
+        assert await bot.storage.outbox.delivery_counts() == {"sent": 1, "dropped": 1}
         # Subscriptions stay, for when the bot is added back.
-        assert await bot.storage.subscriptions(chat_id) == ["space"]
+        assert await bot.storage.chats.subscriptions(chat_id) == ["space"]
 
 
 @pytest.mark.parametrize(
@@ -504,12 +504,12 @@ async def test_a_bot_added_back_can_be_configured_again_and_delivers(
     make_group(bot)
     await bot.say(chat_id, "/subscribe space", user_id=ALICE)
     await bot.ask(bot.fake.my_chat_member(chat_id, kind, *removed))
-    chat = await bot.storage.get_chat(chat_id)
+    chat = await bot.storage.chats.get_chat(chat_id)
     assert chat is not None and not chat.active
 
     await bot.ask(bot.fake.my_chat_member(chat_id, kind, *restored))
 
-    chat = await bot.storage.get_chat(chat_id)
+    chat = await bot.storage.chats.get_chat(chat_id)
     assert chat is not None and chat.active
     assert (await bot.say(chat_id, "/subscribe science", user_id=ALICE)).text(chat_id) == (
         "Subscribed to Science."
@@ -537,10 +537,10 @@ async def test_a_group_that_becomes_a_supergroup_keeps_its_subscriptions(
     else:
         await bot.ask(bot.fake.migrate(GROUP, SUPERGROUP), bot.fake.migrate_from(SUPERGROUP, GROUP))
 
-    assert await bot.storage.get_chat(GROUP) is None
-    moved = await bot.storage.get_chat(SUPERGROUP)
+    assert await bot.storage.chats.get_chat(GROUP) is None
+    moved = await bot.storage.chats.get_chat(SUPERGROUP)
     assert moved is not None and moved.active and moved.type == "supergroup"
-    assert await bot.storage.subscriptions(SUPERGROUP) == ["science", "space"]
+    assert await bot.storage.chats.subscriptions(SUPERGROUP) == ["science", "space"]
     assert (await bot.say(SUPERGROUP, "/mysubs", user_id=BOB)).text(SUPERGROUP) == (
         "This chat receives: Space, Science."
     )
@@ -573,8 +573,8 @@ async def test_a_user_cannot_change_another_users_private_subscriptions(
     refusal = "You can configure only channels and groups you manage."
     assert named.text(BOB) == refusal
     assert peek.text(BOB) == refusal
-    assert await bot.storage.subscriptions(DAVE) == ["space"]
-    assert await bot.storage.subscriptions(BOB) == []
+    assert await bot.storage.chats.subscriptions(DAVE) == ["space"]
+    assert await bot.storage.chats.subscriptions(BOB) == []
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
 
 
@@ -591,7 +591,7 @@ async def test_a_refusal_about_a_long_channel_title_fits_in_the_alert(
     answer = pressed.answer()
     assert answer.ok
     assert answer.params["text"].startswith("I'm an administrator of ЖЖЖ")
-    assert await bot.storage.subscriptions(private_channel) == []
+    assert await bot.storage.chats.subscriptions(private_channel) == []
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
 
 
@@ -602,7 +602,7 @@ async def test_a_failed_admin_check_asks_to_try_again(bot: BotHarness) -> None:
     exchange = await bot.say(GROUP, "/subscribe space", user_id=ALICE)
 
     assert exchange.text(GROUP) == "I couldn't check your admin rights here; please try again."
-    assert await bot.storage.subscriptions(GROUP) == []
+    assert await bot.storage.chats.subscriptions(GROUP) == []
     # Not remembered: the next try asks Telegram again and succeeds.
     assert (await bot.say(GROUP, "/subscribe space", user_id=ALICE)).text(GROUP) == (
         "Subscribed to Space."
@@ -617,7 +617,7 @@ async def test_a_channel_toggle_pressed_by_a_non_admin_is_refused(bot: BotHarnes
     assert pressed.answer().params["text"] == (
         "Only admins of @spacenews can change its subscriptions."
     )
-    assert await bot.storage.subscriptions(CHANNEL) == []
+    assert await bot.storage.chats.subscriptions(CHANNEL) == []
 
 
 FORGED_DATA = [
@@ -659,8 +659,8 @@ async def test_forged_and_stale_buttons_get_a_quiet_answer(
         assert pressed.sent() == [], data
         assert pressed.of("editMessageText") == [], data
         assert pressed.of("editMessageReplyMarkup") == [], data
-    assert await bot.storage.subscriptions(BOB) == ["science"]
-    assert await bot.storage.subscriptions(GROUP) == []
+    assert await bot.storage.chats.subscriptions(BOB) == ["science"]
+    assert await bot.storage.chats.subscriptions(GROUP) == []
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
 
 
@@ -741,8 +741,8 @@ async def test_forwarding_a_post_of_a_private_channel_selects_it_for_subscribing
     pressed = await bot.press(ALICE, ALICE, data_of(menu)[0], message_id=message_id(menu))
 
     assert pressed.answer().params["text"] == "Subscribed to Space"
-    assert await bot.storage.subscriptions(PRIVATE_CHANNEL) == ["space"]
-    assert await bot.storage.subscriptions(ALICE) == []
+    assert await bot.storage.chats.subscriptions(PRIVATE_CHANNEL) == ["space"]
+    assert await bot.storage.chats.subscriptions(ALICE) == []
     # The id the reply showed works with the commands.
     assert (await bot.say(ALICE, f"/mysubs {PRIVATE_CHANNEL}")).text(ALICE) == (
         "Secret <Space> receives: Space."
@@ -769,7 +769,7 @@ async def test_a_forwarded_post_is_checked_like_a_named_channel(bot: BotHarness)
     assert "Add me as an administrator" in exchange.text(CAROL)
     assert exchange.of("editMessageReplyMarkup") == []
     assert all("reply_markup" not in c.params for c in exchange.sent())
-    assert await bot.storage.subscriptions(PRIVATE_CHANNEL) == []
+    assert await bot.storage.chats.subscriptions(PRIVATE_CHANNEL) == []
 
 
 async def test_a_post_forwarded_from_a_person_or_a_group_gets_a_short_explanation(
@@ -802,10 +802,10 @@ async def test_a_channel_that_demotes_the_bot_keeps_its_cards_until_the_right_is
     )
 
     async def suspended() -> bool:
-        return [c.id for c in await bot.storage.suspended_chats()] == [CHANNEL]
+        return [c.id for c in await bot.storage.chats.suspended_chats()] == [CHANNEL]
 
     await eventually(suspended)
-    assert await bot.storage.delivery_counts() == {"pending": 1}  # kept, not failed
+    assert await bot.storage.outbox.delivery_counts() == {"pending": 1}  # kept, not failed
     health = await bot.say(ALICE, "/health")
     assert f"chat {CHANNEL} @{CHANNEL_NAME} — suspended, 1 cards wait" in health.text(ALICE)
 
@@ -819,10 +819,10 @@ async def test_a_channel_that_demotes_the_bot_keeps_its_cards_until_the_right_is
     )
 
     async def delivered() -> bool:
-        return await bot.storage.delivery_counts() == {"sent": 1}
+        return await bot.storage.outbox.delivery_counts() == {"sent": 1}
 
     await eventually(delivered)
-    assert await bot.storage.suspended_chats() == []
+    assert await bot.storage.chats.suspended_chats() == []
     cards = [c for c in bot.fake.calls("sendMessage", CHANNEL)[refused:] if c.ok]
     assert [check_telegram_html(c.params["text"]).split("\n")[0] for c in cards] == [
         "Launch window opens"
@@ -833,5 +833,5 @@ async def test_a_bot_demoted_in_a_channel_suspends_it_at_once(bot: BotHarness) -
     await make_channel(bot)
     await bot.ask(bot.fake.channel_post(CHANNEL, "/subscribe space"))
     await bot.ask(bot.fake.my_chat_member(CHANNEL, "channel", "administrator", "member"))
-    (suspended,) = await bot.storage.suspended_chats()
+    (suspended,) = await bot.storage.chats.suspended_chats()
     assert suspended.id == CHANNEL and "may not post" in suspended.reason

@@ -70,10 +70,15 @@ def clock() -> ManualClock:
 
 
 @pytest.fixture
-async def open_runtime(clock: ManualClock) -> AsyncIterator[OpenRuntime]:
+async def open_runtime(clock: ManualClock, database_url: str) -> AsyncIterator[OpenRuntime]:
+    """Opens a runtime on each backend in turn: the pipeline tests that take
+    it run on SQLite and on PostgreSQL."""
     opened: list[Runtime] = []
 
     async def factory(config: Config) -> Runtime:
+        if database_url.startswith("postgresql://"):
+            storage = config.storage.model_copy(update={"url": database_url})
+            config = config.model_copy(update={"storage": storage})
         runtime = await Runtime.open(config, clock=clock)
         opened.append(runtime)
         return runtime
@@ -104,7 +109,7 @@ async def only(runtime: Runtime, *, all_feeds: bool = True) -> FeedOutcome:
 
 
 async def health(runtime: Runtime) -> FeedHealth:
-    (feed,) = await runtime.storage.feed_health()
+    (feed,) = await runtime.storage.feeds.feed_health()
     return feed
 
 
@@ -137,10 +142,12 @@ async def test_the_whole_real_corpus_ingests_in_one_round(
     assert summary["failed"] == 0, [o.error for o in report.outcomes if o.error]
     assert summary["fetched"] == 58
     assert all(o.status == "new" and o.new_articles > 0 for o in report.outcomes)
-    feeds = {f.id: f for f in await runtime.storage.feed_health()}
+    feeds = {f.id: f for f in await runtime.storage.feeds.feed_health()}
     assert all(f.error_count == 0 and f.articles > 0 for f in feeds.values())
-    articles = await runtime.storage.latest_articles(None, 100_000)
-    assert len(articles) == summary["new_articles"] == await runtime.storage.article_count()
+    articles = await runtime.storage.articles.latest_articles(None, 100_000)
+    assert (
+        len(articles) == summary["new_articles"] == await runtime.storage.articles.article_count()
+    )
     for article in articles:
         source = sources[feeds[article.feed_id].url]
         assert article.title.strip()
@@ -168,7 +175,7 @@ async def test_entries_without_a_date_are_dated_when_first_seen(
     feed_server.serve("/feed.xml", rss(undated, future), content_type=RSS_TYPE)
     runtime = await open_runtime(single_feed(tmp_path, feed_server.url("/feed.xml")))
     assert (await only(runtime)).new_articles == 2
-    assert {a.published for a in await runtime.storage.latest_articles(None, 10)} == {NOW}
+    assert {a.published for a in await runtime.storage.articles.latest_articles(None, 10)} == {NOW}
 
 
 # -- conditional GET ---------------------------------------------------------
@@ -412,7 +419,7 @@ async def test_cache_control_and_ttl_stretch_the_next_check(
     runtime = await open_runtime(config)
     await one_round(runtime)
     by_path = {
-        f.url.rsplit("/", 1)[1]: f.next_check_at for f in await runtime.storage.feed_health()
+        f.url.rsplit("/", 1)[1]: f.next_check_at for f in await runtime.storage.feeds.feed_health()
     }
     assert by_path == {"cc.xml": NOW + timedelta(hours=1), "ttl.xml": NOW + timedelta(hours=2)}
 
@@ -582,7 +589,7 @@ async def test_duplicate_guids_inside_one_feed_are_stored_once(
     feed_server.serve("/feed.xml", body)
     runtime = await open_runtime(single_feed(tmp_path, feed_server.url("/feed.xml")))
     assert (await only(runtime)).new_articles == 2
-    titles = {a.title for a in await runtime.storage.latest_articles(None, 10)}
+    titles = {a.title for a in await runtime.storage.articles.latest_articles(None, 10)}
     assert titles == {"First copy", "Story 3"}
 
 
@@ -598,19 +605,23 @@ async def test_first_fetch_is_quiet_and_one_new_item_makes_one_card_per_chat(
     )
     runtime = await open_runtime(config)
     for chat_id in (101, -200):
-        await runtime.storage.upsert_chat(chat_id, "private", None, None, NOW)
-        await runtime.storage.subscribe(chat_id, ["news", "misc"], NOW)
-    await runtime.storage.upsert_chat(300, "private", None, None, NOW)  # subscribed to nothing
+        await runtime.storage.chats.upsert_chat(chat_id, "private", None, None, NOW)
+        await runtime.storage.chats.subscribe(chat_id, ["news", "misc"], NOW)
+    await runtime.storage.chats.upsert_chat(
+        300, "private", None, None, NOW
+    )  # subscribed to nothing
 
     first = await only(runtime)
     assert (first.new_articles, first.deliveries) == (3, 0)
-    assert await runtime.storage.delivery_counts() == {}
+    assert await runtime.storage.outbox.delivery_counts() == {}
 
     clock.advance(600)
     route.body = rss(item(4, "Breaking"), item(1), item(2), item(3))
     second = await only(runtime)
     assert (second.new_articles, second.deliveries) == (1, 2)
-    pending = await runtime.storage.pending_deliveries(clock.now(), limit=10)
+    pending = await runtime.storage.outbox.claim_deliveries(
+        clock.now(), 10, worker="test", lease_seconds=60
+    )
     assert sorted((p.chat_id, p.article.title) for p in pending) == [
         (-200, "Breaking"),
         (101, "Breaking"),
@@ -637,7 +648,7 @@ async def test_category_rules_place_articles(
     )
     runtime = await open_runtime(config)
     await only(runtime)
-    latest = runtime.storage.latest_articles
+    latest = runtime.storage.articles.latest_articles
     assert {a.title for a in await latest("tech", 10)} == {"New phone reviewed", "Sunday roundup"}
     assert {a.title for a in await latest("space", 10)} == {
         "NASA picks a landing site",
@@ -662,7 +673,7 @@ async def test_guids_that_change_every_poll_do_not_make_new_articles(
         route.body = body(poll)
         outcome = await only(runtime)
         assert (outcome.status, outcome.new_articles) == ("new", 0)
-    assert await runtime.storage.article_count() == 5
+    assert await runtime.storage.articles.article_count() == 5
 
 
 # -- slots: a slow host keeps only its own feeds waiting ------------------------
@@ -697,7 +708,7 @@ async def test_feeds_on_a_slow_host_do_not_keep_other_hosts_waiting(
         polling = asyncio.create_task(runtime.poller.run_round(all_feeds=True))
 
         async def fast_feeds_stored() -> bool:
-            health = {f.url: f for f in await runtime.storage.feed_health()}
+            health = {f.url: f for f in await runtime.storage.feeds.feed_health()}
             return all(health[url].articles == 1 for url in fast)
 
         try:

@@ -58,7 +58,7 @@ async def test_a_stop_mid_round_keeps_what_was_stored_and_leaves_the_rest_due(
         polling = asyncio.create_task(runtime.poller.run_round(all_feeds=True))
 
         async def stored_feeds_done() -> bool:
-            health = {f.url: f for f in await runtime.storage.feed_health()}
+            health = {f.url: f for f in await runtime.storage.feeds.feed_health()}
             return all(health[feed_server.url(p)].articles == 2 for p in stored)
 
         try:
@@ -76,12 +76,12 @@ async def test_a_stop_mid_round_keeps_what_was_stored_and_leaves_the_rest_due(
         assert report is not None
         assert sorted(o.url for o in report.outcomes) == sorted(feed_server.url(p) for p in stored)
         assert all(o.status == "new" for o in report.outcomes)
-        health = {f.url: f for f in await runtime.storage.feed_health()}
-        assert await runtime.storage.article_count() == 2 * len(stored)
+        health = {f.url: f for f in await runtime.storage.feeds.feed_health()}
+        assert await runtime.storage.articles.article_count() == 2 * len(stored)
         for path in paths:
             feed = health[feed_server.url(path)]
             assert (feed.error_count, feed.last_error) == (0, None), feed
-        due = {f.url for f in await runtime.storage.due_feeds(clock.now())}
+        due = {f.url for f in await runtime.storage.feeds.due_feeds(clock.now())}
         assert due == {feed_server.url(p) for p in paths if p not in stored}
         assert await runtime.poller.run_round(all_feeds=True) is None  # stopped for good
     finally:

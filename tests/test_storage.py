@@ -15,20 +15,33 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import bot.storage.articles as articles_module
 from bot.config import FeedConfig
 from bot.errors import StorageError
 from bot.models import FeedForUpdate, NewArticle
 from bot.storage import Storage, StoreOutcome
-from bot.storage.schema import SCHEMA_VERSION
+from bot.storage.schema_sqlite import SCHEMA_VERSION
 from bot.storage.search_query import build_match_query
+from tests.support import open_test_storage
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 LATER = NOW + timedelta(hours=1)
 
 
 @pytest.fixture
-async def storage(tmp_path: Path) -> AsyncIterator[Storage]:
-    opened = await Storage.open(tmp_path / "newsbot.db")
+async def sqlite_storage(tmp_path: Path) -> AsyncIterator[Storage]:
+    opened = await open_test_storage(tmp_path / "newsbot.db")
+    try:
+        yield opened
+    finally:
+        await opened.close()
+
+
+@pytest.fixture
+async def storage(database_url: str) -> AsyncIterator[Storage]:
+    """Storage on each backend in turn: tests taking it run on SQLite and on
+    PostgreSQL."""
+    opened = await open_test_storage(database_url)
     try:
         yield opened
     finally:
@@ -57,13 +70,13 @@ def article(
 
 
 async def add_feeds(storage: Storage, *feeds: FeedConfig) -> list[FeedForUpdate]:
-    await storage.sync_feeds(feeds, NOW)
+    await storage.feeds.sync_feeds(feeds, NOW)
     return await current(storage)
 
 
 async def current(storage: Storage) -> list[FeedForUpdate]:
     """Every enabled feed, as the poller would see it now."""
-    return await storage.due_feeds(NOW + timedelta(days=3650))
+    return await storage.feeds.due_feeds(NOW + timedelta(days=3650))
 
 
 async def store(
@@ -74,7 +87,7 @@ async def store(
     now: datetime = NOW,
     deliver_limit: int = 1_000_000,
 ) -> StoreOutcome:
-    return await storage.store_articles(
+    return await storage.articles.store_articles(
         feed,
         articles,
         now=now,
@@ -106,51 +119,50 @@ def sql(path: Path, query: str) -> list[tuple[object, ...]]:
         connection.close()
 
 
-def outbox(path: Path) -> list[tuple[object, ...]]:
+async def outbox(storage: Storage) -> list[tuple[object, ...]]:
     """(chat id, article title, status) of every outbox row."""
-    return sql(
-        path,
+    rows = await storage.db.fetch(
         "SELECT d.chat_id, a.title, d.status FROM deliveries AS d "
         "JOIN articles AS a ON a.id = d.article_id ORDER BY d.chat_id, d.id",
     )
+    return [tuple(r) for r in rows]
 
 
 # -- schema ---------------------------------------------------------------
 
 
-async def test_migrations_set_the_user_version_and_wal(storage: Storage, tmp_path: Path) -> None:
-    path = tmp_path / "newsbot.db"
+async def test_migrations_set_the_user_version_and_wal(
+    sqlite_storage: Storage, tmp_path: Path
+) -> None:
+    path = Path(sqlite_storage.where)
     assert sql(path, "PRAGMA user_version") == [(SCHEMA_VERSION,)]
     assert sql(path, "PRAGMA journal_mode") == [("wal",)]
 
 
 async def test_foreign_keys_are_enforced(storage: Storage) -> None:
-    async with storage._db.execute("PRAGMA foreign_keys") as cursor:
-        assert await cursor.fetchone() == (1,)
-    await storage.upsert_chat(1, "private", None, None, NOW)
-    with pytest.raises(StorageError, match="FOREIGN KEY"):
-        async with storage._transaction() as db:
-            await db.execute(
-                "INSERT INTO deliveries (article_id, chat_id, next_attempt_at, created_at) "
-                "VALUES (999, 1, 0, 0)"
-            )
+    await storage.chats.upsert_chat(1, "private", None, None, NOW)
+    with pytest.raises(StorageError, match=r"(?i)foreign key"):
+        await storage.db.execute(
+            "INSERT INTO deliveries (article_id, chat_id, next_attempt_at, created_at) "
+            "VALUES (999, 1, 0, 0)"
+        )
 
 
 async def test_reopening_is_idempotent(tmp_path: Path) -> None:
     path = tmp_path / "newsbot.db"
-    first = await Storage.open(path)
+    first = await open_test_storage(path)
     try:
         feed = await one_feed(first)
         await store(first, feed, [article("a", "Kept across restarts")])
     finally:
         await first.close()
     for _ in range(2):
-        again = await Storage.open(path)
+        again = await open_test_storage(path)
         try:
-            assert [a.title for a in await again.latest_articles(None, 10)] == [
+            assert [a.title for a in await again.articles.latest_articles(None, 10)] == [
                 "Kept across restarts"
             ]
-            assert [a.title for a in await again.search_articles("restarts", 10)] == [
+            assert [a.title for a in await again.search.search_articles("restarts", 10)] == [
                 "Kept across restarts"
             ]
         finally:
@@ -162,14 +174,14 @@ async def test_a_database_from_a_newer_version_is_refused(tmp_path: Path) -> Non
     path = tmp_path / "newsbot.db"
     sql(path, f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
     with pytest.raises(StorageError, match="newer than this"):
-        await Storage.open(path)
+        await open_test_storage(path)
 
 
 async def test_a_file_that_is_not_a_database_is_a_storage_error(tmp_path: Path) -> None:
     path = tmp_path / "newsbot.db"
     path.write_bytes(b"this is not sqlite" * 100)
     with pytest.raises(StorageError):
-        await Storage.open(path)
+        await open_test_storage(path)
 
 
 @pytest.mark.parametrize("where", ["a-directory", "below-a-file"])
@@ -182,7 +194,7 @@ def test_an_unopenable_path_is_a_storage_error_without_stray_thread_errors(
     monkeypatch.setattr(threading, "excepthook", thread_errors.append)
     before = set(threading.enumerate())
     with pytest.raises(StorageError, match="storage: cannot open"):
-        asyncio.run(Storage.open(path))  # the loop is closed right after, as in the CLI
+        asyncio.run(open_test_storage(path))  # the loop is closed right after, as in the CLI
     for thread in set(threading.enumerate()) - before:
         thread.join(timeout=10)
     assert thread_errors == []
@@ -197,12 +209,14 @@ async def test_feeds_dropped_from_the_config_stop_polling_but_keep_articles(
         FeedConfig(url="https://two.example/feed", name="Two"),
     )
     await store(storage, one, [article("a", "Still here")])
-    await storage.sync_feeds([FeedConfig(url="https://two.example/feed", name="Renamed")], LATER)
+    await storage.feeds.sync_feeds(
+        [FeedConfig(url="https://two.example/feed", name="Renamed")], LATER
+    )
     (remaining,) = await current(storage)
     assert (remaining.url, remaining.name) == ("https://two.example/feed", "Renamed")
-    assert [a.title for a in await storage.latest_articles(None, 10)] == ["Still here"]
+    assert [a.title for a in await storage.articles.latest_articles(None, 10)] == ["Still here"]
     # Back in the config, the feed keeps its history: nothing is new again.
-    await storage.sync_feeds([FeedConfig(url="https://one.example/feed")], LATER)
+    await storage.feeds.sync_feeds([FeedConfig(url="https://one.example/feed")], LATER)
     (again,) = await current(storage)
     assert again.id == one.id and again.ever_fetched
     assert (await store(storage, again, [article("a")], now=LATER)).new_articles == 0
@@ -210,11 +224,11 @@ async def test_feeds_dropped_from_the_config_stop_polling_but_keep_articles(
 
 async def test_due_feeds_are_those_whose_check_time_has_come(storage: Storage) -> None:
     feed = await one_feed(storage)
-    assert [f.id for f in await storage.due_feeds(NOW)] == [feed.id]
+    assert [f.id for f in await storage.feeds.due_feeds(NOW)] == [feed.id]
     await store(storage, feed, [])  # next check in ten minutes
-    assert await storage.due_feeds(NOW + timedelta(minutes=9)) == []
-    assert [f.id for f in await storage.due_feeds(NOW + timedelta(minutes=10))] == [feed.id]
-    assert await storage.next_due_time() == NOW + timedelta(minutes=10)
+    assert await storage.feeds.due_feeds(NOW + timedelta(minutes=9)) == []
+    assert [f.id for f in await storage.feeds.due_feeds(NOW + timedelta(minutes=10))] == [feed.id]
+    assert await storage.feeds.next_due_time() == NOW + timedelta(minutes=10)
 
 
 # -- articles and de-duplication --------------------------------------------
@@ -226,7 +240,7 @@ async def test_articles_are_stored_once_per_key(storage: Storage) -> None:
     (feed,) = await current(storage)
     outcome = await store(storage, feed, [article("a"), article("b")], now=LATER)
     assert outcome == StoreOutcome(0, 0)
-    assert await storage.article_count() == 2
+    assert await storage.articles.article_count() == 2
 
 
 async def test_duplicate_urls_across_feeds_are_not_stored_again(storage: Storage) -> None:
@@ -241,7 +255,7 @@ async def test_duplicate_urls_across_feeds_are_not_stored_again(storage: Storage
         storage, second, [article("two-9", url=shared), article("two-10", url=shared + "b")]
     )
     assert outcome.new_articles == 1
-    assert sorted(a.url for a in await storage.latest_articles(None, 10)) == [
+    assert sorted(a.url for a in await storage.articles.latest_articles(None, 10)) == [
         shared,
         shared + "b",
     ]
@@ -267,11 +281,15 @@ async def test_latest_is_newest_first_and_filters_by_category(storage: Storage) 
             article("mid", "Mid", published=NOW - timedelta(days=1), categories=["tech", "space"]),
         ],
     )
-    assert [a.title for a in await storage.latest_articles(None, 10)] == ["New", "Mid", "Old"]
-    assert [a.title for a in await storage.latest_articles("tech", 10)] == ["Mid", "Old"]
-    assert [a.title for a in await storage.latest_articles("space", 1)] == ["New"]
-    assert await storage.latest_articles("nothing", 10) == []
-    (newest,) = await storage.latest_articles(None, 1)
+    assert [a.title for a in await storage.articles.latest_articles(None, 10)] == [
+        "New",
+        "Mid",
+        "Old",
+    ]
+    assert [a.title for a in await storage.articles.latest_articles("tech", 10)] == ["Mid", "Old"]
+    assert [a.title for a in await storage.articles.latest_articles("space", 1)] == ["New"]
+    assert await storage.articles.latest_articles("nothing", 10) == []
+    (newest,) = await storage.articles.latest_articles(None, 1)
     assert newest.source == "Example News"
     assert newest.published == NOW and newest.published.tzinfo is not None
 
@@ -291,7 +309,7 @@ async def test_search_ranks_title_matches_first(storage: Storage) -> None:
             ),
         ],
     )
-    assert [a.title for a in await storage.search_articles("rocket", 10)] == [
+    assert [a.title for a in await storage.search.search_articles("rocket", 10)] == [
         "Rocket launched",
         "Weekly digest",
     ]
@@ -308,17 +326,17 @@ async def test_search_ties_go_newest_first(storage: Storage) -> None:
             article("c", "Rocket news charlie", published=NOW),
         ],
     )
-    titles = [a.title for a in await storage.search_articles("rocket news", 10)]
+    titles = [a.title for a in await storage.search.search_articles("rocket news", 10)]
     assert titles == ["Rocket news charlie", "Rocket news bravo", "Rocket news alpha"]
-    page = await storage.search_articles("rocket", 1, offset=1)
+    page = await storage.search.search_articles("rocket", 1, offset=1)
     assert [a.title for a in page] == ["Rocket news bravo"]
 
 
 async def test_search_prefix_matches_the_last_word(storage: Storage) -> None:
     feed = await one_feed(storage)
     await store(storage, feed, [article("a", "SpaceX launches Starship")])
-    assert len(await storage.search_articles("spacex laun", 10)) == 1
-    assert await storage.search_articles("spacex xyz", 10) == []
+    assert len(await storage.search.search_articles("spacex laun", 10)) == 1
+    assert await storage.search.search_articles("spacex xyz", 10) == []
 
 
 @pytest.mark.parametrize(
@@ -337,7 +355,7 @@ async def test_search_folds_diacritics(storage: Storage, query: str, expected: l
         feed,
         [article("a", "Café culture in Paris"), article("b", "Naïve Bayes explained")],
     )
-    assert [a.title for a in await storage.search_articles(query, 10)] == expected
+    assert [a.title for a in await storage.search.search_articles(query, 10)] == expected
 
 
 HOSTILE = [
@@ -393,10 +411,10 @@ async def test_hostile_search_text_never_raises(
         ],
     )
     with caplog.at_level(logging.WARNING, logger="bot.storage"):
-        results = await storage.search_articles(query, 10)
+        results = await storage.search.search_articles(query, 10)
     assert all(r.title for r in results)
     assert not [r for r in caplog.records if "failed" in r.getMessage()]
-    assert await storage.article_count() == 2
+    assert await storage.articles.article_count() == 2
 
 
 @pytest.mark.parametrize(
@@ -422,7 +440,7 @@ async def test_ordinary_text_with_operators_finds_what_it_says(
             article("c", "Reading title: the subtitle"),
         ],
     )
-    assert title in [a.title for a in await storage.search_articles(query, 10)]
+    assert title in [a.title for a in await storage.search.search_articles(query, 10)]
 
 
 def test_any_text_gives_a_valid_match_expression_or_none(tmp_path: Path) -> None:
@@ -451,7 +469,7 @@ def test_search_never_raises_on_arbitrary_text(
 ) -> None:
     # Hypothesis drives a synchronous function; one event loop serves it all.
     with asyncio.Runner() as runner:
-        storage = runner.run(Storage.open(tmp_path / "newsbot.db"))
+        storage = runner.run(open_test_storage(tmp_path / "newsbot.db"))
         try:
             feed = runner.run(one_feed(storage))
             runner.run(
@@ -461,7 +479,7 @@ def test_search_never_raises_on_arbitrary_text(
             @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
             @given(st.text(max_size=300), st.integers(min_value=0, max_value=50))
             def check(text: str, offset: int) -> None:
-                results = runner.run(storage.search_articles(text, 10, offset))
+                results = runner.run(storage.search.search_articles(text, 10, offset))
                 assert len(results) <= 1
 
             with caplog.at_level(logging.WARNING, logger="bot.storage"):
@@ -472,21 +490,30 @@ def test_search_never_raises_on_arbitrary_text(
 
 
 async def test_search_index_is_written_in_the_same_transaction(
-    storage: Storage, tmp_path: Path
+    storage: Storage, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     feed = await one_feed(storage)
     await store(storage, feed, [article("a", "Indexed at once")])
-    assert [a.title for a in await storage.search_articles("indexed", 10)] == ["Indexed at once"]
-    # A failure half-way through store_articles (here: an invalid LIMIT in the
-    # outbox step) rolls back the articles and their index entries together.
+    assert [a.title for a in await storage.search.search_articles("indexed", 10)] == [
+        "Indexed at once"
+    ]
+    # A failure half-way through store_articles (here: in the outbox step)
+    # rolls back the articles and their index entries together.
     (feed,) = await current(storage)
+    await subscribed_chat(storage, 1, "tech")
+
+    async def broken_enqueue(*args: object) -> int:
+        raise StorageError("storage: disk full")
+
+    monkeypatch.setattr(articles_module.outbox, "enqueue", broken_enqueue)
     with pytest.raises(StorageError):
-        await store(storage, feed, [article("b", "Never indexed")], now=LATER, deliver_limit="x")  # type: ignore[arg-type]
-    assert await storage.search_articles("never", 10) == []
-    assert await storage.article_count() == 1
-    path = tmp_path / "newsbot.db"
-    assert sql(path, "SELECT count(*) FROM articles_fts") == [(1,)]
-    sql(path, "INSERT INTO articles_fts(articles_fts, rank) VALUES ('integrity-check', 1)")
+        await store(storage, feed, [article("b", "Never indexed", categories=["tech"])], now=LATER)
+    assert await storage.search.search_articles("never", 10) == []
+    assert await storage.articles.article_count() == 1
+    if storage.backend == "sqlite":
+        path = Path(storage.where)
+        assert sql(path, "SELECT count(*) FROM articles_fts") == [(1,)]
+        sql(path, "INSERT INTO articles_fts(articles_fts, rank) VALUES ('integrity-check', 1)")
 
 
 # -- the outbox -------------------------------------------------------------
@@ -495,8 +522,8 @@ async def test_search_index_is_written_in_the_same_transaction(
 async def subscribed_chat(
     storage: Storage, chat_id: int, *categories: str, chat_type: str = "private"
 ) -> None:
-    await storage.upsert_chat(chat_id, chat_type, None, None, NOW)
-    await storage.subscribe(chat_id, categories, NOW)
+    await storage.chats.upsert_chat(chat_id, chat_type, None, None, NOW)
+    await storage.chats.subscribe(chat_id, categories, NOW)
 
 
 async def test_first_fetch_creates_no_deliveries(storage: Storage) -> None:
@@ -504,11 +531,11 @@ async def test_first_fetch_creates_no_deliveries(storage: Storage) -> None:
     await subscribed_chat(storage, 1, "tech")
     outcome = await store(storage, feed, [article("a", categories=["tech"])])
     assert outcome == StoreOutcome(1, 0)
-    assert await storage.delivery_counts() == {}
+    assert await storage.outbox.delivery_counts() == {}
     # Only new articles are delivered: the first fetch's backlog never is.
     (feed,) = await current(storage)
     await store(storage, feed, [article("a", categories=["tech"])], now=LATER)
-    assert await storage.delivery_counts() == {}
+    assert await storage.outbox.delivery_counts() == {}
 
 
 async def test_later_new_articles_go_to_each_subscribed_active_chat(
@@ -519,7 +546,7 @@ async def test_later_new_articles_go_to_each_subscribed_active_chat(
     await subscribed_chat(storage, 2, "tech", "space")  # two matching categories
     await subscribed_chat(storage, 3, "sport")  # not matching
     await subscribed_chat(storage, 4, "tech")
-    await storage.deactivate_chat(4, "blocked", NOW)  # inactive
+    await storage.chats.deactivate_chat(4, "blocked", NOW)  # inactive
     await store(storage, feed, [article("a", categories=["tech"])])
     (feed,) = await current(storage)
 
@@ -530,7 +557,7 @@ async def test_later_new_articles_go_to_each_subscribed_active_chat(
         now=LATER,
     )
     assert outcome == StoreOutcome(1, 2)
-    assert outbox(tmp_path / "newsbot.db") == [(1, "Fresh", "pending"), (2, "Fresh", "pending")]
+    assert await outbox(storage) == [(1, "Fresh", "pending"), (2, "Fresh", "pending")]
 
 
 async def test_deliveries_are_capped_to_the_newest_per_round(
@@ -546,7 +573,7 @@ async def test_deliveries_are_capped_to_the_newest_per_round(
     ]
     outcome = await store(storage, feed, flood, now=LATER, deliver_limit=5)
     assert outcome == StoreOutcome(30, 5)
-    titles = [row[1] for row in outbox(tmp_path / "newsbot.db")]
+    titles = [row[1] for row in await outbox(storage)]
     # The five newest, queued oldest first so a chat reads them in order.
     assert titles == [f"Item {i}" for i in reversed(range(5))]
 
@@ -573,13 +600,13 @@ async def test_a_table_rebuild_migration_keeps_every_row(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path = tmp_path / "newsbot.db"
-    first = await Storage.open(path)
+    first = await open_test_storage(path)
     try:
         feed = await one_feed(first, ["space"])
         await store(first, feed, [article("seed", "Seed")])
         for chat_id in (1, 2, 3):
-            await first.upsert_chat(chat_id, "private", None, None, NOW)
-            await first.subscribe(chat_id, ["space"], NOW)
+            await first.chats.upsert_chat(chat_id, "private", None, None, NOW)
+            await first.chats.subscribe(chat_id, ["space"], NOW)
         (feed,) = await current(first)
         await store(first, feed, [article("news", "News", categories=["space"])])
     finally:
@@ -590,13 +617,11 @@ async def test_a_table_rebuild_migration_keeps_every_row(
     )
     assert before == ([(3,)], [(3,)])
 
-    import bot.storage.schema as schema
-    import bot.storage.storage as storage_module
+    import bot.storage.schema_sqlite as schema
 
     migrations = [*schema.MIGRATIONS, _REBUILD_CHATS]
-    monkeypatch.setattr(storage_module, "MIGRATIONS", migrations)
-    monkeypatch.setattr(storage_module, "SCHEMA_VERSION", len(migrations), raising=False)
-    again = await Storage.open(path)
+    monkeypatch.setattr(schema, "MIGRATIONS", migrations)
+    again = await open_test_storage(path)
     await again.close()
     assert sql(path, "PRAGMA user_version") == [(len(migrations),)]
     after = (
@@ -610,20 +635,19 @@ async def test_a_migration_that_breaks_references_changes_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path = tmp_path / "newsbot.db"
-    first = await Storage.open(path)
+    first = await open_test_storage(path)
     try:
-        await first.upsert_chat(1, "private", None, None, NOW)
-        await first.subscribe(1, ["space"], NOW)
+        await first.chats.upsert_chat(1, "private", None, None, NOW)
+        await first.chats.subscribe(1, ["space"], NOW)
     finally:
         await first.close()
-    import bot.storage.schema as schema
-    import bot.storage.storage as storage_module
+    import bot.storage.schema_sqlite as schema
 
-    migrations = [*schema.MIGRATIONS, "DELETE FROM chats;"]
-    monkeypatch.setattr(storage_module, "MIGRATIONS", migrations)
+    released = len(schema.MIGRATIONS)
+    monkeypatch.setattr(schema, "MIGRATIONS", [*schema.MIGRATIONS, "DELETE FROM chats;"])
     with pytest.raises(StorageError, match="break 1 references"):
-        await Storage.open(path)
-    assert sql(path, "PRAGMA user_version") == [(len(schema.MIGRATIONS),)]
+        await open_test_storage(path)
+    assert sql(path, "PRAGMA user_version") == [(released,)]
     assert sql(path, "SELECT count(*) FROM chats") == [(1,)]
 
 
@@ -635,10 +659,9 @@ async def test_two_processes_opening_a_new_database_do_not_race(tmp_path: Path) 
     try:
         other.execute("PRAGMA journal_mode = WAL")
         other.execute("BEGIN IMMEDIATE")
-        opening = asyncio.create_task(Storage.open(path))
+        opening = asyncio.create_task(open_test_storage(path))
         await asyncio.sleep(0.3)  # let it get as far as the lock
-        from bot.storage.schema import MIGRATIONS
-        from bot.storage.storage import split_statements
+        from bot.storage.schema_sqlite import MIGRATIONS, split_statements
 
         for script in MIGRATIONS:
             for statement in split_statements(script):
@@ -652,16 +675,19 @@ async def test_two_processes_opening_a_new_database_do_not_race(tmp_path: Path) 
     assert sql(path, "PRAGMA user_version") == [(SCHEMA_VERSION,)]
 
 
-async def test_a_cancelled_write_never_leaves_a_transaction_open(storage: Storage) -> None:
+async def test_a_cancelled_write_never_leaves_a_transaction_open(
+    sqlite_storage: Storage,
+) -> None:
     """A sender stopped while its write waits for the database lock (another
     process holds it): the shared connection must come back with no
     transaction open, and the next write must work and stick."""
-    path = Path(storage.path)
-    await storage.upsert_chat(1, "private", None, None, NOW)
+    storage = sqlite_storage
+    path = Path(storage.where)
+    await storage.chats.upsert_chat(1, "private", None, None, NOW)
     other = sqlite3.connect(path, isolation_level=None)
     try:
         other.execute("BEGIN IMMEDIATE")
-        waiting = asyncio.create_task(storage.upsert_chat(2, "private", None, None, NOW))
+        waiting = asyncio.create_task(storage.chats.upsert_chat(2, "private", None, None, NOW))
         await asyncio.sleep(0.2)  # it is now waiting in BEGIN IMMEDIATE
         waiting.cancel()
         await asyncio.sleep(0.2)
@@ -670,8 +696,8 @@ async def test_a_cancelled_write_never_leaves_a_transaction_open(storage: Storag
             await waiting
     finally:
         other.close()
-    assert not storage._db.in_transaction
-    await storage.upsert_chat(3, "private", None, None, NOW)
+    assert not storage.db.connection.in_transaction
+    await storage.chats.upsert_chat(3, "private", None, None, NOW)
     assert sql(path, "SELECT id FROM chats ORDER BY id") == [(1,), (3,)]
 
 
@@ -702,31 +728,31 @@ async def _store_broad(storage: Storage, word: str, special: Sequence[tuple[str,
 
 async def test_broad_search_ranks_whole_title_words_not_substrings(storage: Storage) -> None:
     await _store_broad(storage, "ai", [("He said so", 1), ("AI beats humans at chess", 30)])
-    found = [a.title for a in await storage.search_articles("ai", 5)]
+    found = [a.title for a in await storage.search.search_articles("ai", 5)]
     assert found[0] == "AI beats humans at chess"
     assert found[1] == "He said so"  # no title word: newest first, like the rest
 
 
 async def test_broad_search_ranks_titles_in_any_script(storage: Storage) -> None:
     await _store_broad(storage, "выборы", [("Выборы в Москве", 30)])
-    found = [a.title for a in await storage.search_articles("выборы", 3)]
+    found = [a.title for a in await storage.search.search_articles("выборы", 3)]
     assert found[0] == "Выборы в Москве"
 
 
 async def test_broad_search_pages_through_the_ranking(storage: Storage) -> None:
     await _store_broad(storage, "vote", [("Vote counted", 30), ("Vote delayed", 40)])
-    first = [a.title for a in await storage.search_articles("vote", 2)]
-    second = [a.title for a in await storage.search_articles("vote", 2, offset=2)]
+    first = [a.title for a in await storage.search.search_articles("vote", 2)]
+    second = [a.title for a in await storage.search.search_articles("vote", 2, offset=2)]
     assert first == ["Vote counted", "Vote delayed"]
     assert len(second) == 2 and not set(first) & set(second)
 
 
 async def test_a_search_query_is_kept_whole_behind_a_short_key(storage: Storage) -> None:
     query = "выборы в городской совет депутатов москвы " * 4
-    key = await storage.remember_search(query, NOW)
-    assert await storage.remember_search(query, LATER) == key  # one key per query
-    assert await storage.recall_search(key) == query
-    assert await storage.recall_search(key + 1) is None
+    key = await storage.state.remember_search(query, NOW)
+    assert await storage.state.remember_search(query, LATER) == key  # one key per query
+    assert await storage.state.recall_search(key) == query
+    assert await storage.state.recall_search(key + 1) is None
 
 
 # -- what counts as news ----------------------------------------------------
@@ -743,7 +769,7 @@ async def test_a_story_in_two_feeds_gains_both_feeds_categories_and_reaches_both
     await subscribed_chat(storage, 1, "space")
     await subscribed_chat(storage, 2, "industry")
     await subscribed_chat(storage, 3, "space")
-    await storage.subscribe(3, ["industry"], NOW)
+    await storage.chats.subscribe(3, ["industry"], NOW)
     await store(storage, space, [article("s-0")])
     await store(storage, industry, [article("i-0")])
     space, industry = await current(storage)
@@ -757,12 +783,14 @@ async def test_a_story_in_two_feeds_gains_both_feeds_categories_and_reaches_both
         storage, industry, [article("i-7", story, url=shared, categories=["industry"])], now=LATER
     )
     assert outcome == StoreOutcome(0, 1)  # no second article; one more chat
-    assert outbox(tmp_path / "newsbot.db") == [
+    assert await outbox(storage) == [
         (1, story, "pending"),
         (2, story, "pending"),
         (3, story, "pending"),  # once, though both its categories carry it
     ]
-    (stored,) = [a for a in await storage.latest_articles("industry", 10) if a.url == shared]
+    (stored,) = [
+        a for a in await storage.articles.latest_articles("industry", 10) if a.url == shared
+    ]
     assert stored.categories == ("space", "industry")
     # The next poll of the industry feed knows the entry: nothing happens.
     again = await store(
@@ -786,9 +814,9 @@ async def test_undated_entries_keep_the_feeds_order(storage: Storage, tmp_path: 
         article(f"u{i}", f"Undated {i}", published=LATER, categories=["tech"]) for i in range(30)
     ]
     await store(storage, feed, in_feed_order, now=LATER, deliver_limit=5)
-    latest = [a.title for a in await storage.latest_articles(None, 30)]
+    latest = [a.title for a in await storage.articles.latest_articles(None, 30)]
     assert latest == [f"Undated {i}" for i in range(30)]
-    titles = [row[1] for row in outbox(tmp_path / "newsbot.db")]
+    titles = [row[1] for row in await outbox(storage)]
     assert titles == [f"Undated {i}" for i in (4, 3, 2, 1, 0)]  # the top five, oldest first
 
 
@@ -813,28 +841,60 @@ async def test_a_feed_disabled_by_410_stays_disabled_across_syncs_until_resumed(
     storage: Storage,
 ) -> None:
     (feed,) = await add_feeds(storage, FeedConfig(url="https://gone.example/feed"))
-    await storage.record_failure(
+    await storage.feeds.record_failure(
         feed.id, now=NOW, error="fetch: HTTP 410 Gone", next_check=LATER, disable=True
     )
     for when in (NOW, LATER, LATER + timedelta(days=30)):  # restarts, `feeds sync`
-        await storage.sync_feeds([FeedConfig(url="https://gone.example/feed")], when)
-        assert await storage.due_feeds(when + timedelta(days=3650)) == []
-    (health,) = await storage.feed_health()
+        await storage.feeds.sync_feeds([FeedConfig(url="https://gone.example/feed")], when)
+        assert await storage.feeds.due_feeds(when + timedelta(days=3650)) == []
+    (health,) = await storage.feeds.feed_health()
     assert health.disabled and health.error_count == 1
 
     later = LATER + timedelta(days=31)
-    assert await storage.resume_feed(feed.id, later)
-    (due,) = await storage.due_feeds(later)
+    assert await storage.feeds.resume_feed(feed.id, later)
+    (due,) = await storage.feeds.due_feeds(later)
     assert due.id == feed.id
-    assert not (await storage.feed_health())[0].disabled
-    assert not await storage.resume_feed(feed.id + 100, later)
+    assert not (await storage.feeds.feed_health())[0].disabled
+    assert not await storage.feeds.resume_feed(feed.id + 100, later)
 
 
 async def test_all_feeds_lists_feeds_dropped_from_the_config_too(storage: Storage) -> None:
     await add_feeds(
         storage, FeedConfig(url="https://one.example/feed"), FeedConfig(url="https://two.example/f")
     )
-    await storage.sync_feeds([FeedConfig(url="https://two.example/f")], LATER)
-    listed = {f.url: f.configured for f in await storage.all_feeds()}
+    await storage.feeds.sync_feeds([FeedConfig(url="https://two.example/f")], LATER)
+    listed = {f.url: f.configured for f in await storage.feeds.all_feeds()}
     assert listed == {"https://one.example/feed": False, "https://two.example/f": True}
-    assert [f.url for f in await storage.feed_health()] == ["https://two.example/f"]
+    assert [f.url for f in await storage.feeds.feed_health()] == ["https://two.example/f"]
+
+
+# -- retention -----------------------------------------------------------------
+
+
+async def test_retention_prunes_finished_cards_and_old_articles_but_not_what_waits(
+    storage: Storage,
+) -> None:
+    from bot.config import StorageConfig
+    from bot.retention import prune
+
+    feed = await one_feed(storage)
+    await subscribed_chat(storage, 1, "tech")
+    await store(storage, feed, [article("seen", "Seen before")])
+    (feed,) = await current(storage)
+    stories = [article(f"s{i}", f"Story {i}", categories=["tech"]) for i in range(3)]
+    await store(storage, feed, stories, now=LATER)
+    claimed = await storage.outbox.claim_deliveries(LATER, 10, worker="test", lease_seconds=60)
+    (first,) = claimed  # one per chat at a time
+    await storage.outbox.mark_sent(first.id, 1, LATER)
+    month_later = LATER + timedelta(days=40)
+
+    kept = await prune(storage, StorageConfig(), month_later)
+    assert (kept.deliveries, kept.articles) == (1, 0)  # articles are kept by default
+    assert await storage.outbox.delivery_counts() == {"pending": 2}
+
+    pruned = await prune(storage, StorageConfig(keep_articles="7d"), month_later)
+    # The two stories still waiting for their card stay; the rest go.
+    assert pruned.articles == 2
+    waiting = sorted({"Story 0", "Story 1", "Story 2"} - {first.article.title})
+    assert sorted(a.title for a in await storage.articles.latest_articles(None, 10)) == waiting
+    assert await storage.search.search_articles("seen", 10) == []

@@ -1,4 +1,4 @@
-"""Turn any user text into a safe SQLite FTS5 MATCH expression. Pure.
+"""Turn any user text into a safe full-text query. Pure.
 
 Raw text in MATCH breaks on ordinary input (``C++``, ``7-3``, ``AND``, a lone
 ``"``, ``title:``, ``(``, ``-x``, ``*``, ``don't``). We keep only word tokens,
@@ -18,7 +18,9 @@ MIN_PREFIX_LENGTH = 3
 _WORD = re.compile(r"\w+")
 
 
-def build_match_query(text: str) -> str | None:
+def match_tokens(text: str) -> list[str]:
+    """The word tokens of ``text`` a search uses (both backends), at most
+    ``MAX_TOKENS`` of at most ``MAX_TOKEN_LENGTH`` characters."""
     tokens = []
     for token in _WORD.findall(text or ""):
         token = token.strip("_")[:MAX_TOKEN_LENGTH]
@@ -26,6 +28,11 @@ def build_match_query(text: str) -> str | None:
             tokens.append(token)
         if len(tokens) == MAX_TOKENS:
             break
+    return tokens
+
+
+def build_match_query(text: str) -> str | None:
+    tokens = match_tokens(text)
     if not tokens:
         return None
     quoted = ['"' + token.replace('"', '""') + '"' for token in tokens]

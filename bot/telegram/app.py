@@ -42,10 +42,22 @@ from telegram.warnings import PTBDeprecationWarning
 from bot.clock import Clock, SystemClock
 from bot.config import Config
 from bot.deliver import Sender
-from bot.errors import ConfigError
+from bot.errors import ConfigError, StorageError
 from bot.logs import register_secret
+from bot.retention import prune
+from bot.roles import (
+    ALL_ROLES,
+    SENDER_LOCK,
+    UPDATES_LOCK,
+    AdvisoryLock,
+    Leadership,
+    Role,
+    SoleProcess,
+    describe,
+)
 from bot.runtime import Runtime
-from bot.storage import Storage
+from bot.storage import open_storage
+from bot.storage.db import PostgresDatabase
 from bot.telegram import handlers
 from bot.telegram.alerts import OperatorAlerts
 from bot.telegram.permissions import PermissionChecker
@@ -59,6 +71,12 @@ WEBHOOK_SECRET_KEY = "webhook_secret"
 # up late): the first retry after this many seconds, doubling up to the cap.
 START_RETRY_FIRST = 2.0
 START_RETRY_MAX = 300.0
+# How often a standby process contends for a role only one may hold, and how
+# often the holder checks that its session (and with it the role) is alive.
+LEADERSHIP_RETRY = 2.0
+# How often the pollers prune old cards and articles (see bot.retention).
+RETENTION_INTERVAL = 3600.0
+LEADERSHIP_CHECK = 5.0
 
 
 class _Application(Application):  # type: ignore[type-arg]
@@ -82,6 +100,7 @@ class NewsbotApplication:
         self,
         config: Config,
         *,
+        roles: frozenset[Role] = frozenset(ALL_ROLES),
         clock: Clock | None = None,
         feed_transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
@@ -96,9 +115,12 @@ class NewsbotApplication:
         # (Set here, not in bot.logs: importing telegram costs every CLI command.)
         warnings.filterwarnings("ignore", ".*retry_after.*", PTBDeprecationWarning)
         self.config = config
+        self.roles = roles
         self._clock = clock
         self._feed_transport = feed_transport
         self._sender_task: asyncio.Task[None] | None = None
+        self._sending = asyncio.Event()  # set once this process is the active sender
+        self._shutting_down = False
         # Opened before Telegram answers, so that feeds are polled meanwhile.
         self.runtime: Runtime | None = None
         self.services: handlers.BotServices | None = None
@@ -177,23 +199,39 @@ class NewsbotApplication:
                 OperatorAlerts(self.config.telegram.admins),
             )
             application.bot_data["services"] = self.services
-            try:
-                await application.bot.set_my_commands(
-                    [BotCommand(name, text) for name, text in handlers.COMMANDS]
+            if "updates" in self.roles:
+                try:
+                    await application.bot.set_my_commands(
+                        [BotCommand(name, text) for name, text in handlers.COMMANDS]
+                    )
+                except TelegramError as error:
+                    log.warning("telegram: setMyCommands failed: %s", error)
+            # The job queue of each process schedules only its own roles' work.
+            if "poller" in self.roles:
+                self._schedule_polling(application)
+                self._schedule_retention(application)
+            else:
+                self._schedule_heartbeat(application)
+            if "sender" in self.roles:
+                self._sender_task = asyncio.create_task(
+                    self._send_while_leading(runtime, sender), name="newsbot-sender"
                 )
-            except TelegramError as error:
-                log.warning("telegram: setMyCommands failed: %s", error)
-            self._schedule_polling(application)
-            self._sender_task = asyncio.create_task(sender.run(), name="newsbot-sender")
         except BaseException:
             await self._close_runtime()
             raise
 
     async def _open_runtime(self) -> Runtime:
         if self.runtime is None:
-            self.runtime = await Runtime.open(
+            runtime = await Runtime.open(
                 self.config, clock=self._clock, transport=self._feed_transport
             )
+            self.runtime = runtime
+            if runtime.storage.backend == "sqlite":
+                # The bot is SQLite's one process: a feed claim left in the
+                # database belongs to a run that died, and the feed is due
+                # now, not when the lease runs out. (On PostgreSQL other
+                # pollers may be alive; there the lease decides.)
+                await runtime.storage.feeds.release_feeds_of_others(runtime.poller.worker)
         return self.runtime
 
     async def _close_runtime(self) -> None:
@@ -284,6 +322,48 @@ class NewsbotApplication:
             },
         )
 
+    def _schedule_heartbeat(self, application: Application) -> None:  # type: ignore[type-arg]
+        """A process that does not poll still tells its health check it lives."""
+        job_queue = application.job_queue
+        if job_queue is None:
+            raise RuntimeError("python-telegram-bot was installed without the job-queue extra")
+        job_queue.run_repeating(
+            self._heartbeat_job, interval=self.config.poll_tick, first=0.0, name="heartbeat"
+        )
+
+    async def _heartbeat_job(self, context: ContextTypes.DEFAULT_TYPE) -> None:
+        assert self.services is not None
+        self._beat(self.services.sender)
+
+    def _beat(self, sender: Sender | None) -> None:
+        if sender is not None and not sender.healthy:
+            # No heartbeat: the token was rejected, or sent cards cannot be
+            # recorded; the container's health check turns unhealthy.
+            return
+        try:
+            self.config.heartbeat_path.touch()
+        except OSError as error:
+            log.warning("poll: cannot touch heartbeat file: %s", error)
+
+    def _schedule_retention(self, application: Application) -> None:  # type: ignore[type-arg]
+        job_queue = application.job_queue
+        assert job_queue is not None  # checked by _schedule_polling
+        job_queue.run_repeating(
+            self._retention_job,
+            interval=RETENTION_INTERVAL,
+            first=60.0,
+            name="retention",
+            job_kwargs={"max_instances": 1, "coalesce": True},
+        )
+
+    async def _retention_job(self, context: ContextTypes.DEFAULT_TYPE) -> None:
+        assert self.services is not None
+        runtime = self.services.runtime
+        try:
+            await prune(runtime.storage, self.config.storage, runtime.clock.now())
+        except StorageError as error:
+            log.warning("retention: pruning failed, trying again later: %s", error)
+
     async def _poll_job(self, context: ContextTypes.DEFAULT_TYPE) -> None:
         assert self.services is not None
         await self._poll_round(self.services.runtime, self.services.sender)
@@ -294,14 +374,7 @@ class NewsbotApplication:
         report = await runtime.poller.run_round()
         if sender is not None and report is not None and report.deliveries:
             sender.wake()
-        if sender is not None and not sender.healthy:
-            # No heartbeat: the token was rejected, or sent cards cannot be
-            # recorded; the container's health check turns unhealthy.
-            return
-        try:
-            self.config.heartbeat_path.touch()
-        except OSError as error:
-            log.warning("poll: cannot touch heartbeat file: %s", error)
+        self._beat(sender)
 
     async def _stop_polling(self) -> None:
         """End the running round at a feed boundary (stored feeds stay stored,
@@ -313,7 +386,51 @@ class NewsbotApplication:
         await self._stop_polling()  # normally stop() has done it; twice is harmless
         await self.stop_sender()
 
+    def _leadership(self, runtime: Runtime, key: int, what: str) -> Leadership:
+        """What only one process may hold: on PostgreSQL an advisory lock,
+        on SQLite (one process) always this process."""
+        db = runtime.storage.db
+        return AdvisoryLock(db, key, what) if isinstance(db, PostgresDatabase) else SoleProcess()
+
+    async def _send_while_leading(self, runtime: Runtime, sender: Sender) -> None:
+        """Send cards while this process is the active sender; stand by while
+        another one is, and take over when it dies (its lock goes with its
+        session)."""
+        leadership = self._leadership(runtime, SENDER_LOCK, "active sender")
+        try:
+            while not self._shutting_down:
+                if not await leadership.try_acquire():
+                    await asyncio.sleep(LEADERSHIP_RETRY)
+                    continue
+                self._sending.set()
+                try:
+                    freed = await runtime.storage.outbox.take_over_claims(sender.worker)
+                except StorageError as error:
+                    # Their leases will run out and free them all the same.
+                    log.warning("deliver: could not take over claimed cards: %s", error)
+                else:
+                    if freed:
+                        log.info("deliver: took over %d cards a stopped sender claimed", freed)
+                watch = asyncio.create_task(self._watch_leadership(leadership, sender))
+                try:
+                    await sender.run()
+                finally:
+                    watch.cancel()
+                    self._sending.clear()
+                if not self._shutting_down and not sender.token_rejected:
+                    log.warning("deliver: no longer the active sender; standing by")
+                    sender.resume()
+                elif sender.token_rejected:
+                    return
+        finally:
+            await leadership.release()
+
+    async def _watch_leadership(self, leadership: Leadership, sender: Sender) -> None:
+        await _until_lost(leadership)
+        await sender.stop()
+
     async def stop_sender(self) -> None:
+        self._shutting_down = True
         if self.services is not None:
             await self.services.sender.stop()
         if self._sender_task is not None:
@@ -332,6 +449,9 @@ class NewsbotApplication:
 
     def run(self) -> None:
         """Block until Ctrl-C or SIGTERM: long polling, or a webhook if configured."""
+        if self.config.storage.url:
+            self._run_with_roles()
+            return
         telegram = self.config.telegram
         allowed = Update.ALL_TYPES
         loop = asyncio.new_event_loop()
@@ -369,6 +489,48 @@ class NewsbotApplication:
                 loop.close()
                 asyncio.set_event_loop(None)
 
+    def _run_with_roles(self) -> None:
+        """On PostgreSQL: this process's roles only (``--role``), with the
+        active sender and the long-polling reader elected among all the
+        processes. Ctrl-C and SIGTERM stop it, also while it waits for
+        Telegram at start."""
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        stop = asyncio.Event()
+        started = False
+
+        async def serve() -> None:
+            nonlocal started
+            log.info("newsbot: running as %s", describe(self.roles))
+            async with self.running(poll_interval=0.0):
+                started = True
+                await stop.wait()
+
+        task = loop.create_task(serve())
+
+        def on_signal() -> None:
+            if started:
+                stop.set()
+            else:
+                task.cancel()
+
+        installed = []
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(sig, on_signal)
+                installed.append(sig)
+            except (NotImplementedError, RuntimeError):
+                pass  # no signal handlers here: Ctrl-C still raises
+        try:
+            loop.run_until_complete(task)
+        except asyncio.CancelledError:
+            log.info("newsbot: stopped while starting")
+        finally:
+            for sig in installed:
+                loop.remove_signal_handler(sig)
+            loop.close()
+            asyncio.set_event_loop(None)
+
     def _wait_for_telegram_in(self, loop: asyncio.AbstractEventLoop) -> bool:
         """``wait_for_telegram`` with Ctrl-C and SIGTERM stopping the wait (PTB
         installs its own handlers only later). False if stopped."""
@@ -402,14 +564,14 @@ class NewsbotApplication:
         secret = self.config.telegram.webhook_secret
         if secret is None:
             clock = self._clock or SystemClock()
-            storage = await Storage.open(self.config.storage.path)
+            storage = await open_storage(self.config.storage)
             # token_urlsafe: A-Z a-z 0-9 _ - only, as Telegram requires; 32
             # bytes make 43 characters (Telegram allows 1-256). Redacted before
             # it is stored: aiosqlite logs statement parameters at DEBUG.
             candidate = secrets.token_urlsafe(32)
             register_secret(candidate)
             try:
-                secret = await storage.set_state_if_absent(
+                secret = await storage.state.set_state_if_absent(
                     WEBHOOK_SECRET_KEY, candidate, clock.now()
                 )
             finally:
@@ -428,16 +590,19 @@ class NewsbotApplication:
             await self._close_runtime()
             raise
         await app.initialize()
+        reading: asyncio.Task[None] | None = None
         try:
             await self._post_init(app)
-            assert app.updater is not None
-            await app.updater.start_polling(
-                poll_interval=poll_interval, allowed_updates=Update.ALL_TYPES
-            )
             await app.start()
+            if "updates" in self.roles:
+                reading = asyncio.create_task(self._read_updates(poll_interval))
             try:
                 yield self
             finally:
+                if reading is not None:
+                    reading.cancel()
+                    await asyncio.gather(reading, return_exceptions=True)
+                assert app.updater is not None
                 if app.updater.running:
                     await app.updater.stop()
                 if app.running:
@@ -446,6 +611,39 @@ class NewsbotApplication:
         finally:
             await app.shutdown()
             await self._post_shutdown(app)
+
+    async def _read_updates(self, poll_interval: float) -> None:
+        """Serve the webhook, or long-poll while this process is the one
+        reader of updates: Telegram answers a second poller 409 Conflict, so
+        the others wait for the lock of the one that polls."""
+        app = self.application
+        assert app.updater is not None and self.runtime is not None
+        telegram = self.config.telegram
+        if telegram.webhook_url:
+            path = telegram.webhook_url.rstrip("/").rsplit("/", 1)[-1] or "telegram"
+            await app.updater.start_webhook(
+                listen=telegram.webhook_listen,
+                port=telegram.webhook_port,
+                url_path=path,
+                webhook_url=telegram.webhook_url,
+                secret_token=await self._webhook_secret(),
+                allowed_updates=Update.ALL_TYPES,
+            )
+            return
+        leadership = self._leadership(self.runtime, UPDATES_LOCK, "reader of Telegram's updates")
+        try:
+            while True:
+                if not await leadership.try_acquire():
+                    await asyncio.sleep(LEADERSHIP_RETRY)
+                    continue
+                await app.updater.start_polling(
+                    poll_interval=poll_interval, allowed_updates=Update.ALL_TYPES
+                )
+                await _until_lost(leadership)
+                log.warning("telegram: no longer the reader of updates; standing by")
+                await app.updater.stop()
+        finally:
+            await leadership.release()
 
 
 async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -513,6 +711,14 @@ def _seconds(value: object) -> float:
     return float(value) if isinstance(value, int | float) else START_RETRY_MAX
 
 
-def run_bot(config: Config) -> int:
-    NewsbotApplication(config).run()
+async def _until_lost(leadership: Leadership) -> None:
+    """Return when the session that holds ``leadership`` is gone."""
+    while True:
+        await asyncio.sleep(LEADERSHIP_CHECK)
+        if not await leadership.still_held():
+            return
+
+
+def run_bot(config: Config, roles: frozenset[Role] = frozenset(ALL_ROLES)) -> int:
+    NewsbotApplication(config, roles=roles).run()
     return 0

@@ -173,7 +173,7 @@ def _args(context: ContextTypes.DEFAULT_TYPE) -> list[str]:
 
 
 async def _remember_chat(bot: BotServices, chat: Chat | ChatFullInfo) -> None:
-    await bot.runtime.storage.upsert_chat(
+    await bot.runtime.storage.chats.upsert_chat(
         chat.id, chat.type, chat.title or chat.full_name, chat.username, bot.runtime.clock.now()
     )
 
@@ -212,7 +212,7 @@ async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if chat is None:
         return
     await _remember_chat(bot, chat)
-    subscribed = await bot.runtime.storage.subscriptions(chat.id)
+    subscribed = await bot.runtime.storage.chats.subscriptions(chat.id)
     categories = bot.runtime.news.categories
     text = (
         "<b>Hi! I post news headlines by category.</b>\n\n"
@@ -255,7 +255,7 @@ async def categories_command(update: Update, context: ContextTypes.DEFAULT_TYPE)
     lines = ["<b>Categories</b> (articles this week)"]
     for category, count in stats:
         lines.append(f"• {escape(category.title)} — {count}  <code>{category.id}</code>")
-    subscribed = await bot.runtime.storage.subscriptions(chat.id)
+    subscribed = await bot.runtime.storage.chats.subscriptions(chat.id)
     await reply(
         update, context, "\n".join(lines), categories_keyboard([c for c, _ in stats], subscribed)
     )
@@ -290,7 +290,7 @@ async def _change_subscriptions(
     remote = chat.id != (update.effective_chat.id if update.effective_chat else None)
     where = f" for {escape(_chat_name(chat))}" if remote else ""
     if not words:
-        subscribed = await storage.subscriptions(chat.id)
+        subscribed = await storage.chats.subscriptions(chat.id)
         verb = "Tap to subscribe or unsubscribe" if subscribe else "Tap to unsubscribe"
         await reply(
             update,
@@ -301,7 +301,7 @@ async def _change_subscriptions(
         return
     now = bot.runtime.clock.now()
     if not subscribe and len(words) == 1 and words[0].lower() == "all":
-        removed = await storage.unsubscribe(chat.id, None)
+        removed = await storage.chats.unsubscribe(chat.id, None)
         await reply(
             update,
             context,
@@ -315,7 +315,7 @@ async def _change_subscriptions(
     if lookup.found:
         ids = [c.id for c in lookup.found]
         if subscribe:
-            await storage.upsert_chat(
+            await storage.chats.upsert_chat(
                 chat.id,
                 chat.type,
                 chat.title or chat.full_name,
@@ -323,7 +323,7 @@ async def _change_subscriptions(
                 now,
                 reactivate=True,
             )
-            added = await storage.subscribe(chat.id, ids, now)
+            added = await storage.chats.subscribe(chat.id, ids, now)
             already = [c for c in lookup.found if c.id not in added]
             if added:
                 parts.append(
@@ -332,7 +332,7 @@ async def _change_subscriptions(
             if already:
                 parts.append(f"Already subscribed to {_titles(already)}.")
         else:
-            removed = await storage.unsubscribe(chat.id, ids)
+            removed = await storage.chats.unsubscribe(chat.id, ids)
             if removed:
                 parts.append(
                     f"Unsubscribed{where} from {_titles([c for c in lookup.found if c.id in removed])}."
@@ -359,7 +359,7 @@ async def mysubs(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if target is None:
         return
     chat, _ = target
-    ids = await bot.runtime.storage.subscriptions(chat.id)
+    ids = await bot.runtime.storage.chats.subscriptions(chat.id)
     found = [c for c in bot.runtime.news.categories if c.id in ids]
     here = update.effective_chat
     name = "This chat" if here and chat.id == here.id else escape(_chat_name(chat))
@@ -410,7 +410,7 @@ async def _send_search_page(
         text = render_list(f'Results for "{short}"', shown, first_number=offset + 1)
         markup = None
         if len(found) > SEARCH_PAGE:
-            key = await bot.runtime.storage.remember_search(query, bot.runtime.clock.now())
+            key = await bot.runtime.storage.state.remember_search(query, bot.runtime.clock.now())
             data = search_data(key, offset + SEARCH_PAGE)
             markup = InlineKeyboardMarkup([[InlineKeyboardButton("More ›", callback_data=data)]])
     message = update.effective_message
@@ -467,9 +467,9 @@ async def health(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
             "bot's config.toml and restart it.",
         )
         return
-    feeds = await bot.runtime.storage.feed_health()
-    counts = await bot.runtime.storage.delivery_counts()
-    suspended = await bot.runtime.storage.suspended_chats()
+    feeds = await bot.runtime.storage.feeds.feed_health()
+    counts = await bot.runtime.storage.outbox.delivery_counts()
+    suspended = await bot.runtime.storage.chats.suspended_chats()
     failing = [f for f in feeds if f.error_count or f.disabled]
     lines = [
         f"<b>{len(feeds)} feeds</b>, {len(failing)} failing; cards: "
@@ -521,7 +521,7 @@ async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if page is not None:
         text = page.words
         if page.key is not None:
-            text = await bot.runtime.storage.recall_search(page.key)
+            text = await bot.runtime.storage.state.recall_search(page.key)
         if text is None:
             await query.answer("This search has expired. Send /search again.")
             return
@@ -561,21 +561,21 @@ async def _toggle(
     if toggle.subscribe is None:
         note = "These buttons were out of date; they now show what this chat receives. Tap again."
     elif toggle.subscribe:
-        await storage.upsert_chat(
+        await storage.chats.upsert_chat(
             chat.id, chat.type, chat.title or chat.full_name, chat.username, now, reactivate=True
         )
-        added = await storage.subscribe(chat.id, [category.id], now)
+        added = await storage.chats.subscribe(chat.id, [category.id], now)
         verb = "Subscribed" if added else "Already subscribed"
         note = f"{verb} to {category.title}"
     else:
-        removed = await storage.unsubscribe(chat.id, [category.id])
+        removed = await storage.chats.unsubscribe(chat.id, [category.id])
         note = (
             f"Unsubscribed from {category.title}"
             if removed
             else f"Wasn't subscribed to {category.title}"
         )
     await query.answer(_alert(note))
-    subscribed = await storage.subscriptions(chat.id)
+    subscribed = await storage.chats.subscriptions(chat.id)
     message = query.message
     if isinstance(message, Message):
         try:
@@ -602,24 +602,24 @@ async def my_chat_member(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
     status = change.new_chat_member.status
     if status in (ChatMemberStatus.LEFT, ChatMemberStatus.BANNED):
         reason = "blocked by the user" if chat.type == ChatType.PRIVATE else "removed from the chat"
-        await bot.runtime.storage.upsert_chat(
+        await bot.runtime.storage.chats.upsert_chat(
             chat.id, chat.type, chat.title or chat.full_name, chat.username, now
         )
-        dropped = await bot.runtime.storage.deactivate_chat(chat.id, reason, now)
+        dropped = await bot.runtime.storage.chats.deactivate_chat(chat.id, reason, now)
         log.info("telegram: chat %s %s; %d pending cards dropped", chat.id, reason, dropped)
     else:
-        await bot.runtime.storage.upsert_chat(
+        await bot.runtime.storage.chats.upsert_chat(
             chat.id, chat.type, chat.title or chat.full_name, chat.username, now, reactivate=True
         )
         log.info("telegram: chat %s (%s) now %s", chat.id, chat.type, status)
         if bot_may_post(change.new_chat_member, chat.type):
-            if await bot.runtime.storage.resume_chat(chat.id, now):
+            if await bot.runtime.storage.chats.resume_chat(chat.id, now):
                 log.info("telegram: chat %s lets the bot post again; its cards go out", chat.id)
                 bot.sender.wake()
         else:
             # Demoted in a channel, muted in a group: hold the cards now
             # rather than fail the next one.
-            await bot.runtime.storage.suspend_chat(
+            await bot.runtime.storage.chats.suspend_chat(
                 chat.id, f"the bot may not post here ({status})", now
             )
         was_outside = change.old_chat_member.status in (
@@ -656,7 +656,7 @@ async def migrate(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if message is None or message.migrate_to_chat_id is None:
         return
     bot = services(context)
-    await bot.runtime.storage.migrate_chat(
+    await bot.runtime.storage.chats.migrate_chat(
         message.chat.id, message.migrate_to_chat_id, bot.runtime.clock.now()
     )
     log.info("telegram: chat %s migrated to %s", message.chat.id, message.migrate_to_chat_id)
@@ -693,7 +693,7 @@ async def forwarded(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if channel is None:
         return
     bot = services(context)
-    subscribed = await bot.runtime.storage.subscriptions(channel.id)
+    subscribed = await bot.runtime.storage.chats.subscriptions(channel.id)
     text = (
         f"<b>{escape(_chat_name(channel))}</b> (id <code>{channel.id}</code>). "
         "Tap to subscribe or unsubscribe:\n\n"

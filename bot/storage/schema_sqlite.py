@@ -1,12 +1,24 @@
-"""Database schema and migrations, keyed on ``PRAGMA user_version``.
+"""The SQLite schema and its migrations, keyed on ``PRAGMA user_version``.
 
 Each entry of ``MIGRATIONS`` moves the schema from version N to N+1; a new
-database runs all of them. Never edit a released migration: append one.
+database runs all of them. Never edit a released migration: append one. The
+PostgreSQL schema (``schema_postgres``) describes the same tables.
 
 Times are integer seconds since the epoch (UTC) so they sort and compare.
 """
 
 from __future__ import annotations
+
+import contextlib
+import logging
+import sqlite3
+
+import aiosqlite
+
+from bot.errors import StorageError
+from bot.storage.db import SqliteDatabase, uncancellable
+
+log = logging.getLogger(__name__)
 
 MIGRATIONS: list[str] = [
     # 0 -> 1: the whole initial schema.
@@ -153,6 +165,96 @@ MIGRATIONS: list[str] = [
         created_at  INTEGER NOT NULL
     );
     """,
+    # 2 -> 3: queues claimed with leases, so that several senders and pollers
+    # (on PostgreSQL) never take the same row, and an expired lease returns
+    # the row of a sender that died; the time a stored article was last
+    # corrected by its feed.
+    """
+    ALTER TABLE feeds ADD COLUMN claimed_by TEXT;
+    ALTER TABLE feeds ADD COLUMN claim_expires_at INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE deliveries ADD COLUMN claimed_by TEXT;
+    ALTER TABLE deliveries ADD COLUMN claim_expires_at INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE articles ADD COLUMN changed_at INTEGER;
+    -- Retention prunes finished rows by age without reading the whole outbox.
+    CREATE INDEX deliveries_finished ON deliveries(created_at) WHERE status != 'pending';
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def split_statements(script: str) -> list[str]:
+    """The statements of a migration script, each complete (a trigger's body
+    holds semicolons of its own). ``executescript`` cannot be used: it
+    commits any open transaction before it starts."""
+    statements: list[str] = []
+    pending = ""
+    for line in script.splitlines(keepends=True):
+        pending += line
+        if sqlite3.complete_statement(pending):
+            if pending.strip().strip(";").strip():
+                statements.append(pending.strip())
+            pending = ""
+    if pending.strip():
+        raise StorageError(f"storage: incomplete statement in a migration: {pending.strip()[:80]}")
+    return statements
+
+
+async def schema_version(connection: aiosqlite.Connection) -> int:
+    async with connection.execute("PRAGMA user_version") as cursor:
+        row = await cursor.fetchone()
+    return int(row[0]) if row else 0
+
+
+async def migrate(database: SqliteDatabase) -> int:
+    """Bring the schema to the newest version in one write transaction;
+    returns the version it was at.
+
+    The version is read inside ``BEGIN IMMEDIATE``, so two processes
+    opening a new database never both see version 0 and race into "table
+    already exists": the second waits for the first, then finds nothing left
+    to do. Foreign keys are off while migrating (a migration that rebuilds a
+    table by CREATE-copy-DROP-RENAME would otherwise cascade-delete every row
+    that references it, as SQLite's documentation warns), and
+    ``foreign_key_check`` must come back empty before the commit. ``PRAGMA
+    foreign_keys`` is a no-op inside a transaction, hence its place outside.
+    """
+    migrations = MIGRATIONS
+    target = len(migrations)
+    db = database.connection
+    try:
+        async with database.lock:
+            await db.execute("PRAGMA foreign_keys = OFF")
+            await db.execute("BEGIN IMMEDIATE")
+            try:
+                version = await schema_version(db)
+                if version > target:
+                    raise StorageError(
+                        f"storage: {database.path} has schema version {version}, newer than "
+                        f"this newsbot ({target}); upgrade newsbot"
+                    )
+                for index in range(version, target):
+                    for statement in split_statements(migrations[index]):
+                        await db.execute(statement)
+                async with db.execute("PRAGMA foreign_key_check") as cursor:
+                    broken = list(await cursor.fetchall())
+                if broken:
+                    raise StorageError(
+                        f"storage: migration would break {len(broken)} references "
+                        f"(first: {tuple(broken[0])}); nothing was changed"
+                    )
+                if version < target:
+                    await db.execute(f"PRAGMA user_version = {target}")
+                await uncancellable(db.execute("COMMIT"))
+            except BaseException:
+                if db.in_transaction:
+                    with contextlib.suppress(sqlite3.Error):
+                        await uncancellable(db.execute("ROLLBACK"))
+                raise
+            finally:
+                await db.execute("PRAGMA foreign_keys = ON")
+    except sqlite3.Error as error:
+        raise StorageError(f"storage: migration failed: {error}") from None
+    if version < target:
+        log.info("storage: migrated %s to schema version %d", database.path, target)
+    return version

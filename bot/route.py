@@ -1,0 +1,55 @@
+"""Which chats get an article. Pure.
+
+``route`` takes an article's categories, the subscriptions to any of them and
+what storage knows of each subscribed chat, and returns the chats that get
+the article: each at most once, however many of its categories match, and
+only chats that can receive cards now (not blocked, not kicked). This is the
+one place that decides fan-out; storage only writes what it returns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Subscription:
+    chat_id: int
+    category_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class ChatRouting:
+    """What routing needs to know of a chat."""
+
+    chat_id: int
+    active: bool  # False: blocked, kicked or gone
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    chat_id: int
+    category_id: str  # the first of the chat's categories that carries the article
+
+
+def route(
+    categories: Sequence[str],
+    subscriptions: Iterable[Subscription],
+    chats: Mapping[int, ChatRouting],
+) -> list[Delivery]:
+    """The deliveries of an article in ``categories`` (in the configuration's
+    order), one per chat, ordered by chat id."""
+    rank = {category: position for position, category in enumerate(categories)}
+    chosen: dict[int, str] = {}
+    for subscription in subscriptions:
+        position = rank.get(subscription.category_id)
+        if position is None:
+            continue
+        chat = chats.get(subscription.chat_id)
+        if chat is None or not chat.active:
+            continue
+        current = chosen.get(subscription.chat_id)
+        if current is None or position < rank[current]:
+            chosen[subscription.chat_id] = subscription.category_id
+    return [Delivery(chat_id, chosen[chat_id]) for chat_id in sorted(chosen)]

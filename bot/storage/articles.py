@@ -1,0 +1,308 @@
+"""Articles: storing a parsed feed, and reading headlines back.
+
+``store_articles`` is the write side of a polling round, in ONE transaction:
+the feed's new state, what ``bot.decide`` made of its entries (new articles,
+corrections of stored ones, stories another feed carried first), their
+categories, and the outbox rows ``bot.route`` chose for them. The search
+index follows in the same transaction (SQLite triggers into FTS5, a
+PostgreSQL trigger into the ``tsvector`` column). On PostgreSQL, pollers on
+several machines store one feed at a time under an advisory lock, so two of
+them never both take a story carried by two feeds for new.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from bot.clock import to_timestamp
+from bot.decide import FeedDecision, StoredEntry, decide
+from bot.models import Article, FeedForUpdate, NewArticle
+from bot.route import ChatRouting, Subscription, route
+from bot.storage import feeds, outbox
+from bot.storage.db import Database, Tx
+from bot.storage.rows import ARTICLE_COLUMNS, article_from_row
+
+# pg_advisory_xact_lock key for storing a parsed feed.
+INGEST_LOCK = 7_201_002
+
+
+@dataclass(frozen=True, slots=True)
+class StoreOutcome:
+    new_articles: int
+    deliveries: int
+    corrected: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class _Target:
+    """An article to route: new, or a stored story that gained categories."""
+
+    article_id: int
+    categories: tuple[str, ...]
+    published: int
+
+
+class SqlArticles:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def store_articles(
+        self,
+        feed: FeedForUpdate,
+        articles: Sequence[NewArticle],
+        *,
+        now: datetime,
+        next_check: datetime,
+        feed_title: str,
+        site_url: str | None,
+        body_hash: str,
+        etag: str | None,
+        last_modified: str | None,
+        fetch_url: str | None,
+        deliver_limit: int = 1_000_000,
+    ) -> StoreOutcome:
+        """Store a successful parse. ``articles`` come in the feed's own
+        order (first = newest). Unless this is the feed's first fetch, the
+        newest ``deliver_limit`` of the new stories become cards, so a feed
+        that suddenly lists hundreds of "new" items cannot flood anyone."""
+        ts = to_timestamp(now)
+        async with self._db.transaction() as tx:
+            if self._db.backend == "postgresql":
+                await tx.execute("SELECT pg_advisory_xact_lock(?)", INGEST_LOCK)
+            await feeds.record_success(
+                tx,
+                feed.id,
+                now=now,
+                next_check=next_check,
+                feed_title=feed_title,
+                site_url=site_url,
+                body_hash=body_hash,
+                etag=etag,
+                last_modified=last_modified,
+                fetch_url=fetch_url,
+                held_entries=bool(articles),
+            )
+            if not articles:
+                return StoreOutcome(0, 0)
+            # URLs that name no single story: entries without a link fall back to them.
+            generic = frozenset(u for u in (site_url, feed.url, feed.fetch_url) if u)
+            known_keys = await self._known_keys(tx, feed.id, [a.key for a in articles])
+            urls = [a.url for a in articles if a.key not in known_keys and a.url not in generic]
+            known_urls, published = await self._known_urls(tx, urls)
+            decision = decide(feed.id, articles, known_keys, known_urls, generic)
+            targets = await self._insert_new(tx, feed, decision.new, ts)
+            await self._correct(tx, decision, ts)
+            targets += await self._merge_same_stories(tx, feed, decision, published)
+            delivered = 0
+            if feed.ever_fetched and targets:
+                delivered = await self._route(tx, targets, deliver_limit, ts)
+            return StoreOutcome(len(decision.new), delivered, len(decision.changed))
+
+    async def _known_keys(
+        self, tx: Tx, feed_id: int, keys: Sequence[str]
+    ) -> dict[str, StoredEntry]:
+        """This feed's entries among ``keys``: its own articles, and stories of
+        other feeds it carries (aliases)."""
+        dialect = self._db.dialect
+        rows = await tx.fetch(
+            f"""
+            SELECT a.entry_key, a.id, a.feed_id, a.title, a.summary, a.categories
+            FROM articles AS a WHERE a.feed_id = ? AND {dialect.in_texts("a.entry_key")}
+            UNION ALL
+            SELECT al.entry_key, a.id, a.feed_id, a.title, a.summary, a.categories
+            FROM article_aliases AS al JOIN articles AS a ON a.id = al.article_id
+            WHERE al.feed_id = ? AND {dialect.in_texts("al.entry_key")}
+            """,
+            feed_id,
+            dialect.texts(keys),
+            feed_id,
+            dialect.texts(keys),
+        )
+        return {r[0]: StoredEntry(r[1], r[2], r[3], r[4], tuple(r[5].split())) for r in rows}
+
+    async def _known_urls(
+        self, tx: Tx, urls: Sequence[str]
+    ) -> tuple[dict[str, StoredEntry], dict[int, int]]:
+        """Stored stories by URL (the first stored, when several share one),
+        and their publication times."""
+        if not urls:
+            return {}, {}
+        dialect = self._db.dialect
+        rows = await tx.fetch(
+            f"""
+            SELECT a.url, a.id, a.feed_id, a.title, a.summary, a.categories, a.published_at
+            FROM articles AS a WHERE {dialect.in_texts("a.url")} ORDER BY a.id DESC
+            """,
+            dialect.texts(urls),
+        )
+        # Newest id first, so the oldest article of a URL is the one kept.
+        by_url = {r[0]: StoredEntry(r[1], r[2], r[3], r[4], tuple(r[5].split())) for r in rows}
+        return by_url, {r[1]: r[6] for r in rows}
+
+    async def _insert_new(
+        self, tx: Tx, feed: FeedForUpdate, fresh: Sequence[NewArticle], ts: int
+    ) -> list[_Target]:
+        """Insert new articles, last entry first: among entries of equal time
+        (undated ones all get the fetch time) a later id then means higher
+        in the feed, i.e. newer, and "newest first" sorts by time, then id."""
+        if not fresh:
+            return []
+        await tx.executemany(
+            """
+            INSERT INTO articles (feed_id, entry_key, url, title, summary, author,
+                image_url, categories, published_at, first_seen_at)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            ON CONFLICT (feed_id, entry_key) DO NOTHING
+            """,
+            [
+                (
+                    feed.id,
+                    a.key,
+                    a.url,
+                    a.title,
+                    a.summary,
+                    a.author,
+                    a.image_url,
+                    " ".join(a.categories),
+                    to_timestamp(a.published),
+                    ts,
+                )
+                for a in reversed(fresh)
+            ],
+        )
+        dialect = self._db.dialect
+        rows = await tx.fetch(
+            f"SELECT entry_key, id FROM articles WHERE feed_id = ? AND {dialect.in_texts('entry_key')}",
+            feed.id,
+            dialect.texts([a.key for a in fresh]),
+        )
+        ids = {r[0]: int(r[1]) for r in rows}
+        targets = [
+            _Target(ids[a.key], a.categories, to_timestamp(a.published))
+            for a in fresh
+            if a.key in ids
+        ]
+        await tx.executemany(
+            "INSERT INTO article_categories (category_id, published_at, article_id) "
+            "VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+            [(c, t.published, t.article_id) for t in targets for c in t.categories],
+        )
+        return targets
+
+    async def _correct(self, tx: Tx, decision: FeedDecision, ts: int) -> None:
+        """The publisher corrected a title or summary: keep the new text (the
+        search index follows by trigger) and when it changed."""
+        if decision.changed:
+            await tx.executemany(
+                "UPDATE articles SET title = ?, summary = ?, changed_at = ? WHERE id = ?",
+                [(c.title, c.summary, ts, c.article_id) for c in decision.changed],
+            )
+
+    async def _merge_same_stories(
+        self, tx: Tx, feed: FeedForUpdate, decision: FeedDecision, published: Mapping[int, int]
+    ) -> list[_Target]:
+        """Entries of this feed that are stories stored from another feed:
+        remember the entry, and add the categories the story gains."""
+        targets = []
+        for same in decision.same_story:
+            await tx.execute(
+                "INSERT INTO article_aliases (feed_id, entry_key, article_id) VALUES (?, ?, ?) "
+                "ON CONFLICT DO NOTHING",
+                feed.id,
+                same.entry.key,
+                same.article_id,
+            )
+            if not same.gained:
+                continue
+            when = published[same.article_id]
+            await tx.executemany(
+                "INSERT INTO article_categories (category_id, published_at, article_id) "
+                "VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+                [(c, when, same.article_id) for c in same.gained],
+            )
+            await tx.execute(
+                "UPDATE articles SET categories = trim(categories || ' ' || ?) WHERE id = ?",
+                " ".join(same.gained),
+                same.article_id,
+            )
+            targets.append(_Target(same.article_id, same.gained, when))
+        return targets
+
+    async def _route(self, tx: Tx, targets: Sequence[_Target], limit: int, ts: int) -> int:
+        """Queue the newest ``limit`` targets for the chats ``route`` picks,
+        oldest story first: a chat reads a batch in the order it happened."""
+        newest = sorted(targets, key=lambda t: (t.published, t.article_id), reverse=True)[:limit]
+        categories = sorted({c for t in newest for c in t.categories})
+        dialect = self._db.dialect
+        rows = await tx.fetch(
+            f"""
+            SELECT s.chat_id, s.category_id, c.active
+            FROM subscriptions AS s JOIN chats AS c ON c.id = s.chat_id
+            WHERE {dialect.in_texts("s.category_id")}
+            """,
+            dialect.texts(categories),
+        )
+        subscriptions = [Subscription(r[0], r[1]) for r in rows]
+        chats = {r[0]: ChatRouting(r[0], bool(r[2])) for r in rows}
+        pairs = [
+            (target.article_id, delivery.chat_id)
+            for target in reversed(newest)
+            for delivery in route(target.categories, subscriptions, chats)
+        ]
+        return await outbox.enqueue(tx, dialect, pairs, ts)
+
+    async def latest_articles(self, category_id: str | None, limit: int) -> list[Article]:
+        if category_id is None:
+            rows = await self._db.fetch(
+                f"""
+                SELECT {ARTICLE_COLUMNS} FROM articles AS a JOIN feeds AS f ON f.id = a.feed_id
+                ORDER BY a.published_at DESC, a.id DESC LIMIT ?
+                """,
+                limit,
+            )
+        else:
+            rows = await self._db.fetch(
+                f"""
+                SELECT {ARTICLE_COLUMNS}
+                FROM article_categories AS ac
+                JOIN articles AS a ON a.id = ac.article_id
+                JOIN feeds AS f ON f.id = a.feed_id
+                WHERE ac.category_id = ?
+                ORDER BY ac.published_at DESC, ac.article_id DESC LIMIT ?
+                """,
+                category_id,
+                limit,
+            )
+        return [article_from_row(r) for r in rows]
+
+    async def category_counts(self, since: datetime) -> dict[str, int]:
+        rows = await self._db.fetch(
+            """
+            SELECT category_id, count(*) FROM article_categories
+            WHERE published_at >= ? GROUP BY category_id
+            """,
+            to_timestamp(since),
+        )
+        return {r[0]: int(r[1]) for r in rows}
+
+    async def prune_articles(self, published_before: datetime, batch: int) -> int:
+        """Delete up to ``batch`` articles published before the cutoff (their
+        categories, aliases, finished cards and search entries go with them),
+        except those a card still waits for."""
+        return await self._db.execute(
+            """
+            DELETE FROM articles WHERE id IN (
+                SELECT a.id FROM articles AS a
+                WHERE a.published_at < ? AND NOT EXISTS (
+                    SELECT 1 FROM deliveries AS d
+                    WHERE d.article_id = a.id AND d.status = 'pending')
+                ORDER BY a.published_at LIMIT ?)
+            """,
+            to_timestamp(published_before),
+            batch,
+        )
+
+    async def article_count(self) -> int:
+        return int(await self._db.fetchval("SELECT count(*) FROM articles") or 0)

@@ -1,0 +1,233 @@
+"""Chats, their subscriptions and their delivery state.
+
+A chat row carries what every sender must agree on, whichever process it
+runs in: whether the bot may post there (``active``: not blocked or kicked;
+``suspended_reason``: the right to post was lost, its cards wait) and until
+when Telegram asked it to wait (``paused_until``, from a 429).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from bot.clock import to_timestamp
+from bot.storage.db import Database
+
+
+@dataclass(frozen=True, slots=True)
+class Chat:
+    id: int
+    type: str
+    title: str | None
+    username: str | None
+    active: bool
+
+
+@dataclass(frozen=True, slots=True)
+class SuspendedChat:
+    id: int
+    type: str
+    title: str | None
+    username: str | None
+    reason: str
+    pending: int  # cards waiting for the right to post to come back
+
+
+_RELEASE_CLAIMS = (
+    "UPDATE deliveries SET claimed_by = NULL, claim_expires_at = 0 "
+    "WHERE chat_id = ? AND status = 'pending'"
+)
+
+
+class SqlChats:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def upsert_chat(
+        self,
+        chat_id: int,
+        chat_type: str,
+        title: str | None,
+        username: str | None,
+        now: datetime,
+        *,
+        reactivate: bool = False,
+    ) -> None:
+        ts = to_timestamp(now)
+        await self._db.execute(
+            """
+            INSERT INTO chats (id, type, title, username, created_at, updated_at)
+            VALUES (?, ?, ?, ?, ?, ?)
+            ON CONFLICT (id) DO UPDATE SET type = excluded.type, title = excluded.title,
+                username = excluded.username, updated_at = excluded.updated_at,
+                active = CASE WHEN ? THEN TRUE ELSE chats.active END,
+                inactive_reason = CASE WHEN ? THEN NULL ELSE chats.inactive_reason END
+            """,
+            chat_id,
+            chat_type,
+            title,
+            username,
+            ts,
+            ts,
+            reactivate,
+            reactivate,
+        )
+
+    async def get_chat(self, chat_id: int) -> Chat | None:
+        row = await self._db.fetchrow(
+            "SELECT id, type, title, username, active FROM chats WHERE id = ?", chat_id
+        )
+        return Chat(row[0], row[1], row[2], row[3], bool(row[4])) if row else None
+
+    async def subscribe(
+        self, chat_id: int, category_ids: Iterable[str], now: datetime
+    ) -> list[str]:
+        """Add subscriptions; returns the ones that were new."""
+        added = []
+        async with self._db.transaction() as tx:
+            for category_id in category_ids:
+                if await tx.execute(
+                    "INSERT INTO subscriptions (chat_id, category_id, created_at) "
+                    "VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+                    chat_id,
+                    category_id,
+                    to_timestamp(now),
+                ):
+                    added.append(category_id)
+        return added
+
+    async def unsubscribe(self, chat_id: int, category_ids: Iterable[str] | None) -> list[str]:
+        """Remove subscriptions (all when ``category_ids`` is None); returns the
+        removed ones. Pending cards of categories the chat no longer follows
+        are dropped unless another subscribed category still matches them."""
+        async with self._db.transaction() as tx:
+            rows = await tx.fetch(
+                "SELECT category_id FROM subscriptions WHERE chat_id = ?", chat_id
+            )
+            current = {r[0] for r in rows}
+            targets = current if category_ids is None else current & set(category_ids)
+            for category_id in targets:
+                await tx.execute(
+                    "DELETE FROM subscriptions WHERE chat_id = ? AND category_id = ?",
+                    chat_id,
+                    category_id,
+                )
+            if targets:
+                await tx.execute(
+                    """
+                    UPDATE deliveries SET status = 'dropped', error = 'unsubscribed'
+                    WHERE chat_id = ? AND status = 'pending' AND NOT EXISTS (
+                        SELECT 1 FROM article_categories AS ac
+                        JOIN subscriptions AS s
+                          ON s.category_id = ac.category_id AND s.chat_id = deliveries.chat_id
+                        WHERE ac.article_id = deliveries.article_id)
+                    """,
+                    chat_id,
+                )
+        return sorted(targets)
+
+    async def subscriptions(self, chat_id: int) -> list[str]:
+        rows = await self._db.fetch(
+            "SELECT category_id FROM subscriptions WHERE chat_id = ? ORDER BY category_id",
+            chat_id,
+        )
+        return [r[0] for r in rows]
+
+    async def deactivate_chat(self, chat_id: int, reason: str, now: datetime) -> int:
+        """Pause a chat (blocked, kicked, gone) and drop its pending cards.
+        Subscriptions are kept so re-adding the bot restores them. Returns the
+        number of dropped cards."""
+        async with self._db.transaction() as tx:
+            await tx.execute(
+                "UPDATE chats SET active = FALSE, inactive_reason = ?, updated_at = ? WHERE id = ?",
+                reason[:500],
+                to_timestamp(now),
+                chat_id,
+            )
+            return await tx.execute(
+                "UPDATE deliveries SET status = 'dropped', error = ?, claimed_by = NULL, "
+                "claim_expires_at = 0 WHERE chat_id = ? AND status = 'pending'",
+                reason[:500],
+                chat_id,
+            )
+
+    async def migrate_chat(self, old_id: int, new_id: int, now: datetime) -> None:
+        """A group became a supergroup: keep subscriptions and pending cards
+        under the new id (ON UPDATE CASCADE moves the rows)."""
+        async with self._db.transaction() as tx:
+            if await tx.fetchval("SELECT 1 FROM chats WHERE id = ?", new_id):
+                # The bot already met the supergroup: merge into it.
+                await tx.execute(
+                    "INSERT INTO subscriptions (chat_id, category_id, created_at) "
+                    "SELECT ?, category_id, created_at FROM subscriptions WHERE chat_id = ? "
+                    "ON CONFLICT DO NOTHING",
+                    new_id,
+                    old_id,
+                )
+                await tx.execute(
+                    """
+                    UPDATE deliveries SET chat_id = ? WHERE chat_id = ? AND NOT EXISTS (
+                        SELECT 1 FROM deliveries AS other
+                        WHERE other.chat_id = ? AND other.article_id = deliveries.article_id)
+                    """,
+                    new_id,
+                    old_id,
+                    new_id,
+                )
+                await tx.execute("DELETE FROM chats WHERE id = ?", old_id)
+            else:
+                await tx.execute(
+                    "UPDATE chats SET id = ?, type = 'supergroup', updated_at = ? WHERE id = ?",
+                    new_id,
+                    to_timestamp(now),
+                    old_id,
+                )
+            # A card claimed for the old id is sent again under the new one.
+            await tx.execute(_RELEASE_CLAIMS, new_id)
+
+    async def suspend_chat(self, chat_id: int, reason: str, now: datetime) -> None:
+        """The bot may no longer post in this chat (not an admin any more, a
+        closed topic): hold its cards, neither sent nor failed, until
+        ``resume_chat``."""
+        async with self._db.transaction() as tx:
+            await tx.execute(
+                "UPDATE chats SET suspended_reason = ?, updated_at = ? WHERE id = ?",
+                reason[:500] or "no right to post",
+                to_timestamp(now),
+                chat_id,
+            )
+            # The refused card waits with the others, free for whoever sends
+            # once the right is back.
+            await tx.execute(_RELEASE_CLAIMS, chat_id)
+
+    async def resume_chat(self, chat_id: int, now: datetime) -> bool:
+        """The right to post is back; returns whether the chat was suspended."""
+        changed = await self._db.execute(
+            "UPDATE chats SET suspended_reason = NULL, updated_at = ? "
+            "WHERE id = ? AND suspended_reason IS NOT NULL",
+            to_timestamp(now),
+            chat_id,
+        )
+        return changed > 0
+
+    async def pause_chat(self, chat_id: int, until: datetime) -> None:
+        """Telegram asked this chat's sends to wait (a 429 with retry_after)."""
+        latest = self._db.dialect.greatest("paused_until", "?")
+        await self._db.execute(
+            f"UPDATE chats SET paused_until = {latest} WHERE id = ?",
+            to_timestamp(until),
+            chat_id,
+        )
+
+    async def suspended_chats(self) -> list[SuspendedChat]:
+        rows = await self._db.fetch(
+            """
+            SELECT c.id, c.type, c.title, c.username, c.suspended_reason,
+                   (SELECT count(*) FROM deliveries AS d
+                    WHERE d.chat_id = c.id AND d.status = 'pending')
+            FROM chats AS c WHERE c.suspended_reason IS NOT NULL AND c.active ORDER BY c.id
+            """
+        )
+        return [SuspendedChat(r[0], r[1], r[2], r[3], r[4], int(r[5])) for r in rows]

@@ -1,0 +1,170 @@
+"""What the rest of newsbot may ask of storage, entity by entity.
+
+The pipeline, the sender, the services and the handlers depend on these
+protocols only, never on a backend; ``bot.storage.open_storage`` picks the
+implementations.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Protocol
+
+from bot.config import FeedConfig
+from bot.models import Article, FeedForUpdate, FeedHealth, NewArticle
+
+if TYPE_CHECKING:
+    from bot.storage.articles import StoreOutcome
+    from bot.storage.chats import Chat, SuspendedChat
+    from bot.storage.outbox import PendingDelivery
+
+
+class FeedStore(Protocol):
+    async def sync_feeds(self, feeds: Sequence[FeedConfig], now: datetime) -> None: ...
+
+    async def due_feeds(self, now: datetime, limit: int = ...) -> list[FeedForUpdate]: ...
+
+    async def claim_due_feeds(
+        self, now: datetime, worker: str, lease_seconds: float, limit: int = ...
+    ) -> list[FeedForUpdate]: ...
+
+    async def release_feeds(self, feed_ids: Sequence[int], worker: str) -> None: ...
+
+    async def release_feeds_of_others(self, worker: str) -> int: ...
+
+    async def next_due_time(self) -> datetime | None: ...
+
+    async def record_unchanged(
+        self,
+        feed_id: int,
+        *,
+        now: datetime,
+        next_check: datetime,
+        etag: str | None,
+        last_modified: str | None,
+        fetch_url: str | None,
+    ) -> None: ...
+
+    async def record_failure(
+        self, feed_id: int, *, now: datetime, error: str, next_check: datetime, disable: bool = ...
+    ) -> None: ...
+
+    async def feed_health(self) -> list[FeedHealth]: ...
+
+    async def all_feeds(self) -> list[FeedHealth]: ...
+
+    async def resume_feed(self, feed_id: int, now: datetime) -> bool: ...
+
+
+class ArticleStore(Protocol):
+    async def store_articles(
+        self,
+        feed: FeedForUpdate,
+        articles: Sequence[NewArticle],
+        *,
+        now: datetime,
+        next_check: datetime,
+        feed_title: str,
+        site_url: str | None,
+        body_hash: str,
+        etag: str | None,
+        last_modified: str | None,
+        fetch_url: str | None,
+        deliver_limit: int = ...,
+    ) -> StoreOutcome: ...
+
+    async def latest_articles(self, category_id: str | None, limit: int) -> list[Article]: ...
+
+    async def category_counts(self, since: datetime) -> dict[str, int]: ...
+
+    async def prune_articles(self, published_before: datetime, batch: int) -> int: ...
+
+    async def article_count(self) -> int: ...
+
+
+class SearchIndex(Protocol):
+    async def search_articles(self, text: str, limit: int, offset: int = ...) -> list[Article]: ...
+
+
+class ChatStore(Protocol):
+    async def upsert_chat(
+        self,
+        chat_id: int,
+        chat_type: str,
+        title: str | None,
+        username: str | None,
+        now: datetime,
+        *,
+        reactivate: bool = ...,
+    ) -> None: ...
+
+    async def get_chat(self, chat_id: int) -> Chat | None: ...
+
+    async def subscribe(
+        self, chat_id: int, category_ids: Iterable[str], now: datetime
+    ) -> list[str]: ...
+
+    async def unsubscribe(self, chat_id: int, category_ids: Iterable[str] | None) -> list[str]: ...
+
+    async def subscriptions(self, chat_id: int) -> list[str]: ...
+
+    async def deactivate_chat(self, chat_id: int, reason: str, now: datetime) -> int: ...
+
+    async def migrate_chat(self, old_id: int, new_id: int, now: datetime) -> None: ...
+
+    async def suspend_chat(self, chat_id: int, reason: str, now: datetime) -> None: ...
+
+    async def resume_chat(self, chat_id: int, now: datetime) -> bool: ...
+
+    async def pause_chat(self, chat_id: int, until: datetime) -> None: ...
+
+    async def suspended_chats(self) -> list[SuspendedChat]: ...
+
+
+class Outbox(Protocol):
+    async def claim_deliveries(
+        self,
+        now: datetime,
+        limit: int,
+        *,
+        worker: str,
+        lease_seconds: float,
+        exclude_chats: Iterable[int] = ...,
+    ) -> list[PendingDelivery]: ...
+
+    async def has_pending_deliveries(self) -> bool: ...
+
+    async def mark_sent(self, delivery_id: int, message_id: int, now: datetime) -> None: ...
+
+    async def mark_retry(
+        self, delivery_id: int, next_attempt: datetime, error: str, *, count_attempt: bool = ...
+    ) -> None: ...
+
+    async def mark_failed(self, delivery_id: int, error: str) -> None: ...
+
+    async def mark_dropped(self, delivery_id: int, reason: str) -> None: ...
+
+    async def release_deliveries(self, delivery_ids: Sequence[int], worker: str) -> None: ...
+
+    async def take_over_claims(self, worker: str) -> int: ...
+
+    async def drop_stale_deliveries(self, older_than: datetime) -> int: ...
+
+    async def prune_finished(self, older_than: datetime, batch: int = ...) -> int: ...
+
+    async def delivery_counts(self) -> dict[str, int]: ...
+
+    async def pending_count(self) -> int: ...
+
+    async def next_delivery_time(self) -> datetime | None: ...
+
+
+class StateStore(Protocol):
+    async def get_state(self, key: str) -> str | None: ...
+
+    async def set_state_if_absent(self, key: str, value: str, now: datetime) -> str: ...
+
+    async def remember_search(self, query: str, now: datetime) -> int: ...
+
+    async def recall_search(self, key: int) -> str | None: ...
