@@ -14,12 +14,13 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
+import pytest
 
 from tests.support import open_test_storage
 
@@ -158,6 +159,15 @@ class BotProcess:
             assert self.process is not None
             self.process.kill()
             self.process.wait(timeout=30)
+
+
+@pytest.fixture
+def processes() -> Iterator[list[BotProcess]]:
+    """Bot processes a test started; whatever happened, none is left running."""
+    started: list[BotProcess] = []
+    yield started
+    for process in started:
+        process.ensure_stopped()
 
 
 def write_config(

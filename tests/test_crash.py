@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,14 +24,6 @@ from tests.test_delivery import headlines
 from tests.test_pipeline import item, rss
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def processes() -> Iterator[list[BotProcess]]:
-    started: list[BotProcess] = []
-    yield started
-    for process in started:
-        process.ensure_stopped()
 
 
 def launch(processes: list[BotProcess], config: Path, fake: FakeTelegram, name: str) -> BotProcess:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import itertools
 from collections import Counter
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -31,14 +30,6 @@ pytestmark = pytest.mark.slow
 CHATS = list(range(700_001, 700_101))  # 100 private chats
 FEEDS = ("/a.xml", "/b.xml", "/c.xml")
 INTERVAL = 4.0
-
-
-@pytest.fixture
-def processes() -> Iterator[list[BotProcess]]:
-    started: list[BotProcess] = []
-    yield started
-    for process in started:
-        process.ensure_stopped()
 
 
 async def active_sender_pid(url: str) -> int | None:

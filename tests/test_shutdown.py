@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -121,14 +120,6 @@ async def test_stopping_the_bot_does_not_wait_for_the_running_round(
         (feed_server.url("/stuck.xml"),),
     )
     assert (errors, last_error) == (0, None)
-
-
-@pytest.fixture
-def processes() -> Iterator[list[BotProcess]]:
-    started: list[BotProcess] = []
-    yield started
-    for process in started:
-        process.ensure_stopped()
 
 
 @pytest.mark.slow

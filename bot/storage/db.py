@@ -18,6 +18,7 @@ message that never carries a password.
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import contextlib
 import functools
@@ -99,6 +100,36 @@ class Database(Tx, Protocol):
     async def close(self) -> None: ...
 
 
+class _RowsFromFetch(abc.ABC):
+    """``fetchrow`` and ``fetchval`` for a class that can ``fetch``."""
+
+    @abc.abstractmethod
+    async def fetch(self, sql: str, *args: Any) -> list[Row]: ...
+
+    async def fetchrow(self, sql: str, *args: Any) -> Row | None:
+        rows = await self.fetch(sql, *args)
+        return rows[0] if rows else None
+
+    async def fetchval(self, sql: str, *args: Any) -> Any:
+        row = await self.fetchrow(sql, *args)
+        return row[0] if row else None
+
+
+class _InTransaction(abc.ABC):
+    """Writes through ``transaction()``, each statement a transaction of its own."""
+
+    @abc.abstractmethod
+    def transaction(self) -> contextlib.AbstractAsyncContextManager[Tx]: ...
+
+    async def execute(self, sql: str, *args: Any) -> int:
+        async with self.transaction() as tx:
+            return await tx.execute(sql, *args)
+
+    async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        async with self.transaction() as tx:
+            await tx.executemany(sql, rows)
+
+
 # -- SQLite ------------------------------------------------------------------
 
 
@@ -121,7 +152,7 @@ def _sqlite_error(error: sqlite3.Error) -> StorageError:
     return StorageError(f"storage: {error}")
 
 
-class _SqliteTx:
+class _SqliteTx(_RowsFromFetch):
     def __init__(self, connection: aiosqlite.Connection) -> None:
         self._db = connection
 
@@ -145,16 +176,8 @@ class _SqliteTx:
         except sqlite3.Error as error:
             raise _sqlite_error(error) from None
 
-    async def fetchrow(self, sql: str, *args: Any) -> Row | None:
-        rows = await self.fetch(sql, *args)
-        return rows[0] if rows else None
 
-    async def fetchval(self, sql: str, *args: Any) -> Any:
-        row = await self.fetchrow(sql, *args)
-        return row[0] if row else None
-
-
-class SqliteDatabase:
+class SqliteDatabase(_RowsFromFetch, _InTransaction):
     backend: Backend = "sqlite"
 
     def __init__(self, connection: aiosqlite.Connection, path: str) -> None:
@@ -223,25 +246,9 @@ class SqliteDatabase:
                             await uncancellable(db.execute("ROLLBACK"))
                     raise StorageError(f"storage: commit failed: {error}") from None
 
-    async def execute(self, sql: str, *args: Any) -> int:
-        async with self.transaction() as tx:
-            return await tx.execute(sql, *args)
-
-    async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
-        async with self.transaction() as tx:
-            await tx.executemany(sql, rows)
-
     async def fetch(self, sql: str, *args: Any) -> list[Row]:
         async with self.lock:
             return await self._tx.fetch(sql, *args)
-
-    async def fetchrow(self, sql: str, *args: Any) -> Row | None:
-        rows = await self.fetch(sql, *args)
-        return rows[0] if rows else None
-
-    async def fetchval(self, sql: str, *args: Any) -> Any:
-        row = await self.fetchrow(sql, *args)
-        return row[0] if row else None
 
     async def close(self) -> None:
         async with self.lock:
@@ -321,7 +328,7 @@ class _PostgresTx:
         return await self._run(self._conn.fetchval(numbered_placeholders(sql), *args))
 
 
-class PostgresDatabase:
+class PostgresDatabase(_InTransaction):
     backend: Backend = "postgresql"
 
     def __init__(self, pool: asyncpg.Pool, where: str, dsn: str) -> None:
@@ -372,14 +379,6 @@ class PostgresDatabase:
             if _is_driver_error(error):
                 raise postgres_error(error, self.where) from None
             raise
-
-    async def execute(self, sql: str, *args: Any) -> int:
-        async with self.transaction() as tx:
-            return await tx.execute(sql, *args)
-
-    async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
-        async with self.transaction() as tx:
-            await tx.executemany(sql, rows)
 
     async def fetch(self, sql: str, *args: Any) -> list[Row]:
         async with self.transaction() as tx:
