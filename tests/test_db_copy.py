@@ -3,6 +3,7 @@ over the real-world corpus, then the copied bot delivering what was pending."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -56,7 +57,9 @@ async def test_db_copy_moves_every_row_once_and_the_copied_bot_delivers_what_was
     for path in REAL_FEED_FILES:
         feed_server.serve_file("/" + path.name, path)
     config = write_config(tmp_path, feed_server)
-    assert main(["--config", str(config), "--log-level", "ERROR", "poll", "--once"]) == 0
+    poll = ["--config", str(config), "--log-level", "ERROR", "poll", "--once"]
+    # The CLI runs its own event loop: give it a thread of its own.
+    assert await asyncio.to_thread(main, poll) == 0
     database = tmp_path / "newsbot.db"
 
     # Two readers, and a second round in which one feed has a new story:
@@ -78,21 +81,21 @@ async def test_db_copy_moves_every_row_once_and_the_copied_bot_delivers_what_was
     finally:
         await storage.close()
     capsys.readouterr()
-    assert main(["--config", str(config), "--log-level", "ERROR", "poll", "--once"]) == 0
+    assert await asyncio.to_thread(main, poll) == 0
     source = await table_counts(str(database))
     assert source["articles"] > 3000
     assert source["deliveries"] >= 2
     capsys.readouterr()
 
     argv = ["--config", str(config), "db", "copy", "--from", str(database), "--to", postgres_url]
-    assert main(argv) == 0
+    assert await asyncio.to_thread(main, argv) == 0
     out = capsys.readouterr().out
     for table in TABLES:  # a progress line per table
         assert f"  {table.name} " in out
     assert await table_counts(postgres_url) == source
 
     # Again: nothing is copied twice.
-    assert main(argv) == 0
+    assert await asyncio.to_thread(main, argv) == 0
     out = capsys.readouterr().out
     assert all(line.rstrip().endswith(" 0 new") for line in out.splitlines() if " rows, " in line)
     assert await table_counts(postgres_url) == source
