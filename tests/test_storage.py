@@ -898,3 +898,48 @@ async def test_retention_prunes_finished_cards_and_old_articles_but_not_what_wai
     waiting = sorted({"Story 0", "Story 1", "Story 2"} - {first.article.title})
     assert sorted(a.title for a in await storage.articles.latest_articles(None, 10)) == waiting
     assert await storage.search.search_articles("seen", 10) == []
+
+
+# -- claims by several senders at once ---------------------------------------------
+
+
+async def test_concurrent_claimers_never_claim_a_card_twice(
+    storage: Storage, database_url: str
+) -> None:
+    """Four senders with connections of their own claim and mark cards as
+    fast as they can: no card is handed out twice, not even one another
+    sender has just marked sent, and every card is claimed once."""
+    feed = await one_feed(storage)
+    await store(storage, feed, [article("seen")])
+    chats = list(range(1, 301))
+    for chat_id in chats:
+        await subscribed_chat(storage, chat_id, "tech")
+    (feed,) = await current(storage)
+    fresh = [article(f"n{i}", f"Story {i}", categories=["tech"]) for i in range(3)]
+    await store(storage, feed, fresh, now=LATER)
+    assert (await storage.outbox.delivery_counts()) == {"pending": 900}
+
+    claimed: list[int] = []
+
+    async def claimer(worker: str) -> None:
+        own = await open_test_storage(database_url)
+        try:
+            while True:
+                batch = await own.outbox.claim_deliveries(
+                    LATER, 25, worker=worker, lease_seconds=600
+                )
+                if not batch:
+                    if not await own.outbox.has_pending_deliveries():
+                        return
+                    await asyncio.sleep(0.01)
+                    continue
+                for card in batch:
+                    claimed.append(card.id)
+                    await own.outbox.mark_sent(card.id, 1, LATER)
+        finally:
+            await own.close()
+
+    async with asyncio.timeout(120):  # a hang guard
+        await asyncio.gather(*(claimer(f"sender-{n}") for n in range(4)))
+    assert len(claimed) == len(set(claimed)) == 900
+    assert (await storage.outbox.delivery_counts()) == {"sent": 900}

@@ -89,14 +89,28 @@ class SqlOutbox:
         excluded = list(exclude_chats)
         exclusion = f"AND NOT ({dialect.in_ids('d.chat_id')})" if excluded else ""
         ts = to_timestamp(now)
+        # Every condition a claim depends on is a condition on the row
+        # itself, repeated in the outer UPDATE: on PostgreSQL a row another
+        # sender changed meanwhile (claimed, or marked sent) is checked again
+        # in its newest version before it is locked or updated, and only the
+        # row's own conditions take part in that check.
+        #
+        # A chat's head (its oldest pending card) is the only card of it
+        # that may be claimed; walking pending cards in id order and keeping
+        # those with no older pending card of their chat stops after
+        # ``limit`` heads, with an index probe each, instead of grouping the
+        # whole outbox by chat on every claim.
         claimed = await self._db.fetch(
             f"""
             UPDATE deliveries SET claimed_by = ?, claim_expires_at = ?
-            WHERE id IN (
+            WHERE status = 'pending' AND claim_expires_at <= ? AND id IN (
                 SELECT d.id FROM deliveries AS d JOIN chats AS c ON c.id = d.chat_id
-                WHERE d.id IN (
-                    SELECT min(id) FROM deliveries WHERE status = 'pending' GROUP BY chat_id)
-                  AND d.next_attempt_at <= ? AND d.claim_expires_at <= ?
+                WHERE d.status = 'pending' AND d.next_attempt_at <= ?
+                  AND d.claim_expires_at <= ?
+                  AND NOT EXISTS (
+                      SELECT 1 FROM deliveries AS older
+                      WHERE older.chat_id = d.chat_id AND older.status = 'pending'
+                        AND older.id < d.id)
                   AND c.suspended_reason IS NULL AND c.paused_until <= ? {exclusion}
                 ORDER BY d.id LIMIT ?
                 {_FOR_UPDATE[self._db.backend]})
@@ -104,6 +118,7 @@ class SqlOutbox:
             """,
             worker,
             ts + max(1, int(lease_seconds)),
+            ts,
             ts,
             ts,
             ts,

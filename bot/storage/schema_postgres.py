@@ -157,6 +157,11 @@ MIGRATIONS: list[str] = [
         created_at  BIGINT NOT NULL
     );
     """,
+    # 1 -> 2: a claim walks the pending cards in id order; without this it
+    # would walk every finished card kept for keep_deliveries as well.
+    """
+    CREATE INDEX deliveries_pending_by_id ON deliveries(id) WHERE status = 'pending';
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

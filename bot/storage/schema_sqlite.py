@@ -178,6 +178,11 @@ MIGRATIONS: list[str] = [
     -- Retention prunes finished rows by age without reading the whole outbox.
     CREATE INDEX deliveries_finished ON deliveries(created_at) WHERE status != 'pending';
     """,
+    # 3 -> 4: a claim walks the pending cards in id order; without this it
+    # would walk every finished card kept for keep_deliveries as well.
+    """
+    CREATE INDEX deliveries_pending_by_id ON deliveries(id) WHERE status = 'pending';
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
