@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-import logging
 import sqlite3
 import time
-from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
 
@@ -20,16 +18,6 @@ from tests.support import REAL_FEEDS
 
 ARS = "wordpress-news-arstechnica.rss.xml"
 OREN = "rss-windows1251-news-oren.rss.xml"
-
-
-@pytest.fixture(autouse=True)
-def restore_logging() -> Iterator[None]:
-    # main() installs a root log handler bound to the (captured) stderr.
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
 
 
 @pytest.fixture
