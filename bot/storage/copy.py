@@ -47,7 +47,7 @@ TABLES: Sequence[Table] = (
         "articles",
         (
             "id", "feed_id", "entry_key", "url", "title", "summary", "author", "image_url",
-            "categories", "published_at", "first_seen_at", "changed_at",
+            "categories", "published_at", "first_seen_at", "changed_at", "tags",
         ),
         key=("id",),
         identity="id",
@@ -75,6 +75,13 @@ TABLES: Sequence[Table] = (
             "message_id", "error", "created_at", "sent_at", "claimed_by", "claim_expires_at",
         ),
         key=("id",),
+        identity="id",
+    ),
+    Table(
+        "chat_filters",
+        ("id", "chat_id", "category_id", "term", "include", "created_at"),
+        key=("id",),
+        booleans=("include",),
         identity="id",
     ),
     Table("state", ("key", "value", "updated_at"), key=("key",)),

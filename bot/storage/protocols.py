@@ -12,11 +12,12 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 
 from bot.config import FeedConfig
+from bot.filters import ChatFilter, Term
 from bot.models import Article, FeedForUpdate, FeedHealth, NewArticle
 
 if TYPE_CHECKING:
     from bot.storage.articles import StoreOutcome
-    from bot.storage.chats import Chat, SuspendedChat
+    from bot.storage.chats import Chat, FiltersAdded, SuspendedChat
     from bot.storage.outbox import PendingDelivery
 
 
@@ -108,6 +109,20 @@ class ChatStore(Protocol):
     async def unsubscribe(self, chat_id: int, category_ids: Iterable[str] | None) -> list[str]: ...
 
     async def subscriptions(self, chat_id: int) -> list[str]: ...
+
+    async def chat_filters(self, chat_id: int) -> list[ChatFilter]: ...
+
+    async def add_filters(
+        self,
+        chat_id: int,
+        category_id: str | None,
+        terms: Sequence[Term],
+        now: datetime,
+        *,
+        limit: int = ...,
+    ) -> FiltersAdded: ...
+
+    async def clear_filters(self, chat_id: int, category_id: str | None) -> int: ...
 
     async def deactivate_chat(self, chat_id: int, reason: str, now: datetime) -> int: ...
 

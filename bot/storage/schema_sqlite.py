@@ -178,6 +178,20 @@ MIGRATIONS: list[str] = [
     -- Retention prunes finished rows by age without reading the whole outbox.
     CREATE INDEX deliveries_finished ON deliveries(created_at) WHERE status != 'pending';
     """,
+    # Keyword filters: the entry's own tags kept on the article (filters and
+    # a filtered /latest look at them), and each chat's terms.
+    """
+    ALTER TABLE articles ADD COLUMN tags TEXT NOT NULL DEFAULT '';  -- one per line
+    CREATE TABLE chat_filters (
+        id           INTEGER PRIMARY KEY,
+        chat_id      INTEGER NOT NULL REFERENCES chats(id) ON DELETE CASCADE ON UPDATE CASCADE,
+        category_id  TEXT,                  -- NULL: every category of the chat
+        term         TEXT NOT NULL,         -- as written, without its sign
+        include      INTEGER NOT NULL,      -- 1: +term, 0: -term
+        created_at   INTEGER NOT NULL
+    );
+    CREATE INDEX chat_filters_chat ON chat_filters(chat_id, id);
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -63,6 +63,7 @@ COMMANDS: list[tuple[str, str]] = [
     ("subscribe", "Subscribe: /subscribe space science"),
     ("unsubscribe", "Unsubscribe: /unsubscribe space, or all"),
     ("mysubs", "What this chat receives"),
+    ("filter", "Keyword filters: /filter +mars -rumor, or clear"),
     ("latest", "Newest headlines: /latest [category] [N]"),
     ("search", "Search headlines: /search words"),
     ("whoami", "Your user id and this chat's id"),
@@ -235,8 +236,8 @@ async def help_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
         "<b>Groups</b>: anyone can use /latest and /search; only admins change subscriptions.",
         "<b>Channels</b>: add me as an administrator who can post, then in a private chat "
         "with me send <code>/subscribe @yourchannel space science</code>. "
-        "<code>/mysubs @yourchannel</code> and <code>/unsubscribe @yourchannel all</code> "
-        "work the same way. A private channel has no @name: forward me any of its posts "
+        "<code>/mysubs @yourchannel</code>, <code>/unsubscribe @yourchannel all</code> "
+        "and <code>/filter @yourchannel +mars</code> work the same way. A private channel has no @name: forward me any of its posts "
         "and I'll show its buttons and its id.",
     ]
     await reply(update, context, "\n".join(lines))
@@ -377,12 +378,16 @@ async def latest(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await reply(update, context, escape(parsed.message))
         return
     category = parsed.category
-    articles = await bot.runtime.news.latest(category.id if category else None, parsed.limit)
+    chat = update.effective_chat
+    articles, filtered = await bot.runtime.news.latest_for_chat(
+        chat.id if chat else 0, category.id if category else None, parsed.limit
+    )
+    mark = " (filtered)" if filtered else ""
     if not articles:
         where = f" in {category.title}" if category else ""
-        await reply(update, context, escape(f"No headlines{where} yet."))
+        await reply(update, context, escape(f"No headlines{where}{mark} yet."))
         return
-    heading = f"Latest in {category.title}" if category else "Latest headlines"
+    heading = (f"Latest in {category.title}" if category else "Latest headlines") + mark
     await reply(update, context, render_list(heading, articles), news=True)
 
 
