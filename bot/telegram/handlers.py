@@ -385,7 +385,12 @@ async def latest(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     mark = " (filtered)" if filtered else ""
     if not articles:
         where = f" in {category.title}" if category else ""
-        await reply(update, context, escape(f"No headlines{where}{mark} yet."))
+        empty = (
+            f"No recent headlines{where} pass this chat's filters (see /filter)."
+            if filtered
+            else f"No headlines{where} yet."
+        )
+        await reply(update, context, escape(empty))
         return
     heading = (f"Latest in {category.title}" if category else "Latest headlines") + mark
     await reply(update, context, render_list(heading, articles), news=True)
