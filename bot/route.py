@@ -20,6 +20,7 @@ from bot.filters import ArticleText, ChatFilter, passes, terms_for
 class Subscription:
     chat_id: int
     category_id: str
+    thread_id: int | None = None  # the forum topic its cards go to; None: General
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +36,7 @@ class ChatRouting:
 class Delivery:
     chat_id: int
     category_id: str  # the first of the chat's categories that carries the article
+    thread_id: int | None = None  # that category's topic
 
 
 def route(
@@ -44,12 +46,13 @@ def route(
     text: ArticleText | None = None,
 ) -> list[Delivery]:
     """The deliveries of an article in ``categories`` (in the configuration's
-    order), one per chat, ordered by chat id. A chat with filters gets the
+    order), one per chat, ordered by chat id, each to the topic of the
+    category it goes in. A chat with filters gets the
     article in the first of its categories whose terms ``text`` passes; an
     article whose text is not given passes no wanted term."""
     text = text if text is not None else ArticleText()
     rank = {category: position for position, category in enumerate(categories)}
-    chosen: dict[int, str] = {}
+    chosen: dict[int, Subscription] = {}
     for subscription in subscriptions:
         position = rank.get(subscription.category_id)
         if position is None:
@@ -58,9 +61,12 @@ def route(
         if chat is None or not chat.active:
             continue
         current = chosen.get(subscription.chat_id)
-        if current is not None and position >= rank[current]:
+        if current is not None and position >= rank[current.category_id]:
             continue
         if chat.filters and not passes(terms_for(chat.filters, subscription.category_id), text):
             continue
-        chosen[subscription.chat_id] = subscription.category_id
-    return [Delivery(chat_id, chosen[chat_id]) for chat_id in sorted(chosen)]
+        chosen[subscription.chat_id] = subscription
+    return [
+        Delivery(chat_id, chosen[chat_id].category_id, chosen[chat_id].thread_id)
+        for chat_id in sorted(chosen)
+    ]

@@ -243,24 +243,24 @@ class SqlArticles:
         dialect = self._db.dialect
         rows = await tx.fetch(
             f"""
-            SELECT s.chat_id, s.category_id, c.active
+            SELECT s.chat_id, s.category_id, c.active, s.thread_id
             FROM subscriptions AS s JOIN chats AS c ON c.id = s.chat_id
             WHERE {dialect.in_texts("s.category_id")}
             """,
             dialect.texts(categories),
         )
-        subscriptions = [Subscription(r[0], r[1]) for r in rows]
+        subscriptions = [Subscription(r[0], r[1], r[3]) for r in rows]
         filters = await self._filters(tx, {r[0] for r in rows})
         chats = {r[0]: ChatRouting(r[0], bool(r[2]), filters.get(r[0], ())) for r in rows}
         texts = await self._texts(tx, [t.article_id for t in newest]) if filters else {}
-        pairs = [
-            (target.article_id, delivery.chat_id)
+        cards = [
+            (target.article_id, delivery.chat_id, delivery.thread_id)
             for target in reversed(newest)
             for delivery in route(
                 target.categories, subscriptions, chats, texts.get(target.article_id)
             )
         ]
-        return await outbox.enqueue(tx, dialect, pairs, ts)
+        return await outbox.enqueue(tx, dialect, cards, ts)
 
     async def _filters(self, tx: Tx, chat_ids: set[int]) -> dict[int, tuple[ChatFilter, ...]]:
         """The keyword filters of the chats an article may go to."""

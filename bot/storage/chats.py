@@ -37,6 +37,20 @@ class SuspendedChat:
 
 
 @dataclass(frozen=True, slots=True)
+class Topic:
+    """Where in a forum a category's cards go."""
+
+    thread_id: int | None  # None: General (Telegram takes no thread id for it)
+    name: str | None = None  # as Telegram named it when the chat subscribed there
+
+
+@dataclass(frozen=True, slots=True)
+class SubscribedTopic:
+    category_id: str
+    topic: Topic
+
+
+@dataclass(frozen=True, slots=True)
 class FiltersAdded:
     added: list[Term] = field(default_factory=list)  # new, or the sign turned
     already: list[Term] = field(default_factory=list)  # the chat had them, same sign
@@ -102,21 +116,77 @@ class SqlChats:
         return Chat(row[0], row[1], row[2], row[3], bool(row[4])) if row else None
 
     async def subscribe(
-        self, chat_id: int, category_ids: Iterable[str], now: datetime
+        self,
+        chat_id: int,
+        category_ids: Iterable[str],
+        now: datetime,
+        *,
+        topic: Topic | None = None,
     ) -> list[str]:
-        """Add subscriptions; returns the ones that were new."""
+        """Add subscriptions; returns the ones that were new. With a
+        ``topic`` (a forum), the categories' cards go there from now on, and
+        those that moved there count as new; without one, an existing
+        subscription stays where it is."""
         added = []
+        thread_id = topic.thread_id if topic else None
+        name = topic.name if topic else None
+        if topic is None:
+            conflict = "DO NOTHING"
+        else:
+            # Only a move counts: subscribing again in the same topic is a no-op.
+            conflict = (
+                "(chat_id, category_id) DO UPDATE SET thread_id = excluded.thread_id, "
+                "topic_name = excluded.topic_name "
+                "WHERE COALESCE(subscriptions.thread_id, 0) != COALESCE(excluded.thread_id, 0)"
+            )
         async with self._db.transaction() as tx:
             for category_id in category_ids:
                 if await tx.execute(
-                    "INSERT INTO subscriptions (chat_id, category_id, created_at) "
-                    "VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+                    "INSERT INTO subscriptions "
+                    "(chat_id, category_id, created_at, thread_id, topic_name) "
+                    f"VALUES (?, ?, ?, ?, ?) ON CONFLICT {conflict}",
                     chat_id,
                     category_id,
                     to_timestamp(now),
+                    thread_id,
+                    name,
                 ):
                     added.append(category_id)
         return added
+
+    async def subscription_topics(self, chat_id: int) -> list[SubscribedTopic]:
+        """Each subscribed category and the forum topic its cards go to."""
+        rows = await self._db.fetch(
+            "SELECT category_id, thread_id, topic_name FROM subscriptions "
+            "WHERE chat_id = ? ORDER BY category_id",
+            chat_id,
+        )
+        return [SubscribedTopic(r[0], Topic(r[1], r[2])) for r in rows]
+
+    async def topic_gone(self, chat_id: int, thread_id: int) -> list[str]:
+        """A forum topic was closed or deleted: its categories fall back to
+        General, and so do their waiting cards (free to be sent again at
+        once). Returns the categories that moved."""
+        async with self._db.transaction() as tx:
+            rows = await tx.fetch(
+                "SELECT category_id FROM subscriptions WHERE chat_id = ? AND thread_id = ? "
+                "ORDER BY category_id",
+                chat_id,
+                thread_id,
+            )
+            await tx.execute(
+                "UPDATE subscriptions SET thread_id = NULL, topic_name = NULL "
+                "WHERE chat_id = ? AND thread_id = ?",
+                chat_id,
+                thread_id,
+            )
+            await tx.execute(
+                "UPDATE deliveries SET thread_id = NULL, claimed_by = NULL, claim_expires_at = 0 "
+                "WHERE chat_id = ? AND thread_id = ? AND status = 'pending'",
+                chat_id,
+                thread_id,
+            )
+        return [r[0] for r in rows]
 
     async def unsubscribe(self, chat_id: int, category_ids: Iterable[str] | None) -> list[str]:
         """Remove subscriptions (all when ``category_ids`` is None); returns the

@@ -67,12 +67,17 @@ TABLES: Sequence[Table] = (
         key=("id",),
         booleans=("active",),
     ),
-    Table("subscriptions", ("chat_id", "category_id", "created_at"), key=("chat_id", "category_id")),
+    Table(
+        "subscriptions",
+        ("chat_id", "category_id", "created_at", "thread_id", "topic_name"),
+        key=("chat_id", "category_id"),
+    ),
     Table(
         "deliveries",
         (
             "id", "article_id", "chat_id", "status", "attempts", "next_attempt_at",
             "message_id", "error", "created_at", "sent_at", "claimed_by", "claim_expires_at",
+            "thread_id",
         ),
         key=("id",),
         identity="id",

@@ -17,7 +17,7 @@ from bot.models import Article, FeedForUpdate, FeedHealth, NewArticle
 
 if TYPE_CHECKING:
     from bot.storage.articles import StoreOutcome
-    from bot.storage.chats import Chat, FiltersAdded, SuspendedChat
+    from bot.storage.chats import Chat, FiltersAdded, SubscribedTopic, SuspendedChat, Topic
     from bot.storage.outbox import PendingDelivery
 
 
@@ -103,8 +103,17 @@ class ChatStore(Protocol):
     async def get_chat(self, chat_id: int) -> Chat | None: ...
 
     async def subscribe(
-        self, chat_id: int, category_ids: Iterable[str], now: datetime
+        self,
+        chat_id: int,
+        category_ids: Iterable[str],
+        now: datetime,
+        *,
+        topic: Topic | None = ...,
     ) -> list[str]: ...
+
+    async def subscription_topics(self, chat_id: int) -> list[SubscribedTopic]: ...
+
+    async def topic_gone(self, chat_id: int, thread_id: int) -> list[str]: ...
 
     async def unsubscribe(self, chat_id: int, category_ids: Iterable[str] | None) -> list[str]: ...
 

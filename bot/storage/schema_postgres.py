@@ -170,6 +170,12 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX chat_filters_chat ON chat_filters(chat_id, id);
     """,
+    # Forum topics (SQLite's migration of the same name).
+    """
+    ALTER TABLE subscriptions ADD COLUMN thread_id BIGINT;
+    ALTER TABLE subscriptions ADD COLUMN topic_name TEXT;
+    ALTER TABLE deliveries ADD COLUMN thread_id BIGINT;
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

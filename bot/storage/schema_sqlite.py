@@ -192,6 +192,13 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX chat_filters_chat ON chat_filters(chat_id, id);
     """,
+    # Forum topics: a category's cards go to the topic it was subscribed in
+    # (NULL: General, which takes no thread id), and each card remembers it.
+    """
+    ALTER TABLE subscriptions ADD COLUMN thread_id INTEGER;
+    ALTER TABLE subscriptions ADD COLUMN topic_name TEXT;
+    ALTER TABLE deliveries ADD COLUMN thread_id INTEGER;
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

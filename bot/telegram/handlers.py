@@ -45,6 +45,7 @@ from bot.telegram.args import (
     unknown_categories_message,
 )
 from bot.telegram.permissions import PermissionChecker, Verdict, bot_may_post
+from bot.telegram.topics import subscriptions_by_topic, topic_label, topic_of
 from bot.text import cut_at_word
 
 log = logging.getLogger(__name__)
@@ -233,7 +234,8 @@ async def help_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
         "<b>Commands</b>",
         *(f"/{name} — {escape(description)}" for name, description in COMMANDS),
         "",
-        "<b>Groups</b>: anyone can use /latest and /search; only admins change subscriptions.",
+        "<b>Groups</b>: anyone can use /latest and /search; only admins change subscriptions. "
+        "In a group with topics, /subscribe inside a topic sends that category's cards there.",
         "<b>Channels</b>: add me as an administrator who can post, then in a private chat "
         "with me send <code>/subscribe @yourchannel space science</code>. "
         "<code>/mysubs @yourchannel</code>, <code>/unsubscribe @yourchannel all</code> "
@@ -324,11 +326,14 @@ async def _change_subscriptions(
                 now,
                 reactivate=True,
             )
-            added = await storage.chats.subscribe(chat.id, ids, now)
+            topic = None if remote else topic_of(update.effective_message, chat)
+            added = await storage.chats.subscribe(chat.id, ids, now, topic=topic)
             already = [c for c in lookup.found if c.id not in added]
             if added:
+                place = f" in {topic_label(topic)}" if topic else ""
                 parts.append(
-                    f"Subscribed{where} to {_titles([c for c in lookup.found if c.id in added])}."
+                    f"Subscribed{where} to "
+                    f"{_titles([c for c in lookup.found if c.id in added])}{place}."
                 )
             if already:
                 parts.append(f"Already subscribed to {_titles(already)}.")
@@ -366,6 +371,9 @@ async def mysubs(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     name = "This chat" if here and chat.id == here.id else escape(_chat_name(chat))
     if not found:
         await reply(update, context, f"{name} has no subscriptions. Try /subscribe.")
+    elif chat.is_forum:
+        topics = await bot.runtime.storage.chats.subscription_topics(chat.id)
+        await reply(update, context, f"{name} receives: {subscriptions_by_topic(found, topics)}.")
     else:
         await reply(update, context, f"{name} receives: {_titles(found)}.")
 
@@ -574,7 +582,8 @@ async def _toggle(
         await storage.chats.upsert_chat(
             chat.id, chat.type, chat.title or chat.full_name, chat.username, now, reactivate=True
         )
-        added = await storage.chats.subscribe(chat.id, [category.id], now)
+        topic = topic_of(query.message if isinstance(query.message, Message) else None, chat)
+        added = await storage.chats.subscribe(chat.id, [category.id], now, topic=topic)
         verb = "Subscribed" if added else "Already subscribed"
         note = f"{verb} to {category.title}"
     else:
