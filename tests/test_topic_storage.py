@@ -4,15 +4,25 @@ cards go, the topic a card is queued for, and falling back to General."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
+from bot.filters import Term, parse_term
 from bot.storage import Storage
 from bot.storage.chats import SubscribedTopic, Topic
+from bot.storage.copy import copy_database
+from bot.storage.db import PostgresDatabase, SqliteDatabase
 from tests.support import open_test_storage
 from tests.test_storage import LATER, NOW, article, current, one_feed, store
 
 FORUM = -1_000_000_004_001
+
+
+def filter_term(raw: str) -> Term:
+    parsed = parse_term(raw)
+    assert isinstance(parsed, Term)
+    return parsed
 
 
 @pytest.fixture
@@ -83,3 +93,31 @@ async def test_a_gone_topic_falls_back_to_general_with_its_waiting_cards(
     # The claimed card is free again, now for General.
     (again,) = await storage.outbox.claim_deliveries(LATER, 10, worker="w2", lease_seconds=60)
     assert again.id == claimed.id and again.thread_id is None
+
+
+async def test_db_copy_carries_filters_tags_and_topics_to_postgresql(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    source = await open_test_storage(tmp_path / "newsbot.db")
+    target = await open_test_storage(postgres_url)
+    try:
+        feed = await one_feed(source)
+        await source.chats.upsert_chat(FORUM, "supergroup", "Forum", None, NOW)
+        await source.chats.subscribe(FORUM, ["tech"], NOW, topic=Topic(5, "Gadgets"))
+        await source.chats.add_filters(FORUM, "tech", [filter_term("-rumor*")], NOW)
+        tagged = article("a", categories=["tech"]).model_copy(update={"tags": ("NASA",)})
+        await store(source, feed, [tagged])
+        assert isinstance(source.db, SqliteDatabase)
+        assert isinstance(target.db, PostgresDatabase)
+
+        await copy_database(source.db, target.db)
+
+        assert await target.chats.subscription_topics(FORUM) == [
+            SubscribedTopic("tech", Topic(5, "Gadgets"))
+        ]
+        assert await target.chats.chat_filters(FORUM) == await source.chats.chat_filters(FORUM)
+        (copied,) = await target.articles.latest_articles(None, 5)
+        assert copied.tags == ("NASA",)
+    finally:
+        await source.close()
+        await target.close()
