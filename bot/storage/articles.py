@@ -3,11 +3,11 @@
 ``store_articles`` is the write side of a polling round, in ONE transaction:
 the feed's new state, what ``bot.decide`` made of its entries (new articles,
 corrections of stored ones, stories another feed carried first), their
-categories, and the outbox rows ``bot.route`` chose for them (loading the
-subscribed chats' keyword filters, so a filtered article never reaches a
-chat's outbox). The search
-index follows in the same transaction (SQLite triggers into FTS5, a
-PostgreSQL trigger into the ``tsvector`` column). On PostgreSQL, pollers on
+categories, and the outbox rows ``bot.route`` chose for them (with the
+subscribed chats' keyword filters and forum topics, so a filtered article
+never enters a chat's outbox and a card knows its topic). The search index
+follows in the same transaction (SQLite triggers into FTS5, a PostgreSQL
+trigger into the ``tsvector`` column). On PostgreSQL, pollers on
 several machines store one feed at a time under an advisory lock, so two of
 them never both take a story carried by two feeds for new.
 """

@@ -239,8 +239,8 @@ async def help_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
         "<b>Channels</b>: add me as an administrator who can post, then in a private chat "
         "with me send <code>/subscribe @yourchannel space science</code>. "
         "<code>/mysubs @yourchannel</code>, <code>/unsubscribe @yourchannel all</code> "
-        "and <code>/filter @yourchannel +mars</code> work the same way. A private channel has no @name: forward me any of its posts "
-        "and I'll show its buttons and its id.",
+        "and <code>/filter @yourchannel +mars</code> work the same way. A private channel "
+        "has no @name: forward me any of its posts and I'll show its buttons and its id.",
     ]
     await reply(update, context, "\n".join(lines))
 
