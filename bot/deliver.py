@@ -15,9 +15,13 @@ flight (at most one per chat). What each Telegram error means for the row:
 - RetryAfter: pause that chat for the given time and retry; all sending
   pauses only when several chats are told to wait in a row (the bot's
   overall limit, not one busy chat). Nothing is dropped.
+- A card for a forum topic that was closed or deleted ("message thread not
+  found", TOPIC_CLOSED): the topic's categories fall back to General, the
+  card is sent there at once, and the chat is told once.
 - Lost the right to post (not an admin any more, no "Post messages" right,
-  a closed topic): suspend the chat; its cards wait until Telegram reports
-  the right back (a ``my_chat_member`` update).
+  a closed topic the card was not sent to by its category): suspend the
+  chat; its cards wait until Telegram reports the right back (a
+  ``my_chat_member`` update).
 - Forbidden (blocked, kicked, not a member): deactivate the chat, drop its cards.
 - ChatMigrated: move the chat (and its cards) to the new id and send again.
 - BadRequest "chat not found": deactivate the chat.
@@ -40,6 +44,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 import warnings
@@ -64,7 +69,7 @@ from telegram.warnings import PTBDeprecationWarning
 from bot.clock import Clock
 from bot.config import DeliveryConfig
 from bot.errors import StorageError
-from bot.render import Card, render_card
+from bot.render import Card, escape, render_card
 from bot.roles import worker_name
 from bot.storage import PendingDelivery, Storage
 
@@ -91,6 +96,8 @@ _LOST_RIGHTS = (
     "chat_write_forbidden",
     "topic_closed",
 )
+# Telegram's words for a forum topic that cannot take cards any more.
+_TOPIC_GONE = ("message thread not found", "topic_closed", "topic_deleted")
 # Telegram's front end answering for a Telegram that is not there.
 _UNREACHABLE = ("bad gateway", "service unavailable", "gateway timeout", "(502)", "(503)", "(504)")
 
@@ -105,11 +112,16 @@ def preview(card: Card) -> LinkPreviewOptions:
     return LinkPreviewOptions(url=card.preview_url, prefer_large_media=True)
 
 
-async def send_card(send_message: SendMessage, chat_id: int, card: Card) -> Message:
-    """Send a card as HTML. If Telegram rejects the markup, send the same
-    card as plain text with its buttons; if it rejects the buttons, as plain
-    text with the article's link written out, so a card never arrives
-    without a way to the story."""
+async def send_card(
+    send_message: SendMessage, chat_id: int, card: Card, thread_id: int | None = None
+) -> Message:
+    """Send a card as HTML (into forum topic ``thread_id``; None: General,
+    sent without a thread id since Telegram refuses General's). If Telegram
+    rejects the markup, send the same card as plain text with its buttons;
+    if it rejects the buttons, as plain text with the article's link
+    written out, so a card never arrives without a way to the story."""
+    if thread_id is not None:
+        send_message = functools.partial(send_message, message_thread_id=thread_id)
     try:
         return await send_message(
             chat_id=chat_id,
@@ -152,6 +164,12 @@ def lost_rights(error: TelegramError) -> bool:
     """Telegram refused a send because the bot may not post there."""
     reason = error.message.lower()
     return any(words in reason for words in _LOST_RIGHTS)
+
+
+def topic_gone(error: TelegramError) -> bool:
+    """Telegram refused a send into a forum topic that was closed or deleted."""
+    reason = error.message.lower()
+    return any(words in reason for words in _TOPIC_GONE)
 
 
 def telegram_unreachable(error: TelegramError) -> bool:
@@ -384,7 +402,7 @@ class Sender:
         card = render_card(row.article, self._categories)
         started = time.monotonic()
         try:
-            message = await send_card(self._send_message, row.chat_id, card)
+            message = await send_card(self._send_message, row.chat_id, card, row.thread_id)
         except Exception as error:
             await self._after_failure(row, error, started)
         else:
@@ -404,6 +422,17 @@ class Sender:
         storage = self._storage
         if isinstance(error, RetryAfter):
             await self._flood_control(row, _retry_seconds(error))
+        elif row.thread_id is not None and isinstance(error, BadRequest) and topic_gone(error):
+            thread_id = row.thread_id
+            log.info("deliver: topic %s of chat %s is gone (%s)", thread_id, row.chat_id, error)
+
+            async def fall_back() -> None:
+                moved = await storage.chats.topic_gone(row.chat_id, thread_id)
+                if moved:
+                    await self._tell_topic_gone(row.chat_id, moved)
+
+            await self._record(row, "fell back to General", fall_back)
+            self.wake()
         elif isinstance(error, TelegramError) and lost_rights(error):
             log.warning(
                 "deliver: chat %s no longer lets the bot post (%s); its cards wait",
@@ -458,6 +487,21 @@ class Sender:
         else:  # a bug: keep the row, keep the sender alive
             log.error("deliver: unexpected error sending card %d", row.id, exc_info=error)
             await self._retry_later(row, f"internal: {type(error).__name__}")
+
+    async def _tell_topic_gone(self, chat_id: int, category_ids: list[str]) -> None:
+        """Say once, in General, where the cards of a closed topic go now.
+        Only the categories that moved are named: the next card of theirs
+        goes to General, so this is never said twice for one topic."""
+        titles = ", ".join(escape(self._categories.get(c, c)) for c in category_ids)
+        first = escape(category_ids[0])
+        text = (
+            f"The topic for {titles} was closed or deleted, so these cards come to General "
+            f"now. Send <code>/subscribe {first}</code> in another topic to move them there."
+        )
+        try:
+            await self._send_message(chat_id=chat_id, text=text, parse_mode=ParseMode.HTML)
+        except TelegramError as error:
+            log.info("deliver: could not tell chat %s its topic is gone: %s", chat_id, error)
 
     async def _flood_control(self, row: PendingDelivery, seconds: float) -> None:
         """A 429 pauses the chat it came for. Several chats told to wait in a

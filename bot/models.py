@@ -60,6 +60,7 @@ class NewArticle(_Value):
     published: datetime
     image_url: str | None
     categories: tuple[str, ...]
+    tags: tuple[str, ...] = ()  # the entry's own, as written: keyword filters read them
 
 
 class Article(_Value):
@@ -73,6 +74,7 @@ class Article(_Value):
     image_url: str | None
     source: str  # the feed's display name
     categories: tuple[str, ...]
+    tags: tuple[str, ...] = ()  # the entry's own
 
 
 class FeedHealth(_Value):

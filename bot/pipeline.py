@@ -344,6 +344,7 @@ class Poller:
                     categories=self._categorizer.categorize(
                         feed.categories, entry.tags, entry.title, entry.summary
                     ),
+                    tags=entry.tags,
                 )
             )
         return articles

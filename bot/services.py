@@ -11,12 +11,15 @@ from datetime import timedelta
 
 from bot.clock import Clock
 from bot.config import CategoryConfig, Config
+from bot.filters import ArticleText, passes_in_any
 from bot.models import Article
 from bot.storage import Storage
 
 DEFAULT_LIMIT = 5
 MAX_LIMIT = 20
 MAX_QUERY_LENGTH = 256
+# A filtered /latest picks its headlines among this many of the newest.
+FILTERED_LATEST_WINDOW = 200
 _SEPARATORS = re.compile(r"[\s,;]+")
 
 
@@ -96,6 +99,33 @@ class NewsService:
         self, category_id: str | None = None, limit: int | None = None
     ) -> list[Article]:
         return await self.storage.articles.latest_articles(category_id, clamp_limit(limit))
+
+    async def latest_for_chat(
+        self, chat_id: int, category_id: str | None = None, limit: int | None = None
+    ) -> tuple[list[Article], bool]:
+        """The newest headlines that ``chat_id``'s keyword filters let
+        through, and whether it has filters that apply here (the heading says
+        so). Among the newest ``FILTERED_LATEST_WINDOW`` only: an old match is
+        not worth reading the whole archive for."""
+        filters = await self.storage.chats.chat_filters(chat_id)
+        if category_id is not None:
+            filters = [f for f in filters if f.category_id in (None, category_id)]
+        if not filters:
+            return await self.latest(category_id, limit), False
+        wanted = clamp_limit(limit)
+        candidates = await self.storage.articles.latest_articles(
+            category_id, FILTERED_LATEST_WINDOW
+        )
+        kept = [
+            a
+            for a in candidates
+            if passes_in_any(
+                filters,
+                (category_id,) if category_id else a.categories,
+                ArticleText(a.title, a.summary, a.tags),
+            )
+        ]
+        return kept[:wanted], True
 
     async def search(self, query: str, limit: int | None = None, offset: int = 0) -> list[Article]:
         return await self.storage.search.search_articles(

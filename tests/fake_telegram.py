@@ -639,6 +639,8 @@ class FakeTelegram:
         self._migrated: dict[int, int] = {}
         self._message_ids: defaultdict[int, int] = defaultdict(int)
         self._messages: dict[tuple[int, int], JSON] = {}
+        # Forum topics: chat id -> thread id -> {"name", "closed", "deleted"}.
+        self._topics: dict[int, dict[int, JSON]] = {}
         # Messages users (and channel admins) posted, as opposed to the bot's own.
         self._user_messages: set[tuple[int, int]] = set()
         self._inline_messages: dict[str, JSON] = {}
@@ -959,8 +961,10 @@ class FakeTelegram:
         title: str | None = None,
         username: str | None = None,
         first_name: str | None = None,
+        is_forum: bool | None = None,
     ) -> JSON:
-        """Register (or update) a chat; returns its Chat object."""
+        """Register (or update) a chat; returns its Chat object. ``is_forum``:
+        a supergroup with topics."""
         chat_type = chat_type or _default_chat_type(chat_id)
         with self._lock:
             # Keep what an earlier registration said unless told otherwise.
@@ -973,8 +977,70 @@ class FakeTelegram:
                 chat["title"] = title or chat.get("title") or f"{chat_type.capitalize()} {chat_id}"
             if username:
                 chat["username"] = username
+            if is_forum is not None:
+                if is_forum and chat_type != "supergroup":
+                    raise ValueError("only supergroups have topics")
+                if is_forum:
+                    chat["is_forum"] = True
+                else:
+                    chat.pop("is_forum", None)
             self._chats[chat_id] = chat
             return dict(chat)
+
+    # -- forum topics -----------------------------------------------------------
+
+    def create_topic(self, chat_id: int, name: str) -> int:
+        """A new topic in forum ``chat_id``; returns its message_thread_id (as
+        in Telegram, the id of the service message that created it)."""
+        with self._lock:
+            if not self._chats.get(chat_id, {}).get("is_forum"):
+                raise ValueError(f"chat {chat_id} is not a forum")
+            thread_id = self._next_message_id(chat_id)
+            if thread_id == 1:
+                # Thread 1 is General, which is no topic of its own.
+                thread_id = self._next_message_id(chat_id)
+            self._topics.setdefault(chat_id, {})[thread_id] = {
+                "name": name,
+                "closed": False,
+                "deleted": False,
+            }
+            return thread_id
+
+    def close_topic(self, chat_id: int, thread_id: int) -> None:
+        with self._lock:
+            self._topics[chat_id][thread_id]["closed"] = True
+
+    def delete_topic(self, chat_id: int, thread_id: int) -> None:
+        with self._lock:
+            self._topics[chat_id][thread_id]["deleted"] = True
+
+    def _topic_created(self, chat: JSON, thread_id: int) -> JSON:
+        """The service message that opened a topic: Telegram puts it in
+        ``reply_to_message`` of every message in the topic that replies to
+        nothing else."""
+        topic = self._topics[chat["id"]][thread_id]
+        return {
+            "message_id": thread_id,
+            "date": int(time.time()),
+            "chat": dict(chat),
+            "message_thread_id": thread_id,
+            "is_topic_message": True,
+            "forum_topic_created": {"name": topic["name"], "icon_color": 7322096},
+        }
+
+    def _check_thread(self, chat: JSON, thread_id: Any) -> None:
+        """Sending into a topic: General has no usable thread id (1 is
+        refused), a deleted or unknown topic is not found, a closed one is
+        closed."""
+        if not chat.get("is_forum"):
+            return  # elsewhere a thread id names a reply thread; nothing to check here
+        if not isinstance(thread_id, int):
+            raise _bad_request("message thread not found")
+        topic = self._topics.get(chat["id"], {}).get(thread_id)
+        if topic is None or topic["deleted"]:
+            raise _bad_request("message thread not found")
+        if topic["closed"]:
+            raise _bad_request("TOPIC_CLOSED")
 
     def user(
         self, user_id: int, *, username: str | None = None, first_name: str | None = None
@@ -1106,11 +1172,13 @@ class FakeTelegram:
         first_name: str | None = None,
         title: str | None = None,
         entities: list[JSON] | None = None,
+        thread_id: int | None = None,
     ) -> JSON:
         """An update with a text message from a user. ``chat_type`` defaults from
         the id (positive: private); the sender defaults to the chat's user in a
         private chat, else :data:`DEFAULT_USER_ID`. ``/commands`` (also
-        ``/cmd@botname``) get their ``bot_command`` entities."""
+        ``/cmd@botname``) get their ``bot_command`` entities. ``thread_id``:
+        sent in that topic of a forum (see ``create_topic``)."""
         if chat_type == "channel":
             raise ValueError("channels have channel_post updates, see channel_post()")
         kind = chat_type or _default_chat_type(chat_id)
@@ -1134,6 +1202,11 @@ class FakeTelegram:
         found = entities if entities is not None else _command_entities(text)
         if found:
             msg["entities"] = found
+        if thread_id is not None:
+            with self._lock:
+                msg["message_thread_id"] = thread_id
+                msg["is_topic_message"] = True
+                msg["reply_to_message"] = self._topic_created(chat, thread_id)
         return {"update_id": self._next_update_id(), "message": msg}
 
     def channel_post(
@@ -1642,6 +1715,7 @@ class FakeTelegram:
         reply_markup: JSON | None,
         *,
         message_id: int | None = None,
+        thread_id: int | None = None,
     ) -> JSON:
         message: JSON = {
             "message_id": message_id
@@ -1659,6 +1733,9 @@ class FakeTelegram:
             message["entities"] = entities
         if reply_markup is not None:
             message["reply_markup"] = reply_markup
+        if thread_id is not None and chat.get("is_forum"):
+            message["message_thread_id"] = thread_id
+            message["is_topic_message"] = True
         with self._lock:
             self._messages[(chat["id"], message["message_id"])] = message
         return message
@@ -1667,10 +1744,13 @@ class FakeTelegram:
         with self._lock:
             chat = self._resolve_chat(params.get("chat_id"))
             self._check_can_send(chat)
+            thread_id = params.get("message_thread_id")
+            if thread_id is not None:
+                self._check_thread(chat, thread_id)
             text, entities = self._text_and_entities(params)
             markup = self._check_reply_markup(params.get("reply_markup"))
             self._check_flood("sendMessage", chat)
-            message = self._store_message(chat, text, entities, markup)
+            message = self._store_message(chat, text, entities, markup, thread_id=thread_id)
             return copy.deepcopy(message)
 
     def _message_to_edit(self, params: JSON) -> tuple[JSON, bool]:

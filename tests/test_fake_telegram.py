@@ -882,3 +882,34 @@ def test_deleting_a_channel_post_needs_the_delete_messages_right(
     # In a private chat a bot may delete what the user sent.
     said = fake.push_update(fake.message(5, "hello"))["message"]
     assert api(fake, "deleteMessage", chat_id=5, message_id=said["message_id"])[0] == 200
+
+
+# --- forum topics -------------------------------------------------------------------
+
+
+async def test_a_forum_takes_cards_in_open_topics_and_refuses_general_closed_and_deleted(
+    fake_telegram: FakeTelegram,
+) -> None:
+    forum = -1_000_000_007_001
+    fake_telegram.add_chat(forum, "supergroup", title="Forum", is_forum=True)
+    launches = fake_telegram.create_topic(forum, "Launches")
+    lab = fake_telegram.create_topic(forum, "Lab")
+    update = fake_telegram.message(forum, "/mysubs", thread_id=launches)
+    assert update["message"]["chat"]["is_forum"] is True
+    assert update["message"]["message_thread_id"] == launches
+    assert update["message"]["reply_to_message"]["forum_topic_created"]["name"] == "Launches"
+
+    async with bot_for(fake_telegram) as bot:
+        sent = await bot.send_message(forum, "into the topic", message_thread_id=launches)
+        assert sent.message_thread_id == launches and sent.is_topic_message
+        general = await bot.send_message(forum, "into General")
+        assert general.message_thread_id is None
+        # General has no usable thread id.
+        with pytest.raises(BadRequest, match="Message thread not found"):
+            await bot.send_message(forum, "no", message_thread_id=1)
+        fake_telegram.close_topic(forum, launches)
+        with pytest.raises(BadRequest, match="Topic_closed"):
+            await bot.send_message(forum, "no", message_thread_id=launches)
+        fake_telegram.delete_topic(forum, lab)
+        with pytest.raises(BadRequest, match="Message thread not found"):
+            await bot.send_message(forum, "no", message_thread_id=lab)

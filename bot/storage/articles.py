@@ -3,9 +3,11 @@
 ``store_articles`` is the write side of a polling round, in ONE transaction:
 the feed's new state, what ``bot.decide`` made of its entries (new articles,
 corrections of stored ones, stories another feed carried first), their
-categories, and the outbox rows ``bot.route`` chose for them. The search
-index follows in the same transaction (SQLite triggers into FTS5, a
-PostgreSQL trigger into the ``tsvector`` column). On PostgreSQL, pollers on
+categories, and the outbox rows ``bot.route`` chose for them (with the
+subscribed chats' keyword filters and forum topics, so a filtered article
+never enters a chat's outbox and a card knows its topic). The search index
+follows in the same transaction (SQLite triggers into FTS5, a PostgreSQL
+trigger into the ``tsvector`` column). On PostgreSQL, pollers on
 several machines store one feed at a time under an advisory lock, so two of
 them never both take a story carried by two feeds for new.
 """
@@ -18,11 +20,13 @@ from datetime import datetime
 
 from bot.clock import to_timestamp
 from bot.decide import FeedDecision, StoredEntry, decide
+from bot.filters import ArticleText, ChatFilter
 from bot.models import Article, FeedForUpdate, NewArticle
 from bot.route import ChatRouting, Subscription, route
 from bot.storage import feeds, outbox
+from bot.storage.chats import filter_from_row
 from bot.storage.db import Database, Tx
-from bot.storage.rows import ARTICLE_COLUMNS, article_from_row
+from bot.storage.rows import ARTICLE_COLUMNS, article_from_row, tags_from_column, tags_to_column
 
 # pg_advisory_xact_lock key for storing a parsed feed.
 INGEST_LOCK = 7_201_002
@@ -152,8 +156,8 @@ class SqlArticles:
         await tx.executemany(
             """
             INSERT INTO articles (feed_id, entry_key, url, title, summary, author,
-                image_url, categories, published_at, first_seen_at)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                image_url, categories, published_at, first_seen_at, tags)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             ON CONFLICT (feed_id, entry_key) DO NOTHING
             """,
             [
@@ -168,6 +172,7 @@ class SqlArticles:
                     " ".join(a.categories),
                     to_timestamp(a.published),
                     ts,
+                    tags_to_column(a.tags),
                 )
                 for a in reversed(fresh)
             ],
@@ -238,20 +243,53 @@ class SqlArticles:
         dialect = self._db.dialect
         rows = await tx.fetch(
             f"""
-            SELECT s.chat_id, s.category_id, c.active
+            SELECT s.chat_id, s.category_id, c.active, s.thread_id
             FROM subscriptions AS s JOIN chats AS c ON c.id = s.chat_id
             WHERE {dialect.in_texts("s.category_id")}
             """,
             dialect.texts(categories),
         )
-        subscriptions = [Subscription(r[0], r[1]) for r in rows]
-        chats = {r[0]: ChatRouting(r[0], bool(r[2])) for r in rows}
-        pairs = [
-            (target.article_id, delivery.chat_id)
+        subscriptions = [Subscription(r[0], r[1], r[3]) for r in rows]
+        filters = await self._filters(tx, {r[0] for r in rows})
+        chats = {r[0]: ChatRouting(r[0], bool(r[2]), filters.get(r[0], ())) for r in rows}
+        texts = await self._texts(tx, [t.article_id for t in newest]) if filters else {}
+        cards = [
+            (target.article_id, delivery.chat_id, delivery.thread_id)
             for target in reversed(newest)
-            for delivery in route(target.categories, subscriptions, chats)
+            for delivery in route(
+                target.categories, subscriptions, chats, texts.get(target.article_id)
+            )
         ]
-        return await outbox.enqueue(tx, dialect, pairs, ts)
+        return await outbox.enqueue(tx, dialect, cards, ts)
+
+    async def _filters(self, tx: Tx, chat_ids: set[int]) -> dict[int, tuple[ChatFilter, ...]]:
+        """The keyword filters of the chats an article may go to."""
+        if not chat_ids:
+            return {}
+        dialect = self._db.dialect
+        rows = await tx.fetch(
+            f"""
+            SELECT chat_id, category_id, term, include FROM chat_filters
+            WHERE {dialect.in_ids("chat_id")} ORDER BY id
+            """,
+            dialect.ids(sorted(chat_ids)),
+        )
+        found: dict[int, list[ChatFilter]] = {}
+        for row in rows:
+            chat_filter = filter_from_row(row[1:])
+            if chat_filter is not None:
+                found.setdefault(int(row[0]), []).append(chat_filter)
+        return {chat_id: tuple(f) for chat_id, f in found.items()}
+
+    async def _texts(self, tx: Tx, article_ids: Sequence[int]) -> dict[int, ArticleText]:
+        """What filters read of each article, as stored (a story another feed
+        carried first keeps that feed's text and tags)."""
+        dialect = self._db.dialect
+        rows = await tx.fetch(
+            f"SELECT id, title, summary, tags FROM articles WHERE {dialect.in_ids('id')}",
+            dialect.ids(article_ids),
+        )
+        return {int(r[0]): ArticleText(r[1], r[2], tags_from_column(r[3])) for r in rows}
 
     async def latest_articles(self, category_id: str | None, limit: int) -> list[Article]:
         if category_id is None:

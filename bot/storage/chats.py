@@ -8,12 +8,13 @@ when Telegram asked it to wait (``paused_until``, from a 429).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from bot.clock import to_timestamp
-from bot.storage.db import Database
+from bot.filters import MAX_TERMS, ChatFilter, Term, parse_term
+from bot.storage.db import Database, Row
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +34,39 @@ class SuspendedChat:
     username: str | None
     reason: str
     pending: int  # cards waiting for the right to post to come back
+
+
+@dataclass(frozen=True, slots=True)
+class Topic:
+    """Where in a forum a category's cards go."""
+
+    thread_id: int | None  # None: General (Telegram takes no thread id for it)
+    name: str | None = None  # as Telegram named it when the chat subscribed there
+
+
+@dataclass(frozen=True, slots=True)
+class SubscribedTopic:
+    category_id: str
+    topic: Topic
+
+
+@dataclass(frozen=True, slots=True)
+class FiltersAdded:
+    added: list[Term] = field(default_factory=list)  # new, or the sign turned
+    already: list[Term] = field(default_factory=list)  # the chat had them, same sign
+    over_limit: list[Term] = field(default_factory=list)  # refused: MAX_TERMS reached
+
+
+def filter_from_row(row: Row) -> ChatFilter | None:
+    """(category_id, term, include) -> a filter; None for a stored term this
+    version no longer reads."""
+    term = parse_term(("+" if row[2] else "-") + row[1])
+    return ChatFilter(row[0], term) if isinstance(term, Term) else None
+
+
+def _same(term: Term) -> tuple[tuple[str, ...], bool]:
+    """Terms that match the same words ("Café" and "cafe") are one term."""
+    return term.words, term.prefix
 
 
 _RELEASE_CLAIMS = (
@@ -82,21 +116,77 @@ class SqlChats:
         return Chat(row[0], row[1], row[2], row[3], bool(row[4])) if row else None
 
     async def subscribe(
-        self, chat_id: int, category_ids: Iterable[str], now: datetime
+        self,
+        chat_id: int,
+        category_ids: Iterable[str],
+        now: datetime,
+        *,
+        topic: Topic | None = None,
     ) -> list[str]:
-        """Add subscriptions; returns the ones that were new."""
+        """Add subscriptions; returns the ones that were new. With a
+        ``topic`` (a forum), the categories' cards go there from now on, and
+        those that moved there count as new; without one, an existing
+        subscription stays where it is."""
         added = []
+        thread_id = topic.thread_id if topic else None
+        name = topic.name if topic else None
+        if topic is None:
+            conflict = "DO NOTHING"
+        else:
+            # Only a move counts: subscribing again in the same topic is a no-op.
+            conflict = (
+                "(chat_id, category_id) DO UPDATE SET thread_id = excluded.thread_id, "
+                "topic_name = excluded.topic_name "
+                "WHERE COALESCE(subscriptions.thread_id, 0) != COALESCE(excluded.thread_id, 0)"
+            )
         async with self._db.transaction() as tx:
             for category_id in category_ids:
                 if await tx.execute(
-                    "INSERT INTO subscriptions (chat_id, category_id, created_at) "
-                    "VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+                    "INSERT INTO subscriptions "
+                    "(chat_id, category_id, created_at, thread_id, topic_name) "
+                    f"VALUES (?, ?, ?, ?, ?) ON CONFLICT {conflict}",
                     chat_id,
                     category_id,
                     to_timestamp(now),
+                    thread_id,
+                    name,
                 ):
                     added.append(category_id)
         return added
+
+    async def subscription_topics(self, chat_id: int) -> list[SubscribedTopic]:
+        """Each subscribed category and the forum topic its cards go to."""
+        rows = await self._db.fetch(
+            "SELECT category_id, thread_id, topic_name FROM subscriptions "
+            "WHERE chat_id = ? ORDER BY category_id",
+            chat_id,
+        )
+        return [SubscribedTopic(r[0], Topic(r[1], r[2])) for r in rows]
+
+    async def topic_gone(self, chat_id: int, thread_id: int) -> list[str]:
+        """A forum topic was closed or deleted: its categories fall back to
+        General, and so do their waiting cards (free to be sent again at
+        once). Returns the categories that moved."""
+        async with self._db.transaction() as tx:
+            rows = await tx.fetch(
+                "SELECT category_id FROM subscriptions WHERE chat_id = ? AND thread_id = ? "
+                "ORDER BY category_id",
+                chat_id,
+                thread_id,
+            )
+            await tx.execute(
+                "UPDATE subscriptions SET thread_id = NULL, topic_name = NULL "
+                "WHERE chat_id = ? AND thread_id = ?",
+                chat_id,
+                thread_id,
+            )
+            await tx.execute(
+                "UPDATE deliveries SET thread_id = NULL, claimed_by = NULL, claim_expires_at = 0 "
+                "WHERE chat_id = ? AND thread_id = ? AND status = 'pending'",
+                chat_id,
+                thread_id,
+            )
+        return [r[0] for r in rows]
 
     async def unsubscribe(self, chat_id: int, category_ids: Iterable[str] | None) -> list[str]:
         """Remove subscriptions (all when ``category_ids`` is None); returns the
@@ -135,6 +225,83 @@ class SqlChats:
         )
         return [r[0] for r in rows]
 
+    async def chat_filters(self, chat_id: int) -> list[ChatFilter]:
+        """The chat's terms, oldest first."""
+        rows = await self._db.fetch(
+            "SELECT category_id, term, include FROM chat_filters WHERE chat_id = ? ORDER BY id",
+            chat_id,
+        )
+        return [f for f in map(filter_from_row, rows) if f is not None]
+
+    async def add_filters(
+        self,
+        chat_id: int,
+        category_id: str | None,
+        terms: Sequence[Term],
+        now: datetime,
+        *,
+        limit: int = MAX_TERMS,
+    ) -> FiltersAdded:
+        """Add terms for one category (None: every category). A term the chat
+        has with the other sign changes sign; past ``limit`` terms in all,
+        the rest are refused."""
+        outcome = FiltersAdded()
+        async with self._db.transaction() as tx:
+            if self._db.backend == "postgresql":
+                # Two commands at once must not both pass the limit.
+                await tx.execute("SELECT 1 FROM chats WHERE id = ? FOR UPDATE", chat_id)
+            rows = await tx.fetch(
+                "SELECT id, category_id, term, include FROM chat_filters WHERE chat_id = ?",
+                chat_id,
+            )
+            existing: dict[tuple[tuple[str, ...], bool], tuple[int, bool]] = {}
+            for row in rows:
+                stored = filter_from_row(row[1:])
+                if stored is not None and stored.category_id == category_id:
+                    existing[_same(stored.term)] = (int(row[0]), stored.term.include)
+            count = len(rows)
+            for term in terms:
+                found = existing.get(_same(term))
+                if found is not None:
+                    row_id, include = found
+                    if include == term.include:
+                        outcome.already.append(term)
+                        continue
+                    await tx.execute(
+                        "UPDATE chat_filters SET term = ?, include = ?, created_at = ? WHERE id = ?",
+                        term.text,
+                        term.include,
+                        to_timestamp(now),
+                        row_id,
+                    )
+                    existing[_same(term)] = (row_id, term.include)
+                    outcome.added.append(term)
+                    continue
+                if count >= limit:
+                    outcome.over_limit.append(term)
+                    continue
+                row_id = await tx.fetchval(
+                    "INSERT INTO chat_filters (chat_id, category_id, term, include, created_at) "
+                    "VALUES (?, ?, ?, ?, ?) RETURNING id",
+                    chat_id,
+                    category_id,
+                    term.text,
+                    term.include,
+                    to_timestamp(now),
+                )
+                existing[_same(term)] = (int(row_id or 0), term.include)
+                count += 1
+                outcome.added.append(term)
+        return outcome
+
+    async def clear_filters(self, chat_id: int, category_id: str | None) -> int:
+        """Remove the terms of one category, or (None) all of the chat's."""
+        if category_id is None:
+            return await self._db.execute("DELETE FROM chat_filters WHERE chat_id = ?", chat_id)
+        return await self._db.execute(
+            "DELETE FROM chat_filters WHERE chat_id = ? AND category_id = ?", chat_id, category_id
+        )
+
     async def deactivate_chat(self, chat_id: int, reason: str, now: datetime) -> int:
         """Pause a chat (blocked, kicked, gone) and drop its pending cards.
         Subscriptions are kept so re-adding the bot restores them. Returns the
@@ -165,6 +332,14 @@ class SqlChats:
                     "ON CONFLICT DO NOTHING",
                     new_id,
                     old_id,
+                )
+                # Filters move unless the supergroup already has its own.
+                await tx.execute(
+                    "UPDATE chat_filters SET chat_id = ? WHERE chat_id = ? AND NOT EXISTS ("
+                    "SELECT 1 FROM chat_filters AS other WHERE other.chat_id = ?)",
+                    new_id,
+                    old_id,
+                    new_id,
                 )
                 await tx.execute(
                     """

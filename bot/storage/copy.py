@@ -47,7 +47,7 @@ TABLES: Sequence[Table] = (
         "articles",
         (
             "id", "feed_id", "entry_key", "url", "title", "summary", "author", "image_url",
-            "categories", "published_at", "first_seen_at", "changed_at",
+            "categories", "published_at", "first_seen_at", "changed_at", "tags",
         ),
         key=("id",),
         identity="id",
@@ -67,14 +67,26 @@ TABLES: Sequence[Table] = (
         key=("id",),
         booleans=("active",),
     ),
-    Table("subscriptions", ("chat_id", "category_id", "created_at"), key=("chat_id", "category_id")),
+    Table(
+        "subscriptions",
+        ("chat_id", "category_id", "created_at", "thread_id", "topic_name"),
+        key=("chat_id", "category_id"),
+    ),
     Table(
         "deliveries",
         (
             "id", "article_id", "chat_id", "status", "attempts", "next_attempt_at",
             "message_id", "error", "created_at", "sent_at", "claimed_by", "claim_expires_at",
+            "thread_id",
         ),
         key=("id",),
+        identity="id",
+    ),
+    Table(
+        "chat_filters",
+        ("id", "chat_id", "category_id", "term", "include", "created_at"),
+        key=("id",),
+        booleans=("include",),
         identity="id",
     ),
     Table("state", ("key", "value", "updated_at"), key=("key",)),

@@ -36,36 +36,44 @@ class PendingDelivery:
     attempts: int
     created_at: datetime  # when the card was queued; max_age counts from here
     article: Article
+    thread_id: int | None = None  # the forum topic it goes to; None: General
 
 
-async def enqueue(tx: Tx, dialect: Dialect, pairs: Sequence[tuple[int, int]], ts: int) -> int:
-    """Queue (article id, chat id) pairs in this order; returns how many were
-    new (a chat that already has an article's card does not get it again)."""
-    if not pairs:
+async def enqueue(
+    tx: Tx, dialect: Dialect, cards: Sequence[tuple[int, int, int | None]], ts: int
+) -> int:
+    """Queue (article id, chat id, topic) cards in this order; returns how
+    many were new (a chat that already has an article's card does not get it
+    again)."""
+    if not cards:
         return 0
     if dialect.name == "sqlite":
         return await tx.execute(
             """
-            INSERT OR IGNORE INTO deliveries (article_id, chat_id, next_attempt_at, created_at)
-            SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), ?, ?
+            INSERT OR IGNORE INTO deliveries
+                (article_id, chat_id, thread_id, next_attempt_at, created_at)
+            SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'),
+                   json_extract(value, '$[2]'), ?, ?
             FROM json_each(?) ORDER BY key
             """,
             ts,
             ts,
-            json.dumps([list(pair) for pair in pairs]),
+            json.dumps([list(card) for card in cards]),
         )
     return await tx.execute(
         """
-        INSERT INTO deliveries (article_id, chat_id, next_attempt_at, created_at)
-        SELECT t.article_id, t.chat_id, ?, ?
-        FROM unnest(?::bigint[], ?::bigint[]) WITH ORDINALITY AS t(article_id, chat_id, n)
+        INSERT INTO deliveries (article_id, chat_id, thread_id, next_attempt_at, created_at)
+        SELECT t.article_id, t.chat_id, t.thread_id, ?, ?
+        FROM unnest(?::bigint[], ?::bigint[], ?::bigint[])
+            WITH ORDINALITY AS t(article_id, chat_id, thread_id, n)
         ORDER BY t.n
         ON CONFLICT DO NOTHING
         """,
         ts,
         ts,
-        [p[0] for p in pairs],
-        [p[1] for p in pairs],
+        [c[0] for c in cards],
+        [c[1] for c in cards],
+        [c[2] for c in cards],
     )
 
 
@@ -129,7 +137,8 @@ class SqlOutbox:
             return []
         rows = await self._db.fetch(
             f"""
-            SELECT d.id, d.chat_id, c.type, d.attempts, d.created_at, {ARTICLE_COLUMNS}
+            SELECT d.id, d.chat_id, c.type, d.attempts, d.created_at, d.thread_id,
+                   {ARTICLE_COLUMNS}
             FROM deliveries AS d
             JOIN chats AS c ON c.id = d.chat_id
             JOIN articles AS a ON a.id = d.article_id
@@ -139,7 +148,9 @@ class SqlOutbox:
             dialect.ids(r[0] for r in claimed),
         )
         return [
-            PendingDelivery(r[0], r[1], r[2], r[3], from_timestamp(r[4]), article_from_row(r[5:]))
+            PendingDelivery(
+                r[0], r[1], r[2], r[3], from_timestamp(r[4]), article_from_row(r[6:]), r[5]
+            )
             for r in rows
         ]
 

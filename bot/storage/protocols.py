@@ -12,11 +12,12 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 
 from bot.config import FeedConfig
+from bot.filters import ChatFilter, Term
 from bot.models import Article, FeedForUpdate, FeedHealth, NewArticle
 
 if TYPE_CHECKING:
     from bot.storage.articles import StoreOutcome
-    from bot.storage.chats import Chat, SuspendedChat
+    from bot.storage.chats import Chat, FiltersAdded, SubscribedTopic, SuspendedChat, Topic
     from bot.storage.outbox import PendingDelivery
 
 
@@ -102,12 +103,35 @@ class ChatStore(Protocol):
     async def get_chat(self, chat_id: int) -> Chat | None: ...
 
     async def subscribe(
-        self, chat_id: int, category_ids: Iterable[str], now: datetime
+        self,
+        chat_id: int,
+        category_ids: Iterable[str],
+        now: datetime,
+        *,
+        topic: Topic | None = ...,
     ) -> list[str]: ...
+
+    async def subscription_topics(self, chat_id: int) -> list[SubscribedTopic]: ...
+
+    async def topic_gone(self, chat_id: int, thread_id: int) -> list[str]: ...
 
     async def unsubscribe(self, chat_id: int, category_ids: Iterable[str] | None) -> list[str]: ...
 
     async def subscriptions(self, chat_id: int) -> list[str]: ...
+
+    async def chat_filters(self, chat_id: int) -> list[ChatFilter]: ...
+
+    async def add_filters(
+        self,
+        chat_id: int,
+        category_id: str | None,
+        terms: Sequence[Term],
+        now: datetime,
+        *,
+        limit: int = ...,
+    ) -> FiltersAdded: ...
+
+    async def clear_filters(self, chat_id: int, category_id: str | None) -> int: ...
 
     async def deactivate_chat(self, chat_id: int, reason: str, now: datetime) -> int: ...
 

@@ -183,6 +183,27 @@ MIGRATIONS: list[str] = [
     """
     CREATE INDEX deliveries_pending_by_id ON deliveries(id) WHERE status = 'pending';
     """,
+    # 4 -> 5: keyword filters: the entry's own tags kept on the article (filters and
+    # a filtered /latest look at them), and each chat's terms.
+    """
+    ALTER TABLE articles ADD COLUMN tags TEXT NOT NULL DEFAULT '';  -- one per line
+    CREATE TABLE chat_filters (
+        id           INTEGER PRIMARY KEY,
+        chat_id      INTEGER NOT NULL REFERENCES chats(id) ON DELETE CASCADE ON UPDATE CASCADE,
+        category_id  TEXT,                  -- NULL: every category of the chat
+        term         TEXT NOT NULL,         -- as written, without its sign
+        include      INTEGER NOT NULL,      -- 1: +term, 0: -term
+        created_at   INTEGER NOT NULL
+    );
+    CREATE INDEX chat_filters_chat ON chat_filters(chat_id, id);
+    """,
+    # 5 -> 6: forum topics: a category's cards go to the topic it was subscribed in
+    # (NULL: General, which takes no thread id), and each card remembers it.
+    """
+    ALTER TABLE subscriptions ADD COLUMN thread_id INTEGER;
+    ALTER TABLE subscriptions ADD COLUMN topic_name TEXT;
+    ALTER TABLE deliveries ADD COLUMN thread_id INTEGER;
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

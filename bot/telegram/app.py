@@ -58,7 +58,7 @@ from bot.roles import (
 from bot.runtime import Runtime
 from bot.storage import open_storage
 from bot.storage.db import PostgresDatabase
-from bot.telegram import handlers
+from bot.telegram import filter_handlers, handlers
 from bot.telegram.alerts import OperatorAlerts
 from bot.telegram.permissions import PermissionChecker
 from bot.telegram.ratelimit import MessageRateLimiter
@@ -168,6 +168,7 @@ class NewsbotApplication:
             ("subscribe", handlers.subscribe),
             ("unsubscribe", handlers.unsubscribe),
             ("mysubs", handlers.mysubs),
+            ("filter", filter_handlers.filter_command),
             ("latest", handlers.latest),
             ("search", handlers.search),
             ("health", handlers.health),

@@ -45,6 +45,7 @@ from bot.telegram.args import (
     unknown_categories_message,
 )
 from bot.telegram.permissions import PermissionChecker, Verdict, bot_may_post
+from bot.telegram.topics import subscriptions_by_topic, topic_label, topic_of
 from bot.text import cut_at_word
 
 log = logging.getLogger(__name__)
@@ -63,6 +64,7 @@ COMMANDS: list[tuple[str, str]] = [
     ("subscribe", "Subscribe: /subscribe space science"),
     ("unsubscribe", "Unsubscribe: /unsubscribe space, or all"),
     ("mysubs", "What this chat receives"),
+    ("filter", "Keyword filters: /filter +mars -rumor, or clear"),
     ("latest", "Newest headlines: /latest [category] [N]"),
     ("search", "Search headlines: /search words"),
     ("whoami", "Your user id and this chat's id"),
@@ -232,12 +234,13 @@ async def help_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
         "<b>Commands</b>",
         *(f"/{name} — {escape(description)}" for name, description in COMMANDS),
         "",
-        "<b>Groups</b>: anyone can use /latest and /search; only admins change subscriptions.",
+        "<b>Groups</b>: anyone can use /latest and /search; only admins change subscriptions. "
+        "In a group with topics, /subscribe inside a topic sends that category's cards there.",
         "<b>Channels</b>: add me as an administrator who can post, then in a private chat "
         "with me send <code>/subscribe @yourchannel space science</code>. "
-        "<code>/mysubs @yourchannel</code> and <code>/unsubscribe @yourchannel all</code> "
-        "work the same way. A private channel has no @name: forward me any of its posts "
-        "and I'll show its buttons and its id.",
+        "<code>/mysubs @yourchannel</code>, <code>/unsubscribe @yourchannel all</code> "
+        "and <code>/filter @yourchannel +mars</code> work the same way. A private channel "
+        "has no @name: forward me any of its posts and I'll show its buttons and its id.",
     ]
     await reply(update, context, "\n".join(lines))
 
@@ -323,11 +326,14 @@ async def _change_subscriptions(
                 now,
                 reactivate=True,
             )
-            added = await storage.chats.subscribe(chat.id, ids, now)
+            topic = None if remote else topic_of(update.effective_message, chat)
+            added = await storage.chats.subscribe(chat.id, ids, now, topic=topic)
             already = [c for c in lookup.found if c.id not in added]
             if added:
+                place = f" in {topic_label(topic)}" if topic else ""
                 parts.append(
-                    f"Subscribed{where} to {_titles([c for c in lookup.found if c.id in added])}."
+                    f"Subscribed{where} to "
+                    f"{_titles([c for c in lookup.found if c.id in added])}{place}."
                 )
             if already:
                 parts.append(f"Already subscribed to {_titles(already)}.")
@@ -365,6 +371,9 @@ async def mysubs(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     name = "This chat" if here and chat.id == here.id else escape(_chat_name(chat))
     if not found:
         await reply(update, context, f"{name} has no subscriptions. Try /subscribe.")
+    elif chat.is_forum:
+        topics = await bot.runtime.storage.chats.subscription_topics(chat.id)
+        await reply(update, context, f"{name} receives: {subscriptions_by_topic(found, topics)}.")
     else:
         await reply(update, context, f"{name} receives: {_titles(found)}.")
 
@@ -377,12 +386,21 @@ async def latest(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await reply(update, context, escape(parsed.message))
         return
     category = parsed.category
-    articles = await bot.runtime.news.latest(category.id if category else None, parsed.limit)
+    chat = update.effective_chat
+    articles, filtered = await bot.runtime.news.latest_for_chat(
+        chat.id if chat else 0, category.id if category else None, parsed.limit
+    )
+    mark = " (filtered)" if filtered else ""
     if not articles:
         where = f" in {category.title}" if category else ""
-        await reply(update, context, escape(f"No headlines{where} yet."))
+        empty = (
+            f"No recent headlines{where} pass this chat's filters (see /filter)."
+            if filtered
+            else f"No headlines{where} yet."
+        )
+        await reply(update, context, escape(empty))
         return
-    heading = f"Latest in {category.title}" if category else "Latest headlines"
+    heading = (f"Latest in {category.title}" if category else "Latest headlines") + mark
     await reply(update, context, render_list(heading, articles), news=True)
 
 
@@ -564,7 +582,8 @@ async def _toggle(
         await storage.chats.upsert_chat(
             chat.id, chat.type, chat.title or chat.full_name, chat.username, now, reactivate=True
         )
-        added = await storage.chats.subscribe(chat.id, [category.id], now)
+        topic = topic_of(query.message if isinstance(query.message, Message) else None, chat)
+        added = await storage.chats.subscribe(chat.id, [category.id], now, topic=topic)
         verb = "Subscribed" if added else "Already subscribed"
         note = f"{verb} to {category.title}"
     else:
