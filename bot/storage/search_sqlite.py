@@ -18,6 +18,9 @@ from bot.storage.search_query import build_match_query
 
 log = logging.getLogger(__name__)
 
+# The articles of one category (article_categories keeps one row per pair).
+_IN_CATEGORY = "SELECT article_id FROM article_categories WHERE category_id = ?"
+
 SELECTIVE = 100  # at most this many matches: rank them all
 CANDIDATES = 1000  # more: rank only this many of the newest
 
@@ -26,9 +29,11 @@ class SqliteSearch:
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    async def search_articles(self, text: str, limit: int, offset: int = 0) -> list[Article]:
-        """Best matches first. Any text is accepted; text without a word gives
-        no results.
+    async def search_articles(
+        self, text: str, limit: int, offset: int = 0, category_id: str | None = None
+    ) -> list[Article]:
+        """Best matches first, within ``category_id`` when given. Any text is
+        accepted; text without a word gives no results.
 
         A selective query (at most ``SELECTIVE`` matches) is ranked by bm25
         (title weighted 10:1), newest first on ties. For a broader one bm25
@@ -45,11 +50,20 @@ class SqliteSearch:
         query = build_match_query(text)
         if query is None:
             return []
+        # The category is a filter on the matches, applied before the
+        # selective/broad decision, so a query common overall but rare in the
+        # category is still ranked by bm25.
+        in_category = ""
+        category_args: list[str] = []
+        if category_id is not None:
+            in_category = f"AND articles_fts.rowid IN ({_IN_CATEGORY})"
+            category_args = [category_id]
         try:
             newest = await self._db.fetch(
-                "SELECT rowid FROM articles_fts WHERE articles_fts MATCH ? "
+                f"SELECT rowid FROM articles_fts WHERE articles_fts MATCH ? {in_category} "
                 "ORDER BY rowid DESC LIMIT ?",
                 query,
+                *category_args,
                 CANDIDATES,
             )
             if len(newest) <= SELECTIVE:
@@ -59,11 +73,12 @@ class SqliteSearch:
                     FROM articles_fts
                     JOIN articles AS a ON a.id = articles_fts.rowid
                     JOIN feeds AS f ON f.id = a.feed_id
-                    WHERE articles_fts MATCH ?
+                    WHERE articles_fts MATCH ? {in_category}
                     ORDER BY bm25(articles_fts, 10.0, 1.0), a.published_at DESC, a.id DESC
                     LIMIT ? OFFSET ?
                     """,
                     query,
+                    *category_args,
                     limit,
                     offset,
                 )
