@@ -31,9 +31,11 @@ from telegram.ext import (
     Application,
     CallbackQueryHandler,
     ChatMemberHandler,
+    ChosenInlineResultHandler,
     CommandHandler,
     ContextTypes,
     Defaults,
+    InlineQueryHandler,
     MessageHandler,
     filters,
 )
@@ -58,7 +60,7 @@ from bot.roles import (
 from bot.runtime import Runtime
 from bot.storage import open_storage
 from bot.storage.db import PostgresDatabase
-from bot.telegram import handlers
+from bot.telegram import handlers, inline
 from bot.telegram.alerts import OperatorAlerts
 from bot.telegram.permissions import PermissionChecker
 from bot.telegram.ratelimit import MessageRateLimiter
@@ -175,6 +177,8 @@ class NewsbotApplication:
         ):
             app.add_handler(CommandHandler(name, callback, filters=everywhere))
         app.add_handler(CallbackQueryHandler(handlers.button))
+        app.add_handler(InlineQueryHandler(inline.inline_query))
+        app.add_handler(ChosenInlineResultHandler(inline.chosen_inline_result))
         app.add_handler(
             ChatMemberHandler(handlers.my_chat_member, ChatMemberHandler.MY_CHAT_MEMBER)
         )
@@ -191,7 +195,14 @@ class NewsbotApplication:
                 self.config.delivery,
                 runtime.clock,
                 titles,
+                bot_username=application.bot.username,
             )
+            if not application.bot.supports_inline_queries:
+                log.info(
+                    "telegram: inline mode is off for @%s; switch it on with @BotFather "
+                    "/setinline to let users search stories from any chat",
+                    application.bot.username,
+                )
             self.services = handlers.BotServices(
                 runtime,
                 sender,
