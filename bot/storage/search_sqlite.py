@@ -18,8 +18,14 @@ from bot.storage.search_query import build_match_query
 
 log = logging.getLogger(__name__)
 
-# The articles of one category (article_categories keeps one row per pair).
-_IN_CATEGORY = "SELECT article_id FROM article_categories WHERE category_id = ?"
+# A match is in the category. A correlated probe (article_categories_article
+# index), not "rowid IN (SELECT ...)": FTS5 takes a rowid IN list as its
+# access path and evaluates the MATCH once per listed id, 0.8 s for a
+# category of 1,200 articles against milliseconds this way.
+_IN_CATEGORY = (
+    "AND EXISTS (SELECT 1 FROM article_categories AS c "
+    "WHERE c.article_id = articles_fts.rowid AND c.category_id = ?)"
+)
 
 SELECTIVE = 100  # at most this many matches: rank them all
 CANDIDATES = 1000  # more: rank only this many of the newest
@@ -56,7 +62,7 @@ class SqliteSearch:
         in_category = ""
         category_args: list[str] = []
         if category_id is not None:
-            in_category = f"AND articles_fts.rowid IN ({_IN_CATEGORY})"
+            in_category = _IN_CATEGORY
             category_args = [category_id]
         try:
             newest = await self._db.fetch(
