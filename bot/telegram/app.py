@@ -60,7 +60,7 @@ from bot.roles import (
 from bot.runtime import Runtime
 from bot.storage import open_storage
 from bot.storage.db import PostgresDatabase
-from bot.telegram import handlers, inline
+from bot.telegram import follow, handlers, inline
 from bot.telegram.alerts import OperatorAlerts
 from bot.telegram.permissions import PermissionChecker
 from bot.telegram.ratelimit import MessageRateLimiter
@@ -163,6 +163,10 @@ class NewsbotApplication:
                 handlers.forwarded,
             )
         )
+        # Before /start itself: a deep link's /start PAYLOAD (has_args).
+        app.add_handler(
+            CommandHandler("start", follow.start_with_payload, filters=everywhere, has_args=True)
+        )
         for name, callback in (
             ("start", handlers.start),
             ("help", handlers.help_command),
@@ -174,8 +178,10 @@ class NewsbotApplication:
             ("search", handlers.search),
             ("health", handlers.health),
             ("whoami", handlers.whoami),
+            ("link", follow.link_command),
         ):
             app.add_handler(CommandHandler(name, callback, filters=everywhere))
+        app.add_handler(CallbackQueryHandler(follow.confirm_follow, pattern=follow.CONFIRM_PATTERN))
         app.add_handler(CallbackQueryHandler(handlers.button))
         app.add_handler(InlineQueryHandler(inline.inline_query))
         app.add_handler(ChosenInlineResultHandler(inline.chosen_inline_result))

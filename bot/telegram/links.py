@@ -12,15 +12,24 @@ is 1-64 characters of ``A-Za-z0-9_-``. Ours:
 
 from __future__ import annotations
 
+import html
+import io
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+
+import segno
 
 MAX_PAYLOAD_LENGTH = 64
 _PAYLOAD = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _CATEGORY_ID = re.compile(r"[a-z0-9_]{1,32}")
 SUBSCRIBE_PREFIX = "sub-"
 ARTICLE_PREFIX = "a-"
+# The QR code: module size in pixels and the quiet zone in modules (the 4
+# the QR standard asks for); "M" error correction survives a smudged print.
+QR_SCALE = 8
+QR_BORDER = 4
+QR_ERROR = "m"
 # What a channel link asks Telegram to grant when the bot is added: cards
 # can only be posted by an administrator with "Post messages".
 CHANNEL_RIGHTS = "post_messages"
@@ -99,3 +108,22 @@ def channel_link(username: str) -> str:
 
 def article_link(username: str, article_id: int) -> str:
     return start_link(username, article_payload(article_id))
+
+
+def follow_qr_png(link: str) -> bytes:
+    """The QR code of ``link`` as a PNG."""
+    out = io.BytesIO()
+    segno.make(link, error=QR_ERROR).save(out, kind="png", scale=QR_SCALE, border=QR_BORDER)
+    return out.getvalue()
+
+
+def follow_button_html(link: str) -> str:
+    """A "Follow on Telegram" button for a web page (plain HTML, inline
+    styles so that it needs no stylesheet)."""
+    href = html.escape(link, quote=True)
+    return (
+        f'<a href="{href}" target="_blank" rel="noopener" '
+        'style="display:inline-block;padding:8px 16px;border-radius:6px;'
+        'background:#2aabee;color:#fff;font:600 15px sans-serif;text-decoration:none">'
+        "Follow on Telegram</a>"
+    )
