@@ -3,6 +3,7 @@ application and the fake Bot API, and its pure parts."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -191,3 +192,19 @@ async def test_any_inline_text_is_answered_without_an_error(bot: BotHarness, tex
 async def test_a_forged_inline_offset_gets_an_empty_answer(bot: BotHarness) -> None:
     answer = await inline(bot, "rover", "9" * 64)
     assert answer.params["results"] == []
+
+
+@pytest.mark.parametrize("supported", [False, True])
+async def test_a_hint_is_logged_at_start_while_inline_mode_is_off(
+    tmp_path: Path,
+    fake_telegram: FakeTelegram,
+    feed_server: FeedServer,
+    caplog: pytest.LogCaptureFixture,
+    supported: bool,
+) -> None:
+    fake_telegram.bot_user["supports_inline_queries"] = supported
+    caplog.set_level(logging.INFO, logger="bot.telegram.app")
+    async with running_bot(tmp_path, fake_telegram, feed_server, wait_for_articles=False):
+        pass
+    hints = [r.getMessage() for r in caplog.records if "/setinline" in r.getMessage()]
+    assert len(hints) == (0 if supported else 1)
