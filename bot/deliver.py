@@ -72,6 +72,7 @@ from bot.errors import StorageError
 from bot.render import Card, escape, render_card
 from bot.roles import worker_name
 from bot.storage import PendingDelivery, Storage
+from bot.telegram.links import article_link
 
 log = logging.getLogger(__name__)
 
@@ -221,8 +222,12 @@ class Sender:
         config: DeliveryConfig,
         clock: Clock,
         category_titles: Mapping[str, str],
+        *,
+        bot_username: str | None = None,
     ) -> None:
         self._storage = storage
+        # Known once getMe answered: the Share button then links back here.
+        self._bot_username = bot_username
         self._send_message = send_message
         self._config = config
         self._clock = clock
@@ -399,7 +404,8 @@ class Sender:
         )
 
     async def _deliver(self, row: PendingDelivery) -> None:
-        card = render_card(row.article, self._categories)
+        link = article_link(self._bot_username, row.article.id) if self._bot_username else None
+        card = render_card(row.article, self._categories, article_link=link)
         started = time.monotonic()
         try:
             message = await send_card(self._send_message, row.chat_id, card, row.thread_id)

@@ -61,16 +61,25 @@ def hashtags(category_ids: Sequence[str]) -> str:
     return " ".join(f"#{c}" for c in category_ids)
 
 
-def share_url(article: Article) -> str:
-    """A t.me share link that opens Telegram's "send to chat" with the story."""
+def share_url(article: Article, article_link: str | None = None) -> str:
+    """A t.me share link that opens Telegram's "send to chat" with the story.
+    With ``article_link`` (the bot's deep link to this story) the shared text
+    carries it too, so whoever receives the story can find the bot."""
     text = cut_at_word(article.title, SHARE_TEXT_LIMIT)
+    if article_link:
+        text = f"{text}\n\nFollow on Telegram: {article_link}"
     return f"https://t.me/share/url?url={quote(article.url, safe='')}&text={quote(text, safe='')}"
 
 
-def render_card(article: Article, known_categories: Mapping[str, str] | None = None) -> Card:
+def render_card(
+    article: Article,
+    known_categories: Mapping[str, str] | None = None,
+    *,
+    article_link: str | None = None,
+) -> Card:
     """The headline card: bold title, summary, source and time, hashtags, and
     Read / Share buttons. ``known_categories`` (id -> title) filters hashtags
-    to categories that still exist."""
+    to categories that still exist; ``article_link`` goes into the shared text."""
     title = cut_at_word(article.title, TITLE_LIMIT)
     summary = cut_at_word(article.summary, SUMMARY_LIMIT)
     if summary and summary.casefold() == title.casefold():
@@ -94,7 +103,7 @@ def render_card(article: Article, known_categories: Mapping[str, str] | None = N
     buttons: list[Button] = []
     if len(article.url) <= BUTTON_URL_LIMIT:
         buttons.append(Button("Read", article.url))
-        share = share_url(article)
+        share = share_url(article, article_link)
         if len(share) <= BUTTON_URL_LIMIT:
             buttons.append(Button("Share", share))
     return Card(

@@ -96,9 +96,11 @@ class NewsService:
         return self.config.category(category_id)
 
     async def latest(
-        self, category_id: str | None = None, limit: int | None = None
+        self, category_id: str | None = None, limit: int | None = None, offset: int = 0
     ) -> list[Article]:
-        return await self.storage.articles.latest_articles(category_id, clamp_limit(limit))
+        return await self.storage.articles.latest_articles(
+            category_id, clamp_limit(limit), max(0, offset)
+        )
 
     async def latest_for_chat(
         self, chat_id: int, category_id: str | None = None, limit: int | None = None
@@ -127,10 +129,20 @@ class NewsService:
         ]
         return kept[:wanted], True
 
-    async def search(self, query: str, limit: int | None = None, offset: int = 0) -> list[Article]:
+    async def search(
+        self,
+        query: str,
+        limit: int | None = None,
+        offset: int = 0,
+        *,
+        category_id: str | None = None,
+    ) -> list[Article]:
         return await self.storage.search.search_articles(
-            query[:MAX_QUERY_LENGTH], clamp_limit(limit), max(0, offset)
+            query[:MAX_QUERY_LENGTH], clamp_limit(limit), max(0, offset), category_id=category_id
         )
+
+    async def article(self, article_id: int) -> Article | None:
+        return await self.storage.articles.article(article_id)
 
     async def categories_this_week(self) -> list[tuple[CategoryConfig, int]]:
         counts = await self.storage.articles.category_counts(self.clock.now() - timedelta(days=7))

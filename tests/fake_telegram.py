@@ -24,6 +24,13 @@ What it models, because these are the behaviours a bot gets wrong:
   ``my_chat_member`` update saying the user blocked the bot, sendMessage to that
   chat answers 403 "bot was blocked by the user", after a migration the old
   group id answers 400 with ``migrate_to_chat_id``, and so on;
+* inline mode: :meth:`FakeTelegram.inline_query` builds the update and
+  answerInlineQuery checks what Telegram checks (at most 50 results, unique
+  result ids of 1..64 bytes, ``next_offset`` of at most 64 bytes, each message
+  text as sendMessage would); :meth:`FakeTelegram.post_inline_result` posts a
+  result into a chat the way a user's pick does;
+* sendPhoto with an uploaded file (kept as :class:`UploadedFile`) or a URL,
+  its caption of at most 1024 characters checked like a message text;
 * scripted failures (:meth:`FakeTelegram.fail_next`), an "unreachable" switch
   and, optionally, Telegram's flood limits.
 
@@ -285,6 +292,8 @@ _STRING_PARAMS = frozenset(
         "caption",
         "parse_mode",
         "callback_query_id",
+        "inline_query_id",
+        "next_offset",
         "inline_message_id",
         "url",
         "secret_token",
@@ -441,6 +450,16 @@ def chat_member_json(
         member["until_date"] = 0
     member.update(fields)
     return member
+
+
+def _image_size(data: bytes) -> tuple[int, int]:
+    """Width and height of a PNG (from its IHDR chunk); Telegram refuses
+    what is not an image."""
+    if data[:8] != b"\x89PNG\r\n\x1a\n" or data[12:16] != b"IHDR":
+        if data[:3] == b"\xff\xd8\xff":  # JPEG: the size is deeper; any will do
+            return 320, 320
+        raise _bad_request("IMAGE_PROCESS_FAILED")
+    return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
 
 
 def _default_chat_type(chat_id: int) -> ChatType:
@@ -646,6 +665,9 @@ class FakeTelegram:
         self._inline_messages: dict[str, JSON] = {}
         self._callback_ids: set[str] = set()
         self._next_callback_id = 1
+        self._inline_query_ids: set[str] = set()
+        self._answered_inline_queries: set[str] = set()
+        self._next_inline_query_id = 1
 
     # -- lifecycle --------------------------------------------------------------
 
@@ -1313,6 +1335,43 @@ class FakeTelegram:
         }
         return {"update_id": self._next_update_id(), "callback_query": query}
 
+    def inline_query(
+        self,
+        user_id: int,
+        query: str,
+        *,
+        offset: str = "",
+        chat_type: str | None = "sender",
+        query_id: str | None = None,
+    ) -> JSON:
+        """An update with an inline query (``@bot query`` typed by ``user_id``);
+        ``offset`` is the ``next_offset`` of the answer being scrolled past."""
+        with self._lock:
+            if query_id is None:
+                query_id = f"{self.bot_id}{self._next_inline_query_id:010d}"
+                self._next_inline_query_id += 1
+        body: JSON = {"id": query_id, "from": self.user(user_id), "query": query, "offset": offset}
+        if chat_type is not None:
+            body["chat_type"] = chat_type
+        return {"update_id": self._next_update_id(), "inline_query": body}
+
+    def post_inline_result(self, answer: Call, result_id: str, chat_id: int) -> JSON:
+        """Post the result ``result_id`` of a recorded answerInlineQuery into
+        ``chat_id``, as Telegram does when the user picks it: a message "via"
+        the bot with the result's text, entities and keyboard. Returns it."""
+        results = answer.params.get("results") or []
+        (result,) = [r for r in results if r.get("id") == result_id]
+        content = result["input_message_content"]
+        with self._lock:
+            chat = self._resolve_chat(chat_id)
+            text, entities = self._text_and_entities({**content, "text": content["message_text"]})
+            markup = self._check_reply_markup(result.get("reply_markup"))
+            message = self._store_message(chat, text, entities, markup)
+            message["via_bot"] = self._bot_as_sender()
+            if "link_preview_options" in content:
+                message["link_preview_options"] = content["link_preview_options"]
+            return copy.deepcopy(message)
+
     def my_chat_member(
         self,
         chat_id: int,
@@ -1435,6 +1494,8 @@ class FakeTelegram:
                     self._members[(new_id, self.bot_id)] = bot_member
             elif kind == "callback_query":
                 self._callback_ids.add(str(body["id"]))
+            elif kind == "inline_query":
+                self._inline_query_ids.add(str(body["id"]))
             if kind in ("message", "channel_post") and isinstance(body.get("message_id"), int):
                 # Kept so that deleteMessage can find it (and refuse to edit it).
                 key = (body["chat"]["id"], body["message_id"])
@@ -1844,6 +1905,86 @@ class FakeTelegram:
             raise _bad_request("MESSAGE_TOO_LONG")
         return True
 
+    def _answer_inline_query(self, params: JSON) -> bool:
+        query_id = str(params.get("inline_query_id") or "")
+        with self._lock:
+            if query_id not in self._inline_query_ids or query_id in self._answered_inline_queries:
+                raise _bad_request(
+                    "query is too old and response timeout expired or query ID is invalid"
+                )
+        results = params.get("results")
+        if not isinstance(results, list):
+            raise _bad_request("can't parse inline query results JSON object")
+        if len(results) > 50:
+            raise _bad_request("RESULTS_TOO_MUCH")
+        if len(str(params.get("next_offset") or "").encode("utf-8")) > 64:
+            raise _bad_request("NEXT_OFFSET_INVALID")
+        cache_time = params.get("cache_time", 300)
+        if not isinstance(cache_time, int) or cache_time < 0:
+            raise _bad_request("CACHE_TIME_INVALID")
+        seen: set[str] = set()
+        for result in results:
+            if not isinstance(result, dict) or not isinstance(result.get("type"), str):
+                raise _bad_request("can't parse inline query result")
+            result_id = result.get("id")
+            if not isinstance(result_id, str) or not 1 <= len(result_id.encode("utf-8")) <= 64:
+                raise _bad_request("RESULT_ID_INVALID")
+            if result_id in seen:
+                raise _bad_request("RESULT_ID_DUPLICATE")
+            seen.add(result_id)
+            self._check_reply_markup(result.get("reply_markup"))
+            if result["type"] == "article":
+                if not str(result.get("title") or "").strip():
+                    raise _bad_request("RESULT_TITLE_EMPTY")
+                content = result.get("input_message_content")
+                if not isinstance(content, dict) or "message_text" not in content:
+                    raise _bad_request("MESSAGE_EMPTY")
+                self._text_and_entities({**content, "text": content["message_text"]})
+                thumbnail = result.get("thumbnail_url")
+                if thumbnail is not None and not re.match(r"(?i)https?://\S", str(thumbnail)):
+                    raise _bad_request("THUMBNAIL_URL_INVALID")
+        with self._lock:
+            self._answered_inline_queries.add(query_id)
+        return True
+
+    def _send_photo(self, params: JSON) -> JSON:
+        photo = params.get("photo")
+        if isinstance(photo, UploadedFile):
+            if not photo.data:
+                raise _bad_request("file must be non-empty")
+            width, height = _image_size(photo.data)
+            unique = f"upload{len(photo.data)}"
+        elif isinstance(photo, str) and photo:
+            width, height, unique = 320, 320, f"remote{abs(hash(photo))}"
+        else:
+            raise _bad_request("there is no photo in the request")
+        with self._lock:
+            chat = self._resolve_chat(params.get("chat_id"))
+            self._check_can_send(chat)
+            caption, entities = "", []
+            if params.get("caption"):
+                caption, entities = self._text_and_entities({**params, "text": params["caption"]})
+                if utf16_length(caption) > 1024:
+                    raise _bad_request("message caption is too long")
+            markup = self._check_reply_markup(params.get("reply_markup"))
+            self._check_flood("sendPhoto", chat)
+            message = self._store_message(chat, caption, entities, markup)
+            del message["text"]
+            message.pop("entities", None)
+            if caption:
+                message["caption"] = caption
+            if entities:
+                message["caption_entities"] = entities
+            message["photo"] = [
+                {
+                    "file_id": f"photo-{chat['id']}-{message['message_id']}",
+                    "file_unique_id": unique,
+                    "width": width,
+                    "height": height,
+                }
+            ]
+            return copy.deepcopy(message)
+
     def _get_chat(self, params: JSON) -> JSON:
         with self._lock:
             chat = self._resolve_chat(params.get("chat_id"))
@@ -1913,6 +2054,8 @@ _HANDLERS: dict[str, Callable[[FakeTelegram, JSON], Any]] = {
     "editMessageReplyMarkup": FakeTelegram._edit_message_reply_markup,
     "deleteMessage": FakeTelegram._delete_message,
     "answerCallbackQuery": FakeTelegram._answer_callback_query,
+    "answerInlineQuery": FakeTelegram._answer_inline_query,
+    "sendPhoto": FakeTelegram._send_photo,
     "getChat": FakeTelegram._get_chat,
     "getChatMember": FakeTelegram._get_chat_member,
     "getChatAdministrators": FakeTelegram._get_chat_administrators,

@@ -913,3 +913,115 @@ async def test_a_forum_takes_cards_in_open_topics_and_refuses_general_closed_and
         fake_telegram.delete_topic(forum, lab)
         with pytest.raises(BadRequest, match="Message thread not found"):
             await bot.send_message(forum, "no", message_thread_id=lab)
+
+
+# --- inline mode and photos -------------------------------------------------------
+
+
+def _article_result(result_id: str, text: str = "<b>Story</b>") -> dict[str, Any]:
+    return {
+        "type": "article",
+        "id": result_id,
+        "title": "Story",
+        "input_message_content": {"message_text": text, "parse_mode": "HTML"},
+    }
+
+
+async def test_inline_queries_reach_the_handler_and_the_answer_is_recorded(
+    fake_telegram: FakeTelegram,
+) -> None:
+    from telegram import InlineQueryResultArticle, InputTextMessageContent
+    from telegram.ext import InlineQueryHandler
+
+    async def answer(update: Update, context: Context) -> None:
+        query = update.inline_query
+        assert query is not None
+        results = [
+            InlineQueryResultArticle(
+                f"r{n}", f"Story {n}", InputTextMessageContent(f"<b>{query.query} {n}</b>", "HTML")
+            )
+            for n in range(3)
+        ]
+        await query.answer(results, cache_time=30, next_offset=f"{query.offset or 0}+3")
+
+    app = fake_telegram.application_builder().build()
+    app.add_handler(InlineQueryHandler(answer))
+    async with polling(app):
+        fake_telegram.push_update(fake_telegram.inline_query(7, "mars rover", offset="10"))
+        call = await fake_telegram.wait_for_async("answerInlineQuery")
+    assert call.ok, call.response
+    assert call.params["next_offset"] == "10+3"  # a string, however it looks
+    assert call.params["cache_time"] == 30
+    assert [r["id"] for r in call.params["results"]] == ["r0", "r1", "r2"]
+    posted = fake_telegram.post_inline_result(call, "r1", 7)
+    assert posted["text"] == "mars rover 1"
+    assert posted["entities"][0]["type"] == "bold"
+    assert posted["via_bot"]["id"] == DEFAULT_BOT_ID
+
+
+def test_answer_inline_query_checks_what_telegram_checks(fake_telegram: FakeTelegram) -> None:
+    def query_id() -> str:
+        update = fake_telegram.push_update(fake_telegram.inline_query(7, "x"))
+        return str(update["inline_query"]["id"])
+
+    refused = {
+        "RESULTS_TOO_MUCH": [_article_result(str(n)) for n in range(51)],
+        "RESULT_ID_DUPLICATE": [_article_result("a"), _article_result("a")],
+        "RESULT_ID_INVALID": [_article_result("x" * 65)],
+        "can't parse entities": [_article_result("a", "<b>open")],
+        "message is too long": [_article_result("a", "x" * 4097)],
+    }
+    for description, results in refused.items():
+        status, body = api(
+            fake_telegram, "answerInlineQuery", inline_query_id=query_id(), results=results
+        )
+        assert status == 400 and description.lower() in body["description"].lower(), body
+    status, body = api(
+        fake_telegram,
+        "answerInlineQuery",
+        inline_query_id=query_id(),
+        results=[],
+        next_offset="9" * 65,
+    )
+    assert status == 400 and "NEXT_OFFSET_INVALID" in body["description"]
+
+    fits = query_id()
+    results = [_article_result("é" * 32)] + [_article_result(str(n)) for n in range(49)]
+    status, body = api(
+        fake_telegram,
+        "answerInlineQuery",
+        inline_query_id=fits,
+        results=results,
+        next_offset="9" * 64,
+    )
+    assert status == 200, body
+    # One answer per query, and only to queries Telegram sent.
+    again = api(fake_telegram, "answerInlineQuery", inline_query_id=fits, results=[])
+    unknown = api(fake_telegram, "answerInlineQuery", inline_query_id="123", results=[])
+    assert again[0] == unknown[0] == 400
+
+
+async def test_send_photo_keeps_the_uploaded_file_and_checks_the_caption(
+    fake_telegram: FakeTelegram,
+) -> None:
+    png = (
+        b"\x89PNG\r\n\x1a\n"
+        + b"\x00\x00\x00\rIHDR"
+        + (37).to_bytes(4, "big") * 2
+        + b"\x08\x00\x00\x00\x00"
+    )
+    async with bot_for(fake_telegram) as bot:
+        sent = await bot.send_photo(
+            5, png, caption="<b>Scan me</b>", parse_mode="HTML", filename="qr.png"
+        )
+        with pytest.raises(BadRequest, match=r"(?i)caption is too long"):
+            await bot.send_photo(5, png, caption="x" * 1025)
+        with pytest.raises(BadRequest, match=r"(?i)image_process_failed"):
+            await bot.send_photo(5, b"not an image", filename="x.png")
+        by_url = await bot.send_photo(5, "https://images.example/a.jpg")
+    call = fake_telegram.calls("sendPhoto")[0]
+    upload = call.params["photo"]
+    assert isinstance(upload, UploadedFile) and upload.data == png
+    assert sent.caption == "Scan me" and sent.caption_entities[0].type == "bold"
+    assert (sent.photo[-1].width, sent.photo[-1].height) == (37, 37)
+    assert by_url.photo and by_url.caption is None

@@ -142,3 +142,13 @@ def test_headline_list_is_valid_and_links_each_article() -> None:
     assert_valid_message(text)
     assert text.count("<a href=") == 20
     assert "https://e.org/3?a=1&amp;b=2" in text
+
+
+def test_the_share_text_carries_the_bots_link_to_the_story() -> None:
+    link = "https://t.me/newsbot?start=a-42"
+    card = render_card(article(title="Mars & Moon"), article_link=link)
+    share = next(b.url for b in card.buttons if b.label == "Share")
+    (text,) = parse_qs(urlsplit(share).query)["text"]
+    assert text.startswith("Mars & Moon") and text.endswith(link)
+    plain = render_card(article(title="Mars & Moon"))
+    assert "t.me/newsbot" not in next(b.url for b in plain.buttons if b.label == "Share")

@@ -291,14 +291,17 @@ class SqlArticles:
         )
         return {int(r[0]): ArticleText(r[1], r[2], tags_from_column(r[3])) for r in rows}
 
-    async def latest_articles(self, category_id: str | None, limit: int) -> list[Article]:
+    async def latest_articles(
+        self, category_id: str | None, limit: int, offset: int = 0
+    ) -> list[Article]:
         if category_id is None:
             rows = await self._db.fetch(
                 f"""
                 SELECT {ARTICLE_COLUMNS} FROM articles AS a JOIN feeds AS f ON f.id = a.feed_id
-                ORDER BY a.published_at DESC, a.id DESC LIMIT ?
+                ORDER BY a.published_at DESC, a.id DESC LIMIT ? OFFSET ?
                 """,
                 limit,
+                offset,
             )
         else:
             rows = await self._db.fetch(
@@ -308,12 +311,25 @@ class SqlArticles:
                 JOIN articles AS a ON a.id = ac.article_id
                 JOIN feeds AS f ON f.id = a.feed_id
                 WHERE ac.category_id = ?
-                ORDER BY ac.published_at DESC, ac.article_id DESC LIMIT ?
+                ORDER BY ac.published_at DESC, ac.article_id DESC LIMIT ? OFFSET ?
                 """,
                 category_id,
                 limit,
+                offset,
             )
         return [article_from_row(r) for r in rows]
+
+    async def article(self, article_id: int) -> Article | None:
+        """One stored article by id (a shared link names it), or None once
+        pruned or never stored."""
+        row = await self._db.fetchrow(
+            f"""
+            SELECT {ARTICLE_COLUMNS} FROM articles AS a JOIN feeds AS f ON f.id = a.feed_id
+            WHERE a.id = ?
+            """,
+            article_id,
+        )
+        return None if row is None else article_from_row(row)
 
     async def category_counts(self, since: datetime) -> dict[str, int]:
         rows = await self._db.fetch(

@@ -25,6 +25,8 @@ from bot.storage.search_query import MAX_TOKEN_LENGTH, MAX_TOKENS, MIN_PREFIX_LE
 
 log = logging.getLogger(__name__)
 
+_IN_CATEGORY = "SELECT article_id FROM article_categories WHERE category_id = ?"
+
 SELECTIVE = 100
 CANDIDATES = 1000
 
@@ -59,21 +61,34 @@ class PostgresSearch:
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    async def search_articles(self, text: str, limit: int, offset: int = 0) -> list[Article]:
-        """Best matches first. Any text is accepted; text without a word gives
-        no results."""
+    async def search_articles(
+        self, text: str, limit: int, offset: int = 0, category_id: str | None = None
+    ) -> list[Article]:
+        """Best matches first, within ``category_id`` when given. Any text is
+        accepted; text without a word gives no results."""
         query = build_tsquery(text)
         if query is None:
             return []
         tsquery = "to_tsquery('simple', unaccent(?))"
+        # As on SQLite: the category filters the matches before the
+        # selective/broad decision.
+        in_category = scoped_in_category = ""
+        category_args: list[str] = []
+        if category_id is not None:
+            in_category = f"AND id IN ({_IN_CATEGORY})"
+            scoped_in_category = f"AND a.id IN ({_IN_CATEGORY})"
+            category_args = [category_id]
         try:
             newest = await self._db.fetch(
-                f"SELECT id FROM articles WHERE search @@ {tsquery} ORDER BY id DESC LIMIT ?",
+                f"SELECT id FROM articles WHERE search @@ {tsquery} {in_category} "
+                "ORDER BY id DESC LIMIT ?",
                 query,
+                *category_args,
                 CANDIDATES + 1,
             )
             if len(newest) <= SELECTIVE:
-                scope, scope_args = f"a.search @@ {tsquery}", [query]
+                scope = f"a.search @@ {tsquery} {scoped_in_category}"
+                scope_args: list[object] = [query, *category_args]
             else:
                 scope = self._db.dialect.in_ids("a.id")
                 scope_args = [self._db.dialect.ids(r[0] for r in newest[:CANDIDATES])]

@@ -31,9 +31,11 @@ from telegram.ext import (
     Application,
     CallbackQueryHandler,
     ChatMemberHandler,
+    ChosenInlineResultHandler,
     CommandHandler,
     ContextTypes,
     Defaults,
+    InlineQueryHandler,
     MessageHandler,
     filters,
 )
@@ -58,7 +60,7 @@ from bot.roles import (
 from bot.runtime import Runtime
 from bot.storage import open_storage
 from bot.storage.db import PostgresDatabase
-from bot.telegram import filter_handlers, handlers
+from bot.telegram import filter_handlers, follow, handlers, inline
 from bot.telegram.alerts import OperatorAlerts
 from bot.telegram.permissions import PermissionChecker
 from bot.telegram.ratelimit import MessageRateLimiter
@@ -161,6 +163,10 @@ class NewsbotApplication:
                 handlers.forwarded,
             )
         )
+        # Before /start itself: a deep link's /start PAYLOAD (has_args).
+        app.add_handler(
+            CommandHandler("start", follow.start_with_payload, filters=everywhere, has_args=True)
+        )
         for name, callback in (
             ("start", handlers.start),
             ("help", handlers.help_command),
@@ -173,9 +179,13 @@ class NewsbotApplication:
             ("search", handlers.search),
             ("health", handlers.health),
             ("whoami", handlers.whoami),
+            ("link", follow.link_command),
         ):
             app.add_handler(CommandHandler(name, callback, filters=everywhere))
+        app.add_handler(CallbackQueryHandler(follow.confirm_follow, pattern=follow.CONFIRM_PATTERN))
         app.add_handler(CallbackQueryHandler(handlers.button))
+        app.add_handler(InlineQueryHandler(inline.inline_query))
+        app.add_handler(ChosenInlineResultHandler(inline.chosen_inline_result))
         app.add_handler(
             ChatMemberHandler(handlers.my_chat_member, ChatMemberHandler.MY_CHAT_MEMBER)
         )
@@ -192,7 +202,14 @@ class NewsbotApplication:
                 self.config.delivery,
                 runtime.clock,
                 titles,
+                bot_username=application.bot.username,
             )
+            if not application.bot.supports_inline_queries:
+                log.info(
+                    "telegram: inline mode is off for @%s; switch it on with @BotFather "
+                    "/setinline to let users search stories from any chat",
+                    application.bot.username,
+                )
             self.services = handlers.BotServices(
                 runtime,
                 sender,

@@ -67,6 +67,7 @@ COMMANDS: list[tuple[str, str]] = [
     ("filter", "Keyword filters: /filter +mars -rumor, or clear"),
     ("latest", "Newest headlines: /latest [category] [N]"),
     ("search", "Search headlines: /search words"),
+    ("link", "Follow links, a QR code and a web button: /link space"),
     ("whoami", "Your user id and this chat's id"),
     ("health", "Feed status, for the bot's operators"),
     ("help", "How to use the bot, in chats, groups and channels"),
@@ -209,6 +210,11 @@ def categories_keyboard(
 
 async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/start: welcome and category buttons."""
+    await welcome(update, context)
+
+
+async def welcome(update: Update, context: ContextTypes.DEFAULT_TYPE, note: str = "") -> None:
+    """The /start answer, after ``note`` (HTML) when there is one."""
     bot = services(context)
     chat = update.effective_chat
     if chat is None:
@@ -223,6 +229,8 @@ async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         "/latest shows the newest headlines, /search finds stories, /help explains "
         "groups and channels."
     )
+    if note:
+        text = f"{note}\n\n{text}"
     await reply(
         update, context, text, categories_keyboard(categories, subscribed) if categories else None
     )

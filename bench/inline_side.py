@@ -1,0 +1,164 @@
+"""Inline mode's answer time on newsbot's side, over the real-world corpus::
+
+    python -m bench.inline_side [CORPUS_DIR] [--queries 300]
+
+Stores every feed of the corpus (``shared/feeds/real``) in a fresh SQLite
+database, then answers inline queries the way the bot does
+(``bot.telegram.inline.parse_inline_query`` and ``find_inline_answer``:
+storage, search, rendering the results) and prints the p50/p95 of that
+server-side time. Telegram's own round trip is not in it: that is what the
+user waits for on top, and the bot must answer within about 10 s in all.
+
+The queries: a quarter empty (latest headlines), a quarter starting with a
+category word, the rest one or two words taken from the corpus's titles;
+every fifth query is followed by its next page.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import re
+import statistics
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from bot.categorize import Categorizer
+from bot.clock import SystemClock
+from bot.config import Config, parse_config
+from bot.models import NewArticle
+from bot.parse import parse
+from bot.services import NewsService
+from bot.storage import Storage, open_storage
+from bot.telegram.inline import find_inline_answer, parse_inline_query
+
+CATEGORIES = [
+    {"id": "tech", "title": "Technology"},
+    {"id": "world", "title": "World"},
+    {"id": "science", "title": "Science"},
+]
+_WORD = re.compile(r"[A-Za-z]{4,}")
+
+
+def default_corpus() -> Path:
+    return Path(os.environ.get("NEWSBOT_FEEDS_DIR", "/work/shared/feeds/real"))
+
+
+def corpus_config(corpus: Path, database: Path) -> Config:
+    feeds = [
+        {"url": f"https://corpus.example/{path.name}", "categories": [CATEGORIES[n % 3]["id"]]}
+        for n, path in enumerate(sorted(corpus.glob("*.xml")))
+    ]
+    return parse_config(
+        {"storage": {"path": str(database)}, "categories": CATEGORIES, "feeds": feeds}
+    )
+
+
+async def store_corpus(config: Config, corpus: Path, storage: Storage) -> list[str]:
+    """Every corpus feed stored as a polling round would; returns the titles."""
+    now = datetime.now(UTC)
+    await storage.feeds.sync_feeds(config.feeds, now)
+    categorizer = Categorizer(config.categories)
+    titles: list[str] = []
+    for feed in await storage.feeds.due_feeds(now + timedelta(days=3650), limit=10_000):
+        path = corpus / feed.url.rsplit("/", 1)[1]
+        parsed = parse(path.read_bytes(), feed.url)
+        articles = [
+            NewArticle(
+                key=entry.key,
+                url=entry.url,
+                title=entry.title,
+                summary=entry.summary,
+                author=entry.author,
+                published=min(entry.published or now, now),
+                image_url=entry.image_url,
+                categories=categorizer.categorize(
+                    feed.categories, entry.tags, entry.title, entry.summary
+                ),
+            )
+            for entry in parsed.entries
+        ]
+        titles.extend(a.title for a in articles)
+        await storage.articles.store_articles(
+            feed,
+            articles,
+            now=now,
+            next_check=now + timedelta(hours=1),
+            feed_title=parsed.title,
+            site_url=parsed.site_url,
+            body_hash=path.name,
+            etag=None,
+            last_modified=None,
+            fetch_url=None,
+        )
+    return titles
+
+
+def make_queries(titles: list[str], count: int, rand: random.Random) -> list[str]:
+    words = [w.lower() for t in titles for w in _WORD.findall(t)]
+    queries = []
+    for n in range(count):
+        kind = n % 4
+        if kind == 0:
+            queries.append("")
+        elif kind == 1:
+            queries.append(f"{rand.choice(CATEGORIES)['id']} {rand.choice(words)}")
+        else:
+            queries.append(" ".join(rand.sample(words, rand.choice((1, 2)))))
+    return queries
+
+
+async def measure(corpus: Path, count: int) -> dict[str, float]:
+    with tempfile.TemporaryDirectory() as scratch:
+        config = corpus_config(corpus, Path(scratch) / "inline.db")
+        storage = await open_storage(config.storage)
+        try:
+            titles = await store_corpus(config, corpus, storage)
+            news = NewsService(config, storage, SystemClock())
+            names = {c.id: c.title for c in config.categories}
+            timings: list[float] = []
+            for n, text in enumerate(make_queries(titles, count, random.Random(7))):
+                offset = ""
+                for _ in range(2 if n % 5 == 0 else 1):
+                    started = time.perf_counter()
+                    request = parse_inline_query(text, offset, news.categories)
+                    assert request is not None
+                    answer = await find_inline_answer(news, request, names, "newsbot")
+                    timings.append((time.perf_counter() - started) * 1000)
+                    if answer.next_offset is None:
+                        break
+                    offset = answer.next_offset
+            articles = await storage.articles.article_count()
+        finally:
+            await storage.close()
+    cuts = statistics.quantiles(timings, n=20)
+    return {
+        "articles": articles,
+        "answers": len(timings),
+        "p50_ms": statistics.median(timings),
+        "p95_ms": cuts[18],
+        "max_ms": max(timings),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.inline_side")
+    parser.add_argument("corpus", nargs="?", type=Path, default=default_corpus())
+    parser.add_argument("--queries", type=int, default=300)
+    args = parser.parse_args(argv)
+    result = asyncio.run(measure(args.corpus, args.queries))
+    print(
+        f"inline answers over {result['articles']} articles: {result['answers']} answers, "
+        f"p50 {result['p50_ms']:.1f} ms, p95 {result['p95_ms']:.1f} ms, "
+        f"max {result['max_ms']:.1f} ms (server side, SQLite)"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
