@@ -43,11 +43,15 @@ class Runtime:
         transport: httpx.AsyncBaseTransport | None = None,
         rand: Callable[[], float] | None = None,
         parser: Parser | None = None,
+        sync_feeds: bool = True,
     ) -> Runtime:
+        """``sync_feeds=False`` for a command that polls one feed on the
+        operator's say-so and must leave the feeds table alone."""
         clock = clock or SystemClock()
         storage = await open_storage(config.storage)
         try:
-            await storage.feeds.sync_feeds(config.feeds, clock.now())
+            if sync_feeds:
+                await storage.feeds.sync_feeds(config.feeds, clock.now())
             for feed in await storage.feeds.feed_health():
                 if feed.disabled:
                     log.warning(

@@ -157,6 +157,14 @@ MIGRATIONS: list[str] = [
         created_at  BIGINT NOT NULL
     );
     """,
+    # Feeds added at runtime (CLI, OPML import) live in the database only:
+    # the config sync must leave them alone, and an operator may pause any
+    # feed without removing it.
+    """
+    ALTER TABLE feeds ADD COLUMN origin TEXT NOT NULL DEFAULT 'config'
+        CHECK (origin IN ('config', 'runtime'));
+    ALTER TABLE feeds ADD COLUMN paused BOOLEAN NOT NULL DEFAULT FALSE;
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

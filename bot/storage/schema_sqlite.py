@@ -178,6 +178,14 @@ MIGRATIONS: list[str] = [
     -- Retention prunes finished rows by age without reading the whole outbox.
     CREATE INDEX deliveries_finished ON deliveries(created_at) WHERE status != 'pending';
     """,
+    # Feeds added at runtime (CLI, OPML import) live in the database only:
+    # the config sync must leave them alone, and an operator may pause any
+    # feed without removing it.
+    """
+    ALTER TABLE feeds ADD COLUMN origin TEXT NOT NULL DEFAULT 'config'
+        CHECK (origin IN ('config', 'runtime'));
+    ALTER TABLE feeds ADD COLUMN paused INTEGER NOT NULL DEFAULT 0;
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
