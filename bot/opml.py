@@ -180,6 +180,8 @@ def parse_opml(
     """The feed outlines of an OPML document. Raises ``OpmlError``."""
     if len(data) > MAX_OPML_BYTES:
         raise OpmlError(f"{len(data)} bytes, over the {MAX_OPML_BYTES}-byte cap")
+    if not data.strip():
+        raise OpmlError("empty document")
     collector = _Collector(max_outlines, max_depth)
     parser = DefusedXMLParser(target=collector, forbid_dtd=False)
     try:
