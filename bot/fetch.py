@@ -63,6 +63,7 @@ def make_client(
         headers={
             "User-Agent": config.user_agent,
             "Accept": "application/rss+xml, application/atom+xml, application/rdf+xml, "
+            "application/feed+json, "
             "application/xml;q=0.9, text/xml;q=0.9, */*;q=0.5",
             "Accept-Encoding": "gzip, deflate",
         },
