@@ -256,7 +256,12 @@ class Poller:
                 await self._slots.acquire()
                 self._slot_holders.add(task)
                 return await self._fetcher.fetch(
-                    feed.fetch_url, etag=feed.etag, last_modified=feed.last_modified, now=now
+                    feed.fetch_url,
+                    etag=feed.etag,
+                    last_modified=feed.last_modified,
+                    now=now,
+                    # Feeds added at runtime are not the operator's: public addresses only.
+                    trusted=feed.origin == "config",
                 )
 
     def _give_back_round_slot(self) -> None:

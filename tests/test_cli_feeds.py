@@ -43,7 +43,12 @@ def restore_logging() -> Iterator[None]:
     root.setLevel(level)
 
 
-def write_config(path: Path, db: Path, feeds: str = "", extra: str = "") -> Path:
+# The runtime feeds of these tests are on loopback, which only the operator's
+# say-so allows (test_netguard covers the refusal).
+TRUST_LOOPBACK = "[security]\nallow_private_addresses = true\n"
+
+
+def write_config(path: Path, db: Path, feeds: str = "", extra: str = TRUST_LOOPBACK) -> Path:
     path.write_text(
         f'[storage]\npath = "{db}"\n[polling]\nparse_workers = 1\njitter = 0\n'
         f"{extra}\n{CATEGORIES}\n{feeds}",
@@ -169,6 +174,19 @@ def test_feeds_check_fetches_one_feed_now_and_prints_the_outcome(
     assert code == 1
     assert "failed: parse: not an RSS, Atom or RDF feed" in out
     assert feed_server.hits("/ars.xml") == 2
+
+
+def test_feeds_check_of_a_runtime_feed_on_loopback_is_refused_by_default(
+    tmp_path: Path, feed_server: FeedServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    feed_server.serve_file("/runtime.xml", REAL_FEEDS / ARS)
+    strict = write_config(tmp_path / "strict.toml", tmp_path / "newsbot.db", extra="")
+    url = feed_server.url("/runtime.xml")
+    assert run(capsys, strict, "feeds", "add", url)[0] == 0
+    code, out, _ = run(capsys, strict, "feeds", "check", url)
+    assert code == 1
+    assert "failed: fetch: refused: 127.0.0.1 is 127.0.0.1, a loopback address" in out
+    assert feed_server.hits("/runtime.xml") == 0
 
 
 def test_feeds_import_prints_a_preview_then_adds_the_feeds_in_their_categories(
