@@ -17,6 +17,7 @@ from bot.clock import Clock
 from bot.config import Config
 from bot.errors import InputError
 from bot.models import FeedHealth
+from bot.netguard import literal_address, refusal
 from bot.opml import ExportedFeed, ImportPlan, OpmlDocument, export_opml, plan_import
 from bot.storage import Storage
 
@@ -76,8 +77,23 @@ class FeedAdmin:
     async def add(self, url: str, category_ids: Sequence[str]) -> AddedFeed:
         url = checked_feed_url(url)
         categories = self.checked_categories(category_ids)
+        self._refuse_literal_private_address(url)
         added = await self.storage.feeds.add_runtime_feeds([(url, categories)], self.clock.now())
         return AddedFeed(await self.find(url), created=bool(added))
+
+    def _refuse_literal_private_address(self, url: str) -> None:
+        """A URL whose host is a non-public address by itself would only ever
+        fail to fetch (``bot.netguard``): say so now. Names are resolved and
+        checked at each fetch."""
+        if self.config.security.allow_private_addresses:
+            return
+        address = literal_address(urlsplit(url).hostname or "")
+        reason = refusal(address) if address is not None else None
+        if reason is not None:
+            raise InputError(
+                f"{url[:200]} is {address}, {reason}: feeds added at runtime must be public "
+                "(see [security] allow_private_addresses)"
+            )
 
     async def remove(self, wanted: str) -> FeedHealth:
         feed = await self.find(wanted)

@@ -176,17 +176,23 @@ def test_feeds_check_fetches_one_feed_now_and_prints_the_outcome(
     assert feed_server.hits("/ars.xml") == 2
 
 
-def test_feeds_check_of_a_runtime_feed_on_loopback_is_refused_by_default(
+def test_feeds_add_of_a_literal_private_address_is_refused_by_default(
     tmp_path: Path, feed_server: FeedServer, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    feed_server.serve_file("/runtime.xml", REAL_FEEDS / ARS)
     strict = write_config(tmp_path / "strict.toml", tmp_path / "newsbot.db", extra="")
-    url = feed_server.url("/runtime.xml")
-    assert run(capsys, strict, "feeds", "add", url)[0] == 0
-    code, out, _ = run(capsys, strict, "feeds", "check", url)
-    assert code == 1
-    assert "failed: fetch: refused: 127.0.0.1 is 127.0.0.1, a loopback address" in out
-    assert feed_server.hits("/runtime.xml") == 0
+    for url, reason in [
+        (feed_server.url("/runtime.xml"), "a loopback address"),
+        ("http://2130706433/feed", "a loopback address"),
+        ("http://169.254.169.254/latest/meta-data/", "a cloud metadata address"),
+        ("http://[::ffff:10.0.0.1]/feed", "a private or reserved address"),
+    ]:
+        code, out, err = run(capsys, strict, "feeds", "add", url)
+        assert (code, out) == (2, "")
+        # (Above it, the config's warning that it lists no feeds.)
+        line = err.splitlines()[-1]
+        assert line.startswith("newsbot: ") and reason in line and "must be public" in line
+    code, out, _ = run(capsys, strict, "feeds", "list", "--json")
+    assert json.loads(out) == []
 
 
 def test_feeds_import_prints_a_preview_then_adds_the_feeds_in_their_categories(
