@@ -5,9 +5,15 @@
     newsbot [--config PATH] latest [--category ID] [--limit N]
     newsbot [--config PATH] search QUERY [--limit N]
     newsbot [--config PATH] health              per-feed status
-    newsbot [--config PATH] feeds list          each feed's id, state and URL
-    newsbot [--config PATH] feeds sync          make the database's feeds follow the config
+    newsbot [--config PATH] feeds list [--json] each feed's id, origin, state and URL
+    newsbot [--config PATH] feeds sync          make the database's config feeds follow the config
+    newsbot [--config PATH] feeds add URL [--category ID ...]   a runtime feed
+    newsbot [--config PATH] feeds remove ID|URL stop listing a runtime feed (articles kept)
+    newsbot [--config PATH] feeds pause ID|URL  stop polling a feed until resumed
     newsbot [--config PATH] feeds resume ID|URL re-enable a feed and poll it at once
+    newsbot [--config PATH] feeds check ID|URL  fetch, parse and store one feed now
+    newsbot [--config PATH] feeds import FILE.opml [--category ID] [--dry-run]
+    newsbot [--config PATH] feeds export [FILE] OPML 2.0 (stdout without FILE)
     newsbot [--config PATH] check-config
     newsbot [--config PATH] healthcheck          for Docker's HEALTHCHECK
 
@@ -38,9 +44,11 @@ from typing import Any
 from bot import __version__
 from bot.clock import SystemClock
 from bot.config import Config, StorageConfig, load_config
-from bot.errors import ConfigError, NewsbotError
+from bot.errors import ConfigError, InputError, NewsbotError
+from bot.feed_admin import FeedAdmin
 from bot.logs import setup_logging
 from bot.models import Article, FeedHealth
+from bot.opml import parse_opml, read_opml_file
 from bot.roles import parse_roles
 from bot.runtime import Runtime
 from bot.services import MAX_LIMIT, NewsService
@@ -115,9 +123,66 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("query", nargs="+")
     search.add_argument("--limit", type=int, default=10, metavar="N")
     command("health", "show each feed's status", _storage_command(_health))
-    feeds = command("feeds", "list, sync or resume the feeds in the database", None)
+    feeds = command("feeds", "list, add, remove, pause, resume, import, export feeds", None)
     feed_commands = feeds.add_subparsers(dest="feeds_command", required=True, metavar="ACTION")
-    command("list", "each feed's id, state and URL", _storage_command(_feeds_list), feed_commands)
+    listing = command(
+        "list",
+        "each feed's id, origin, state and URL",
+        _storage_command(_feeds_list),
+        feed_commands,
+    )
+    listing.add_argument("--json", action="store_true", help="print one JSON array")
+    add = command(
+        "add",
+        "add a feed at runtime: it lives in the database, not in the config file",
+        _storage_command(_feeds_add),
+        feed_commands,
+    )
+    add.add_argument("url", metavar="URL")
+    add.add_argument(
+        "--category", action="append", default=[], metavar="ID", help="repeat for several"
+    )
+    remove = command(
+        "remove",
+        "stop listing a feed added at runtime; its stored articles are kept",
+        _storage_command(_feeds_remove),
+        feed_commands,
+    )
+    remove.add_argument("feed", metavar="ID|URL")
+    pause = command(
+        "pause",
+        "stop polling a feed until `feeds resume`",
+        _storage_command(_feeds_pause),
+        feed_commands,
+    )
+    pause.add_argument("feed", metavar="ID|URL")
+    check = command(
+        "check",
+        "fetch, parse and store one feed now, as a polling round would, and print the outcome",
+        _feeds_check,
+        feed_commands,
+    )
+    check.add_argument("feed", metavar="ID|URL")
+    opml_import = command(
+        "import",
+        "add the feeds of an OPML file as runtime feeds (prints what it adds first)",
+        _storage_command(_feeds_import),
+        feed_commands,
+    )
+    opml_import.add_argument("file", metavar="FILE.opml", type=Path)
+    opml_import.add_argument(
+        "--category", metavar="ID", help="for feeds whose folder or category matches none"
+    )
+    opml_import.add_argument(
+        "--dry-run", action="store_true", help="print what would be added, add nothing"
+    )
+    export = command(
+        "export",
+        "every listed feed as OPML 2.0, one folder per category",
+        _storage_command(_feeds_export),
+        feed_commands,
+    )
+    export.add_argument("file", metavar="FILE", type=Path, nargs="?")
     command(
         "sync",
         "make the database's feeds follow this config: add new ones, stop polling "
@@ -127,7 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     resume = command(
         "resume",
-        "re-enable a feed (disabled by 410 Gone, or backing off) and poll it at the next round",
+        "re-enable a feed (paused, disabled by 410 Gone, or backing off) and poll it at the next round",
         _storage_command(_feeds_resume),
         feed_commands,
     )
@@ -163,7 +228,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = load_config(args.config)
         handler: Command = args.handler
         return handler(args, config)
-    except (ConfigError, UsageError) as error:
+    except (ConfigError, UsageError, InputError) as error:
         print(f"newsbot: {error}", file=sys.stderr)
         return 2
     except NewsbotError as error:
@@ -303,9 +368,11 @@ NO_FEEDS_YET = (
 
 def _feed_state(feed: FeedHealth) -> str:
     if not feed.configured:
-        return "removed"  # dropped from the config; its articles are kept
+        return "removed"  # dropped from the config or removed; its articles are kept
     if feed.disabled:
         return "disabled"
+    if feed.paused:
+        return "paused"
     if feed.error_count:
         return "failing"
     return "ok" if feed.last_checked_at else "new"
@@ -341,10 +408,131 @@ async def _health(args: argparse.Namespace, config: Config, storage: Storage) ->
 
 async def _feeds_list(args: argparse.Namespace, config: Config, storage: Storage) -> int:
     feeds = await storage.feeds.all_feeds()
+    if args.json:
+        print(json.dumps([_feed_json(f) for f in feeds]))
+        return 0
     if not feeds:
         print(NO_FEEDS_YET)
     for feed in feeds:
-        print(f"{feed.id:>4}  {_feed_state(feed):<8}  {feed.url}")
+        print(f"{feed.id:>4}  {_feed_state(feed):<8}  {feed.origin:<7}  {feed.url}")
+    return 0
+
+
+def _feed_json(feed: FeedHealth) -> dict[str, Any]:
+    return {
+        "id": feed.id,
+        "url": feed.url,
+        "fetch_url": feed.fetch_url,
+        "title": feed.title,
+        "origin": feed.origin,
+        "state": _feed_state(feed),
+        "listed": feed.configured,
+        "paused": feed.paused,
+        "disabled": feed.disabled,
+        "categories": list(feed.categories),
+        "articles": feed.articles,
+        "error_count": feed.error_count,
+        "last_error": feed.last_error,
+        "last_success_at": feed.last_success_at.isoformat() if feed.last_success_at else None,
+    }
+
+
+def _feed_admin(config: Config, storage: Storage) -> FeedAdmin:
+    return FeedAdmin(config, storage, SystemClock())
+
+
+def _categories_text(categories: Sequence[str]) -> str:
+    return ", ".join(categories) if categories else "no category (only keyword/alias rules)"
+
+
+async def _feeds_add(args: argparse.Namespace, config: Config, storage: Storage) -> int:
+    added = await _feed_admin(config, storage).add(args.url, args.category)
+    feed = added.feed
+    if not added.created:
+        print(f"feed {feed.id} ({feed.url}) is already listed ({feed.origin}); nothing changed")
+        return 0
+    print(
+        f"added feed {feed.id} ({feed.url}) in {_categories_text(feed.categories)}: "
+        "due now, a running bot polls it at its next tick"
+    )
+    return 0
+
+
+async def _feeds_remove(args: argparse.Namespace, config: Config, storage: Storage) -> int:
+    feed = await _feed_admin(config, storage).remove(args.feed)
+    print(
+        f"removed feed {feed.id} ({feed.url}): no longer polled; its {feed.articles} stored "
+        "articles are kept (`newsbot feeds add` lists it again)"
+    )
+    return 0
+
+
+async def _feeds_pause(args: argparse.Namespace, config: Config, storage: Storage) -> int:
+    feed = await _feed_admin(config, storage).pause(args.feed)
+    print(f"paused feed {feed.id} ({feed.url}): not polled until `newsbot feeds resume {feed.id}`")
+    return 0
+
+
+def _feeds_check(args: argparse.Namespace, config: Config) -> int:
+    async def check() -> int:
+        runtime = await Runtime.open(config, sync_feeds=False)
+        try:
+            feed = await FeedAdmin(config, runtime.storage, runtime.clock).find(args.feed)
+            if not feed.configured:
+                raise InputError(f"feed {feed.id} is not listed (removed); nothing to check")
+            outcome = await runtime.poller.check_feed(feed.id)
+        finally:
+            await runtime.close()
+        if outcome is None:
+            print(f"feed {feed.id} is being fetched by a running poller right now; try again")
+            return 1
+        if outcome.status == "failed":
+            print(f"feed {feed.id} ({feed.url}): failed: {outcome.error}")
+            return 1
+        detail = {
+            "new": f"{outcome.new_articles} new articles, {outcome.deliveries} cards queued",
+            "unchanged": "same body as last time, nothing new",
+            "not_modified": "not modified (HTTP 304), nothing new",
+        }[outcome.status]
+        print(f"feed {feed.id} ({feed.url}): ok in {outcome.seconds:.2f}s: {detail}")
+        return 0
+
+    return asyncio.run(check())
+
+
+async def _feeds_import(args: argparse.Namespace, config: Config, storage: Storage) -> int:
+    document = parse_opml(read_opml_file(args.file))
+    admin = _feed_admin(config, storage)
+    plan = await admin.plan_import(document, args.category)
+    print(
+        f"{args.file}: {plan.total} feeds, {len(plan.present)} already present, "
+        f"{len(plan.new)} to add"
+        + (f", {plan.skipped} skipped (not http(s) URLs)" if plan.skipped else "")
+    )
+    for feed in plan.new:
+        print(f"  + {feed.url}  [{_categories_text(feed.categories)}]")
+    if plan.unmatched and not args.category:
+        names = ", ".join(repr(n) for n in plan.unmatched[:10])
+        print(f"  folders matching no category: {names} (--category ID places their feeds)")
+    if args.dry_run:
+        print("dry run: nothing added")
+        return 0
+    added = await admin.apply_import(plan)
+    print(f"added {added} feeds: due now, a running bot polls them at its next tick")
+    return 0
+
+
+async def _feeds_export(args: argparse.Namespace, config: Config, storage: Storage) -> int:
+    data = await _feed_admin(config, storage).export()
+    if args.file is None:
+        sys.stdout.write(data.decode("utf-8"))
+        sys.stdout.flush()
+        return 0
+    try:
+        args.file.write_bytes(data)
+    except OSError as error:
+        raise InputError(f"cannot write {args.file}: {error.strerror or error}") from None
+    print(f"wrote {args.file}", file=sys.stderr)
     return 0
 
 
@@ -364,24 +552,16 @@ async def _feeds_sync(args: argparse.Namespace, config: Config, storage: Storage
 
 
 async def _feeds_resume(args: argparse.Namespace, config: Config, storage: Storage) -> int:
-    feed = _find_feed(await storage.feeds.all_feeds(), args.feed)
-    if feed is None or not await storage.feeds.resume_feed(feed.id, SystemClock().now()):
-        raise UsageError(f"no feed {args.feed!r} in the database (see `newsbot feeds list`)")
+    feed = await _feed_admin(config, storage).resume(args.feed)
     print(f"resumed feed {feed.id} ({feed.url}): due now, a running bot polls it at its next tick")
-    if not feed.configured:
+    if not feed.configured and feed.origin == "runtime":
+        print(f"  it was removed, so nothing polls it until `newsbot feeds add {feed.url}`")
+    elif not feed.configured:
         print(
             "  it is not among the configured feeds, so nothing polls it until it is "
             "back in the config (`newsbot feeds sync`)"
         )
     return 0
-
-
-def _find_feed(feeds: Sequence[FeedHealth], wanted: str) -> FeedHealth | None:
-    """By id, by configured URL, or by the URL it moved to."""
-    wanted = wanted.strip()
-    if wanted.isdigit():
-        return next((f for f in feeds if f.id == int(wanted)), None)
-    return next((f for f in feeds if wanted in (f.url, f.fetch_url)), None)
 
 
 # -- configuration and liveness ------------------------------------------------

@@ -208,6 +208,13 @@ class PollingConfig(_Model):
     user_agent: str = "newsbot/0.1 (+https://github.com/newsbot/newsbot; Telegram news bot)"
 
 
+class SecurityConfig(_Model):
+    # Feeds added at runtime (CLI, OPML import) are fetched only from public
+    # addresses; true lets them reach loopback, private and link-local
+    # networks too (a bot whose operator alone adds feeds, on a LAN).
+    allow_private_addresses: bool = False
+
+
 class DeliveryConfig(_Model):
     # Telegram allows about 30 messages/s per bot, 1/s per chat, 20/min per
     # group or channel; we pace slightly below so the limit is never hit.
@@ -268,6 +275,7 @@ class Config(_Model):
     storage: StorageConfig = Field(default_factory=StorageConfig)
     polling: PollingConfig = Field(default_factory=PollingConfig)
     delivery: DeliveryConfig = Field(default_factory=DeliveryConfig)
+    security: SecurityConfig = Field(default_factory=SecurityConfig)
     categories: list[CategoryConfig] = Field(default_factory=list)
     feeds: list[FeedConfig] = Field(default_factory=list)
 

@@ -39,3 +39,9 @@ class FetchError(NewsbotError):
 
 class ParseError(NewsbotError):
     """A fetched body is not a feed (an HTML page, an empty or garbage body)."""
+
+
+class InputError(NewsbotError):
+    """Input from an operator or a user that names nothing or is refused: a
+    feed URL that is not http(s), an unknown feed or category, an OPML file
+    that is hostile or not OPML. The message says which."""

@@ -23,6 +23,7 @@ import httpx
 
 from bot.config import PollingConfig
 from bot.errors import FetchError
+from bot.netguard import PublicOnlyTransport, Resolver
 from bot.schedule import parse_max_age, parse_retry_after
 
 _PERMANENT_REDIRECTS = frozenset({301, 308})
@@ -63,6 +64,7 @@ def make_client(
         headers={
             "User-Agent": config.user_agent,
             "Accept": "application/rss+xml, application/atom+xml, application/rdf+xml, "
+            "application/feed+json, "
             "application/xml;q=0.9, text/xml;q=0.9, */*;q=0.5",
             "Accept-Encoding": "gzip, deflate",
         },
@@ -71,17 +73,49 @@ def make_client(
     )
 
 
+def make_public_only_client(
+    config: PollingConfig, resolver: Resolver, transport: httpx.AsyncBaseTransport | None = None
+) -> httpx.AsyncClient:
+    """The client for untrusted feeds: every request (each redirect hop too)
+    goes only to a vetted public address (``bot.netguard``). No keep-alive:
+    a pooled connection is keyed by address, and two host names on one
+    address must not share a TLS session made for one of them."""
+    inner = transport or httpx.AsyncHTTPTransport(
+        limits=httpx.Limits(max_connections=config.concurrency, max_keepalive_connections=0)
+    )
+    return make_client(config, PublicOnlyTransport(inner, resolver))
+
+
 class Fetcher:
-    def __init__(self, client: httpx.AsyncClient, config: PollingConfig) -> None:
+    """``untrusted_client`` fetches the feeds that are not the operator's
+    (``trusted=False``); without it they go through ``client`` like the
+    others (``[security] allow_private_addresses``)."""
+
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        config: PollingConfig,
+        untrusted_client: httpx.AsyncClient | None = None,
+    ) -> None:
         self._client = client
+        self._untrusted_client = untrusted_client
         self._config = config
 
     async def fetch(
-        self, url: str, *, etag: str | None, last_modified: str | None, now: datetime
+        self,
+        url: str,
+        *,
+        etag: str | None,
+        last_modified: str | None,
+        now: datetime,
+        trusted: bool = True,
     ) -> FetchResult:
+        client = (
+            self._client if trusted or self._untrusted_client is None else self._untrusted_client
+        )
         try:
             async with asyncio.timeout(self._config.total_timeout):
-                return await self._fetch(url, etag, last_modified, now)
+                return await self._fetch(client, url, etag, last_modified, now)
         except TimeoutError:
             raise FetchError(f"fetch: timed out after {self._config.total_timeout:g}s") from None
         except httpx.TooManyRedirects:
@@ -100,7 +134,12 @@ class Fetcher:
             raise FetchError(f"fetch: invalid URL: {_short(error)}") from None
 
     async def _fetch(
-        self, url: str, etag: str | None, last_modified: str | None, now: datetime
+        self,
+        client: httpx.AsyncClient,
+        url: str,
+        etag: str | None,
+        last_modified: str | None,
+        now: datetime,
     ) -> FetchResult:
         headers = {}
         # A validator the server sent with non-ASCII bytes cannot go back as a
@@ -110,7 +149,7 @@ class Fetcher:
             headers["If-None-Match"] = etag
         if last_modified and last_modified.isascii():
             headers["If-Modified-Since"] = last_modified
-        async with self._client.stream("GET", url, headers=headers) as response:
+        async with client.stream("GET", url, headers=headers) as response:
             final_url = str(response.url)
             permanent_url = None
             if response.history and all(

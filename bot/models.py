@@ -49,6 +49,7 @@ class FeedForUpdate(_Value):
     error_count: int
     ever_fetched: bool  # False until the first successful parse (no-flood rule)
     interval: float | None
+    origin: str = "config"  # "config": the operator's file; "runtime": added later, untrusted
 
 
 class NewArticle(_Value):
@@ -90,3 +91,8 @@ class FeedHealth(_Value):
     articles: int
     configured: bool = True  # False: dropped from the config, kept for its articles
     last_checked_at: datetime | None = None
+    origin: str = "config"  # "config" (the configuration file) or "runtime" (CLI, OPML)
+    paused: bool = False  # by the operator; not polled until resumed
+    categories: tuple[str, ...] = ()
+    name: str | None = None  # the operator's display name (config feeds)
+    site_url: str | None = None

@@ -18,8 +18,13 @@ from typing import Any
 import feedparser
 
 from bot.errors import ParseError
+from bot.jsonfeed import json_feed_document, parse_json_feed
 from bot.models import ParsedEntry, ParsedFeed
 from bot.text import (
+    FALLBACK_TITLE_LIMIT,
+    MAX_KEY_LENGTH,
+    SUMMARY_LIMIT,
+    TITLE_LIMIT,
     absolute_http_url,
     canonical_url,
     collapse_whitespace,
@@ -28,10 +33,6 @@ from bot.text import (
     strip_plugin_footer,
 )
 
-SUMMARY_LIMIT = 1000
-TITLE_LIMIT = 500
-FALLBACK_TITLE_LIMIT = 80
-MAX_KEY_LENGTH = 256
 _IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".gif", ".webp", ".avif")
 _CHAR_REF = re.compile(rb"&#([xX][0-9a-fA-F]+|[0-9]+);")
 _CHAR_REF_RUN = re.compile(rb"(?:&#(?:[xX][0-9a-fA-F]+|[0-9]+);)+")
@@ -54,7 +55,13 @@ def parse(body: bytes, url: str, content_type: str | None = None) -> ParsedFeed:
     it does not raise (once the character references it chokes on are
     repaired), and an HTML page or garbage gives ``version == ''`` with no
     entries, which is what we check (not ``bozo``).
+
+    A JSON Feed (``application/feed+json``, or any JSON body whose
+    ``version`` is a jsonfeed.org one) goes to ``bot.jsonfeed`` instead.
     """
+    document = json_feed_document(body, content_type)
+    if document is not None:
+        return parse_json_feed(document, url)
     headers = {"content-location": url}
     if content_type:
         headers["content-type"] = content_type

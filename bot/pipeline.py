@@ -168,6 +168,17 @@ class Poller:
                 )
             return report
 
+    async def check_feed(self, feed_id: int) -> FeedOutcome | None:
+        """Fetch one listed feed now through the whole pipeline, due or not
+        (an operator's check); its outcome is recorded like a round's. None
+        if there is no such feed or another poller is fetching it."""
+        feed = await self._storage.feeds.claim_feed(
+            feed_id, self._clock.now(), self.worker, self._claim_lease
+        )
+        if feed is None:
+            return None
+        return await self._guarded_update(feed)
+
     async def _release(self, feed_ids: list[int]) -> None:
         try:
             await self._storage.feeds.release_feeds(feed_ids, self.worker)
@@ -245,7 +256,12 @@ class Poller:
                 await self._slots.acquire()
                 self._slot_holders.add(task)
                 return await self._fetcher.fetch(
-                    feed.fetch_url, etag=feed.etag, last_modified=feed.last_modified, now=now
+                    feed.fetch_url,
+                    etag=feed.etag,
+                    last_modified=feed.last_modified,
+                    now=now,
+                    # Feeds added at runtime are not the operator's: public addresses only.
+                    trusted=feed.origin == "config",
                 )
 
     def _give_back_round_slot(self) -> None:

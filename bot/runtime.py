@@ -15,7 +15,8 @@ import httpx
 
 from bot.clock import Clock, SystemClock
 from bot.config import Config
-from bot.fetch import Fetcher, make_client
+from bot.fetch import Fetcher, make_client, make_public_only_client
+from bot.netguard import Resolver, system_resolver
 from bot.parse_pool import ParsePool, Parser
 from bot.pipeline import Poller
 from bot.services import NewsService
@@ -30,6 +31,7 @@ class Runtime:
     clock: Clock
     storage: Storage
     http: httpx.AsyncClient
+    untrusted_http: httpx.AsyncClient | None  # runtime feeds, public addresses only
     parse_pool: ParsePool
     poller: Poller
     news: NewsService
@@ -43,11 +45,16 @@ class Runtime:
         transport: httpx.AsyncBaseTransport | None = None,
         rand: Callable[[], float] | None = None,
         parser: Parser | None = None,
+        sync_feeds: bool = True,
+        resolver: Resolver = system_resolver,
     ) -> Runtime:
+        """``sync_feeds=False`` for a command that polls one feed on the
+        operator's say-so and must leave the feeds table alone."""
         clock = clock or SystemClock()
         storage = await open_storage(config.storage)
         try:
-            await storage.feeds.sync_feeds(config.feeds, clock.now())
+            if sync_feeds:
+                await storage.feeds.sync_feeds(config.feeds, clock.now())
             for feed in await storage.feeds.feed_health():
                 if feed.disabled:
                     log.warning(
@@ -60,19 +67,26 @@ class Runtime:
             await storage.close()
             raise
         http = make_client(config.polling, transport)
+        untrusted_http = (
+            None
+            if config.security.allow_private_addresses
+            else make_public_only_client(config.polling, resolver, transport)
+        )
         parse_pool = ParsePool.for_config(config.polling, parser)
-        fetcher = Fetcher(http, config.polling)
+        fetcher = Fetcher(http, config.polling, untrusted_http)
         poller = (
             Poller(config, storage, fetcher, parse_pool, clock, rand)
             if rand
             else Poller(config, storage, fetcher, parse_pool, clock)
         )
         news = NewsService(config, storage, clock)
-        return cls(config, clock, storage, http, parse_pool, poller, news)
+        return cls(config, clock, storage, http, untrusted_http, parse_pool, poller, news)
 
     async def close(self) -> None:
         try:
             await self.http.aclose()
+            if self.untrusted_http is not None:
+                await self.untrusted_http.aclose()
             self.parse_pool.close()
         finally:
             await self.storage.close()

@@ -7,6 +7,13 @@ import re
 from html.parser import HTMLParser
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
+# What a parser keeps of an entry: RSS/Atom/RDF (bot.parse) and JSON Feed
+# (bot.jsonfeed) alike.
+SUMMARY_LIMIT = 1000
+TITLE_LIMIT = 500
+FALLBACK_TITLE_LIMIT = 80
+MAX_KEY_LENGTH = 256
+
 _WHITESPACE = re.compile(r"\s+")
 # Entities that survive one round of unescaping mean the publisher escaped twice
 # (seen in Vox Media titles: "&amp;amp;").

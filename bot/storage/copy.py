@@ -37,10 +37,10 @@ TABLES: Sequence[Table] = (
             "id", "url", "fetch_url", "name", "title", "site_url", "categories", "interval",
             "configured", "etag", "last_modified", "body_hash", "next_check_at",
             "last_checked_at", "last_success_at", "error_count", "last_error", "disabled",
-            "ever_fetched", "claimed_by", "claim_expires_at",
+            "ever_fetched", "claimed_by", "claim_expires_at", "origin", "paused",
         ),
         key=("id",),
-        booleans=("configured", "disabled", "ever_fetched"),
+        booleans=("configured", "disabled", "ever_fetched", "paused"),
         identity="id",
     ),
     Table(

@@ -19,7 +19,10 @@ from bot.storage.db import Database, Row, Tx
 
 _FOR_UPDATE = {"sqlite": "", "postgresql": "FOR UPDATE SKIP LOCKED"}
 _FEED_FOR_UPDATE = """id, url, fetch_url, title, name, categories, etag, last_modified,
-    body_hash, error_count, ever_fetched, interval, next_check_at"""
+    body_hash, error_count, ever_fetched, interval, next_check_at, origin"""
+# A feed is polled while it is listed (in the config, or added at runtime),
+# not disabled by 410 Gone and not paused by the operator.
+_POLLED = "configured AND NOT disabled AND NOT paused"
 
 
 def _feed_for_update(r: Row) -> FeedForUpdate:
@@ -36,6 +39,7 @@ def _feed_for_update(r: Row) -> FeedForUpdate:
         error_count=r[9],
         ever_fetched=bool(r[10]),
         interval=r[11],
+        origin=r[13],
     )
 
 
@@ -86,20 +90,24 @@ class SqlFeeds:
         self._db = db
 
     async def sync_feeds(self, feeds: Sequence[FeedConfig], now: datetime) -> None:
-        """Make the feeds table match the configuration. Feeds dropped from the
-        config keep their articles but are no longer polled. A feed disabled
-        by 410 Gone stays disabled: only the operator re-enables it
-        (``resume_feed``), since the server said it is gone for good."""
+        """Make the config feeds of the table match the configuration. Feeds
+        dropped from the config keep their articles but are no longer polled.
+        Feeds added at runtime are not the file's business and stay as they
+        are, unless the file now lists one: then it becomes a config feed.
+        A feed disabled by 410 Gone stays disabled, a paused one paused: only
+        the operator re-enables it (``resume_feed``)."""
         ts = to_timestamp(now)
         async with self._db.transaction() as tx:
-            await tx.execute("UPDATE feeds SET configured = FALSE WHERE configured")
+            await tx.execute(
+                "UPDATE feeds SET configured = FALSE WHERE configured AND origin = 'config'"
+            )
             await tx.executemany(
                 """
                 INSERT INTO feeds (url, fetch_url, name, categories, interval, next_check_at)
                 VALUES (?, ?, ?, ?, ?, ?)
                 ON CONFLICT (url) DO UPDATE SET
-                    configured = TRUE, name = excluded.name, categories = excluded.categories,
-                    interval = excluded.interval
+                    configured = TRUE, origin = 'config', name = excluded.name,
+                    categories = excluded.categories, interval = excluded.interval
                 """,
                 [(f.url, f.url, f.name, " ".join(f.categories), f.interval, ts) for f in feeds],
             )
@@ -109,7 +117,7 @@ class SqlFeeds:
         rows = await self._db.fetch(
             f"""
             SELECT {_FEED_FOR_UPDATE} FROM feeds
-            WHERE configured AND NOT disabled AND next_check_at <= ?
+            WHERE {_POLLED} AND next_check_at <= ?
             ORDER BY next_check_at, id LIMIT ?
             """,
             to_timestamp(now),
@@ -127,7 +135,7 @@ class SqlFeeds:
             UPDATE feeds SET claimed_by = ?, claim_expires_at = ?
             WHERE id IN (
                 SELECT id FROM feeds
-                WHERE configured AND NOT disabled AND next_check_at <= ?
+                WHERE {_POLLED} AND next_check_at <= ?
                   AND claim_expires_at <= ?
                 ORDER BY next_check_at, id LIMIT ?
                 {_FOR_UPDATE[self._db.backend]})
@@ -141,6 +149,25 @@ class SqlFeeds:
         )
         # RETURNING promises no order.
         return [_feed_for_update(r) for r in sorted(rows, key=lambda r: (r[12], r[0]))]
+
+    async def claim_feed(
+        self, feed_id: int, now: datetime, worker: str, lease_seconds: float
+    ) -> FeedForUpdate | None:
+        """Claim one listed feed to fetch it now, due or not (an operator's
+        check); None if there is no such feed or a live poller holds it."""
+        ts = to_timestamp(now)
+        row = await self._db.fetchrow(
+            f"""
+            UPDATE feeds SET claimed_by = ?, claim_expires_at = ?
+            WHERE id = ? AND configured AND claim_expires_at <= ?
+            RETURNING {_FEED_FOR_UPDATE}
+            """,
+            worker,
+            ts + max(1, int(lease_seconds)),
+            feed_id,
+            ts,
+        )
+        return _feed_for_update(row) if row is not None else None
 
     async def release_feeds(self, feed_ids: Sequence[int], worker: str) -> None:
         """Give back claimed feeds that were not fetched (a stopping poller):
@@ -163,9 +190,7 @@ class SqlFeeds:
         )
 
     async def next_due_time(self) -> datetime | None:
-        value = await self._db.fetchval(
-            "SELECT min(next_check_at) FROM feeds WHERE configured AND NOT disabled"
-        )
+        value = await self._db.fetchval(f"SELECT min(next_check_at) FROM feeds WHERE {_POLLED}")
         return from_timestamp(value) if value is not None else None
 
     async def record_unchanged(
@@ -233,7 +258,8 @@ class SqlFeeds:
             SELECT f.id, f.url, f.fetch_url, COALESCE(f.name, f.title), f.error_count,
                    f.last_error, f.disabled, f.next_check_at, f.last_success_at,
                    (SELECT count(*) FROM articles AS a WHERE a.feed_id = f.id),
-                   f.configured, f.last_checked_at
+                   f.configured, f.last_checked_at, f.origin, f.paused, f.categories,
+                   f.name, f.site_url
             FROM feeds AS f {where} ORDER BY f.id
             """
         )
@@ -251,16 +277,82 @@ class SqlFeeds:
                 articles=r[9],
                 configured=bool(r[10]),
                 last_checked_at=from_timestamp(r[11]) if r[11] else None,
+                origin=r[12],
+                paused=bool(r[13]),
+                categories=tuple(r[14].split()),
+                name=r[15],
+                site_url=r[16],
             )
             for r in rows
         ]
 
     async def resume_feed(self, feed_id: int, now: datetime) -> bool:
-        """Re-enable a feed (disabled by 410 Gone, or backing off after
-        failures) and make it due now. False if there is no such feed."""
+        """Re-enable a feed (disabled by 410 Gone, paused, or backing off
+        after failures) and make it due now. False if there is no such feed."""
         changed = await self._db.execute(
-            "UPDATE feeds SET disabled = FALSE, next_check_at = ? WHERE id = ?",
+            "UPDATE feeds SET disabled = FALSE, paused = FALSE, next_check_at = ? WHERE id = ?",
             to_timestamp(now),
             feed_id,
         )
+        return changed > 0
+
+    async def add_runtime_feeds(
+        self, feeds: Sequence[tuple[str, Sequence[str]]], now: datetime
+    ) -> list[int]:
+        """Add feeds (URL, category ids) that live in the database only, due
+        now, in one transaction; the ids of those that were added. A URL the
+        table already lists (by its URL or where it moved to) is left as it
+        is; one that was removed is listed again, with the new categories."""
+        ts = to_timestamp(now)
+        added: list[int] = []
+        async with self._db.transaction() as tx:
+            for url, categories in feeds:
+                row = await tx.fetchrow(
+                    "SELECT id, configured FROM feeds WHERE url = ? OR fetch_url = ? "
+                    "ORDER BY id LIMIT 1",
+                    url,
+                    url,
+                )
+                if row is not None and row[1]:
+                    continue
+                if row is not None:
+                    await tx.execute(
+                        """
+                        UPDATE feeds SET configured = TRUE, origin = 'runtime', paused = FALSE,
+                            categories = ?, next_check_at = ?
+                        WHERE id = ?
+                        """,
+                        " ".join(categories),
+                        ts,
+                        row[0],
+                    )
+                    added.append(row[0])
+                    continue
+                feed_id = await tx.fetchval(
+                    """
+                    INSERT INTO feeds (url, fetch_url, categories, next_check_at, origin)
+                    VALUES (?, ?, ?, ?, 'runtime') RETURNING id
+                    """,
+                    url,
+                    url,
+                    " ".join(categories),
+                    ts,
+                )
+                added.append(int(feed_id))
+        return added
+
+    async def remove_runtime_feed(self, feed_id: int) -> bool:
+        """Stop listing a feed added at runtime; its articles are kept (cards
+        already sent link to them, /latest and /search still find them).
+        False if there is no such runtime feed."""
+        changed = await self._db.execute(
+            "UPDATE feeds SET configured = FALSE, claimed_by = NULL, claim_expires_at = 0 "
+            "WHERE id = ? AND origin = 'runtime'",
+            feed_id,
+        )
+        return changed > 0
+
+    async def pause_feed(self, feed_id: int) -> bool:
+        """Stop polling a feed until ``resume_feed``. False if there is no such feed."""
+        changed = await self._db.execute("UPDATE feeds SET paused = TRUE WHERE id = ?", feed_id)
         return changed > 0

@@ -204,6 +204,14 @@ MIGRATIONS: list[str] = [
     ALTER TABLE subscriptions ADD COLUMN topic_name TEXT;
     ALTER TABLE deliveries ADD COLUMN thread_id INTEGER;
     """,
+    # 6 -> 7: feeds added at runtime (CLI, OPML import) live in the database only:
+    # the config sync must leave them alone, and an operator may pause any
+    # feed without removing it.
+    """
+    ALTER TABLE feeds ADD COLUMN origin TEXT NOT NULL DEFAULT 'config'
+        CHECK (origin IN ('config', 'runtime'));
+    ALTER TABLE feeds ADD COLUMN paused INTEGER NOT NULL DEFAULT 0;
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

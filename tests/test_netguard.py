@@ -1,0 +1,312 @@
+"""Feeds added at runtime are fetched from public addresses only, on every
+redirect hop and every poll, connecting to the very address that was vetted.
+
+No test resolves a real name: a stub resolver answers, and the transport
+under the guard (``FakeInternet``) carries only the public test addresses it
+knows to the loopback feed server and refuses any other non-loopback
+connection, so a guard that let something through fails closed here."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import pytest
+
+from bot.clock import ManualClock
+from bot.config import Config, PollingConfig, SecurityConfig
+from bot.errors import FetchError
+from bot.fetch import Fetcher, make_public_only_client
+from bot.netguard import literal_address, refusal
+from bot.runtime import Runtime
+from tests.feed_server import FeedServer
+from tests.support import REAL_FEEDS, loopback_config
+
+NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+PUBLIC_V4 = "93.184.216.34"
+PUBLIC_V6 = "2606:2800:220:1:248:1893:25c8:1946"
+ARS = "wordpress-news-arstechnica.rss.xml"
+
+
+class StubResolver:
+    """Answers from a table that a test may change between calls."""
+
+    def __init__(self, answers: dict[str, list[str]]) -> None:
+        self.answers = answers
+        self.calls: list[str] = []
+
+    async def __call__(self, host: str, port: int) -> Sequence[str]:
+        self.calls.append(host)
+        if host not in self.answers:
+            raise FetchError(f"fetch: cannot resolve {host}: stub has no answer")
+        return self.answers[host]
+
+
+class FakeInternet(httpx.AsyncBaseTransport):
+    """Carries requests for the known public test addresses to 127.0.0.1
+    (same port) and loopback requests as they are; refuses anything else."""
+
+    def __init__(self, public: Sequence[str] = (PUBLIC_V4, PUBLIC_V6)) -> None:
+        self.public = set(public)
+        self.connected: list[tuple[str, str | None, object]] = []
+        self._inner = httpx.AsyncHTTPTransport()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        host = request.url.host
+        self.connected.append(
+            (host, request.headers.get("host"), request.extensions.get("sni_hostname"))
+        )
+        if host in self.public:
+            request.url = request.url.copy_with(host="127.0.0.1")
+        elif not ipaddress.ip_address(host).is_loopback:
+            raise AssertionError(f"a connection to {host} left the test machine")
+        return await self._inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+@pytest.mark.parametrize(
+    ("address", "reason"),
+    [
+        ("127.0.0.1", "loopback"),
+        ("127.255.0.9", "loopback"),
+        ("::1", "loopback"),
+        ("::ffff:127.0.0.1", "loopback"),  # IPv4-mapped IPv6
+        ("::ffff:10.0.0.1", "private"),
+        ("2002:7f00:1::", "loopback"),  # 6to4 around 127.0.0.1
+        ("64:ff9b::a00:1", "private"),  # NAT64 around 10.0.0.1
+        ("10.1.2.3", "private"),
+        ("172.16.0.1", "private"),
+        ("192.168.1.1", "private"),
+        ("fc00::1", "private"),
+        ("100.64.0.1", "carrier-grade NAT"),
+        ("100.127.255.254", "carrier-grade NAT"),
+        ("169.254.169.254", "cloud metadata"),
+        ("fd00:ec2::254", "cloud metadata"),
+        ("169.254.1.1", "link-local"),
+        ("fe80::1", "link-local"),
+        ("224.0.0.1", "multicast"),
+        ("ff0e::1", "multicast"),
+        ("0.0.0.0", "unspecified"),
+        ("::", "unspecified"),
+        ("192.0.2.1", "reserved"),
+        ("240.0.0.1", "reserved"),
+    ],
+)
+def test_non_public_addresses_are_refused(address: str, reason: str) -> None:
+    found = refusal(ipaddress.ip_address(address))
+    assert found is not None and reason in found
+
+
+@pytest.mark.parametrize("address", [PUBLIC_V4, PUBLIC_V6, "8.8.8.8", "2001:4860:4860::8888"])
+def test_public_addresses_are_allowed(address: str) -> None:
+    assert refusal(ipaddress.ip_address(address)) is None
+
+
+@pytest.mark.parametrize(
+    ("host", "address"),
+    [
+        ("2130706433", "127.0.0.1"),
+        ("0177.0.0.1", "127.0.0.1"),
+        ("0x7f.0.0.1", "127.0.0.1"),
+        ("127.1", "127.0.0.1"),
+        ("[::ffff:7f00:1]", "::ffff:7f00:1"),
+        ("news.example", None),
+        ("cafe.bad", None),
+    ],
+)
+def test_decimal_octal_and_short_hosts_are_read_as_the_addresses_they_are(
+    host: str, address: str | None
+) -> None:
+    found = literal_address(host)
+    assert (str(found) if found else None) == address
+
+
+@pytest.fixture
+async def guarded(
+    feed_server: FeedServer,
+) -> AsyncIterator[tuple[Fetcher, StubResolver, FakeInternet]]:
+    feed_server.serve_file("/feed.xml", REAL_FEEDS / ARS)
+    feed_server.serve("/secret", b"metadata credentials")
+    resolver = StubResolver({"news.example": [PUBLIC_V4], "v6.example": [PUBLIC_V6]})
+    internet = FakeInternet()
+    config = PollingConfig()
+    client = make_public_only_client(config, resolver, internet)
+    try:
+        yield Fetcher(client, config, client), resolver, internet
+    finally:
+        await client.aclose()
+
+
+async def fetch(fetcher: Fetcher, url: str) -> bytes:
+    result = await fetcher.fetch(url, etag=None, last_modified=None, now=NOW, trusted=False)
+    return result.body
+
+
+async def test_a_public_host_is_fetched_from_its_vetted_address_with_its_own_host_header(
+    guarded: tuple[Fetcher, StubResolver, FakeInternet], feed_server: FeedServer
+) -> None:
+    fetcher, resolver, internet = guarded
+    port = feed_server.url("/").split(":")[2].rstrip("/")
+    body = await fetch(fetcher, f"http://news.example:{port}/feed.xml")
+    assert body == (REAL_FEEDS / ARS).read_bytes()
+    assert internet.connected == [(PUBLIC_V4, f"news.example:{port}", None)]
+    assert resolver.calls == ["news.example"]
+    await fetch(fetcher, f"http://v6.example:{port}/feed.xml")
+    assert internet.connected[-1][0] == PUBLIC_V6
+
+
+@pytest.mark.parametrize(
+    "answers",
+    [
+        ["127.0.0.1"],
+        ["10.0.0.5"],
+        ["169.254.169.254"],
+        ["fd00:ec2::254"],
+        ["::ffff:127.0.0.1"],
+        ["100.64.1.1"],
+        [PUBLIC_V4, "192.168.0.1"],  # one private answer is enough
+    ],
+)
+async def test_a_host_resolving_to_a_non_public_address_is_refused_before_connecting(
+    guarded: tuple[Fetcher, StubResolver, FakeInternet],
+    feed_server: FeedServer,
+    answers: list[str],
+) -> None:
+    fetcher, resolver, internet = guarded
+    resolver.answers["evil.example"] = answers
+    port = feed_server.url("/").split(":")[2].rstrip("/")
+    with pytest.raises(FetchError, match=r"refused: evil\.example is"):
+        await fetch(fetcher, f"http://evil.example:{port}/secret")
+    assert internet.connected == [] and feed_server.hits("/secret") == 0
+
+
+@pytest.mark.parametrize(
+    "host",
+    ["127.0.0.1", "[::1]", "[::ffff:127.0.0.1]", "2130706433", "0177.0.0.1", "0x7f.1", "127.1"],
+)
+async def test_literal_loopback_hosts_in_any_spelling_are_refused_without_dns(
+    guarded: tuple[Fetcher, StubResolver, FakeInternet], feed_server: FeedServer, host: str
+) -> None:
+    fetcher, resolver, internet = guarded
+    port = feed_server.url("/").split(":")[2].rstrip("/")
+    with pytest.raises(FetchError, match=r"refused|invalid URL"):
+        await fetch(fetcher, f"http://{host}:{port}/secret")
+    assert resolver.calls == [] and internet.connected == []
+    assert feed_server.hits("/secret") == 0
+
+
+async def test_a_redirect_to_a_private_address_is_refused(
+    guarded: tuple[Fetcher, StubResolver, FakeInternet], feed_server: FeedServer
+) -> None:
+    fetcher, resolver, internet = guarded
+    resolver.answers["inside.example"] = ["10.0.0.1"]
+    port = feed_server.url("/").split(":")[2].rstrip("/")
+    feed_server.redirect("/to-loopback", feed_server.url("/secret"), status=302)
+    feed_server.redirect("/to-inside", f"http://inside.example:{port}/secret", status=301)
+    feed_server.redirect("/to-metadata", "http://169.254.169.254/latest/meta-data/", status=307)
+    for path in ("/to-loopback", "/to-inside", "/to-metadata"):
+        with pytest.raises(FetchError, match="refused"):
+            await fetch(fetcher, f"http://news.example:{port}{path}")
+    assert feed_server.hits("/secret") == 0
+    assert {c[0] for c in internet.connected} == {PUBLIC_V4}
+
+
+async def test_a_dns_answer_that_changes_is_checked_again_on_every_fetch(
+    guarded: tuple[Fetcher, StubResolver, FakeInternet], feed_server: FeedServer
+) -> None:
+    fetcher, resolver, internet = guarded
+    resolver.answers["rebind.example"] = [PUBLIC_V4]
+    port = feed_server.url("/").split(":")[2].rstrip("/")
+    url = f"http://rebind.example:{port}/feed.xml"
+    await fetch(fetcher, url)
+    resolver.answers["rebind.example"] = ["127.0.0.1"]
+    with pytest.raises(FetchError, match="loopback"):
+        await fetch(fetcher, url)
+    # One resolution per fetch, and the connection went to that answer: no
+    # second lookup between the check and the connection to rebind.
+    assert resolver.calls == ["rebind.example", "rebind.example"]
+    assert [c[0] for c in internet.connected] == [PUBLIC_V4]
+
+
+async def test_https_keeps_the_host_name_for_tls_while_connecting_to_the_address(
+    guarded: tuple[Fetcher, StubResolver, FakeInternet],
+) -> None:
+    fetcher, _, internet = guarded
+    # Nothing listens for TLS on 443 of loopback: the fetch fails, but only
+    # after the guard handed the request on, which is what is looked at.
+    with pytest.raises(FetchError):
+        await fetch(fetcher, "https://news.example/feed.xml")
+    assert internet.connected == [(PUBLIC_V4, "news.example", "news.example")]
+
+
+async def test_non_http_schemes_are_refused(
+    guarded: tuple[Fetcher, StubResolver, FakeInternet],
+) -> None:
+    fetcher, _, internet = guarded
+    for url in ("file:///etc/passwd", "ftp://news.example/feed"):
+        with pytest.raises(FetchError):
+            await fetch(fetcher, url)
+    assert internet.connected == []
+
+
+def runtime_config(tmp_path: Path, feed_server: FeedServer, *, allow: bool = False) -> Config:
+    config = loopback_config(
+        tmp_path, [{"url": feed_server.url("/config.xml")}]
+    )  # a config feed on loopback: the operator's, trusted
+    return config.model_copy(update={"security": SecurityConfig(allow_private_addresses=allow)})
+
+
+async def test_runtime_feeds_reach_public_hosts_only_while_config_feeds_keep_loopback(
+    tmp_path: Path, feed_server: FeedServer
+) -> None:
+    for path in ("/config.xml", "/public.xml", "/private.xml"):
+        feed_server.serve_file(path, REAL_FEEDS / ARS)
+    port = feed_server.url("/").split(":")[2].rstrip("/")
+    resolver = StubResolver({"news.example": [PUBLIC_V4]})
+    runtime = await Runtime.open(
+        runtime_config(tmp_path, feed_server),
+        clock=ManualClock(NOW),
+        transport=FakeInternet(),
+        resolver=resolver,
+    )
+    try:
+        await runtime.storage.feeds.add_runtime_feeds(
+            [(f"http://news.example:{port}/public.xml", []), (feed_server.url("/private.xml"), [])],
+            NOW,
+        )
+        report = await runtime.poller.run_round(all_feeds=True)
+        assert report is not None
+        outcomes = {o.url.rsplit("/", 1)[1]: o for o in report.outcomes}
+        assert outcomes["config.xml"].status == "new"
+        assert outcomes["public.xml"].status == "new"
+        assert outcomes["private.xml"].status == "failed"
+        assert "a loopback address" in (outcomes["private.xml"].error or "")
+        assert feed_server.hits("/private.xml") == 0
+    finally:
+        await runtime.close()
+
+
+async def test_allow_private_addresses_lets_runtime_feeds_reach_loopback(
+    tmp_path: Path, feed_server: FeedServer
+) -> None:
+    for path in ("/config.xml", "/private.xml"):
+        feed_server.serve_file(path, REAL_FEEDS / ARS)
+    resolver = StubResolver({})
+    runtime = await Runtime.open(
+        runtime_config(tmp_path, feed_server, allow=True),
+        clock=ManualClock(NOW),
+        transport=FakeInternet(),
+        resolver=resolver,
+    )
+    try:
+        await runtime.storage.feeds.add_runtime_feeds([(feed_server.url("/private.xml"), [])], NOW)
+        report = await runtime.poller.run_round(all_feeds=True)
+        assert report is not None
+        assert [o.status for o in report.outcomes] == ["new", "new"]
+    finally:
+        await runtime.close()
