@@ -209,7 +209,7 @@ def details(settings: Settings, results: Results) -> str:
             f"- reader's enable_search + update_search over {results.search['small']['articles']:,} "
             f"entries: {results.search['small']['reader']['index_seconds']:.2f} s"
         )
-    for key in ("small", "big"):
+    for key in ("small", "big", "big-postgresql"):
         found = results.search.get(key)
         if found:
             hits = found["newsbot"]["with_results"]
