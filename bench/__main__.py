@@ -3,8 +3,14 @@
     python -m bench all                      every workload (about 15 minutes)
     python -m bench w1 w3 --feeds 300        some workloads
     python -m bench all --quick              tiny sizes, a few seconds (smoke test)
+    python -m bench w1 w2 w3 w4 --backend both --feeds 300
+                                             newsbot on SQLite and on PostgreSQL
 
-Workloads: w1 w2 w3 w4 (ingest), search, memory, scaling, delivery.
+Workloads: w1 w2 w3 w4 (ingest), search, memory, scaling, outbox, delivery.
+``--backend`` picks the storage newsbot runs on in ingest, search and outbox
+(memory, scaling and delivery stay on SQLite); PostgreSQL is a throwaway
+server started from the distribution's binaries unless ``--postgres-url``
+names one.
 Needs no network: the feed server runs on loopback in its own process. When
 ``reader`` is not installed (``pip install -e '.[bench]'``) only newsbot's
 side runs.
@@ -21,9 +27,9 @@ from pathlib import Path
 
 from bench import reader_side
 from bench.report import details, machine, table
-from bench.workloads import INGEST, Settings, run_all
+from bench.workloads import BACKENDS, INGEST, Settings, run_all
 
-WORKLOADS = (*INGEST, "search", "memory", "scaling", "delivery")
+WORKLOADS = (*INGEST, "search", "memory", "scaling", "outbox", "delivery")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -36,6 +42,19 @@ def main(argv: list[str] | None = None) -> int:
         "--articles", type=int, help="articles in the big search database (default 1M)"
     )
     parser.add_argument("--scaling", help="feed counts for the scaling run, e.g. 100,300,1000,3000")
+    parser.add_argument(
+        "--backend",
+        choices=(*BACKENDS, "both"),
+        default="sqlite",
+        help="storage newsbot runs on (default sqlite)",
+    )
+    parser.add_argument(
+        "--postgres-url",
+        help="a PostgreSQL server to create the benchmark's databases on "
+        "(default: start a throwaway one)",
+    )
+    parser.add_argument("--outbox-cards", type=int, help="pending cards to claim (default 20000)")
+    parser.add_argument("--claimers", help="concurrent claimers to try, e.g. 1,2,4 (the default)")
     parser.add_argument("--quick", action="store_true", help="tiny sizes, for a smoke test")
     parser.add_argument("--no-reader", action="store_true", help="newsbot's side only")
     parser.add_argument(
@@ -54,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         settings.feeds, settings.reps, settings.queries = 6, 1, 10
         settings.big_articles, settings.scaling, settings.hosts = 2000, (3, 6), 3
-        settings.cards = 60
+        settings.cards, settings.outbox_cards, settings.claimers = 60, 300, (1, 2)
     settings.feeds = args.feeds or settings.feeds
     settings.reps = args.reps or settings.reps
     settings.queries = args.queries or settings.queries
@@ -62,6 +81,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.scaling:
         settings.scaling = tuple(int(n) for n in args.scaling.split(","))
     settings.fresh_search_db = args.fresh_search_db
+    settings.outbox_cards = args.outbox_cards or settings.outbox_cards
+    if args.claimers:
+        settings.claimers = tuple(int(n) for n in args.claimers.split(","))
+    settings.backends = BACKENDS if args.backend == "both" else (args.backend,)
+    if args.postgres_url:
+        if args.backend == "sqlite":
+            parser.error("--postgres-url needs --backend postgresql or both")
+        settings.postgres_url = args.postgres_url
     settings.reader = reader_side.available() and not args.no_reader
     if not settings.reader and not args.no_reader:
         settings.log("reader is not installed: measuring newsbot's side only")

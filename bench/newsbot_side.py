@@ -44,11 +44,14 @@ keywords = ["football", "league"]
 _FEED_CATEGORIES = ("tech", "science", "business", "world", "sports")
 
 
-def write_config(folder: Path, urls: list[str]) -> Path:
+def write_config(folder: Path, urls: list[str], database_url: str | None = None) -> Path:
+    """The configuration of a bot polling ``urls``, storing into SQLite in
+    ``folder`` or into the PostgreSQL database at ``database_url``."""
     folder.mkdir(parents=True, exist_ok=True)
+    storage = f'url = "{database_url}"' if database_url else f'path = "{folder / "newsbot.db"}"'
     lines = [
         "[storage]",
-        f'path = "{folder / "newsbot.db"}"',
+        storage,
         "",
         "[polling]",
         'interval = "10m"',

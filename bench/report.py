@@ -8,8 +8,22 @@ import sqlite3
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from bench import delivery
-from bench.workloads import INGEST, TARGETS, TITLES, Results, Settings, median, percentile
+from bench import delivery, outbox_side
+from bench.workloads import (
+    INGEST,
+    NEWSBOT,
+    TARGETS,
+    TITLES,
+    Results,
+    Settings,
+    median,
+    percentile,
+)
+
+SEARCH_TARGETS_MS = {"SQLite": 20, "PostgreSQL": 50}
+# Claims and marks per second the database must sustain so that it never
+# limits delivery (Telegram's own limit is about 30 messages a second per bot).
+OUTBOX_TARGET = 1000
 
 _PACKAGES = (
     "feedparser",
@@ -75,30 +89,44 @@ def table(settings: Settings, results: Results) -> str:
     for workload in INGEST:
         if workload not in results.ran:
             continue
-        ours = results.ingest[workload].get("newsbot", [])
         theirs = results.ingest[workload].get("reader", [])
-        ratio = median(ours) / median(theirs) if ours and theirs else float("nan")
         target = TARGETS[workload]
-        rows.append(
-            f"| {TITLES[workload]} (F={settings.feeds}, median of {len(ours)}) | {_seconds(ours)} | "
-            f"{_seconds(theirs)} | {ratio:.3f} | ≤ {target} | {_verdict(ratio, target)} |"
-            if theirs
-            else f"| {TITLES[workload]} (F={settings.feeds}, median of {len(ours)}) | "
-            f"{_seconds(ours)} | — | — | ≤ {target} | — |"
-        )
-    for key in ("small", "big"):
+        for backend in settings.backends:
+            ours = results.ingest[workload].get(NEWSBOT[backend], [])
+            ratio = median(ours) / median(theirs) if ours and theirs else float("nan")
+            label = (
+                f"{TITLES[workload]} (F={settings.feeds}, median of {len(ours)})"
+                f"{' on PostgreSQL' if backend == 'postgresql' else ''}"
+            )
+            rows.append(
+                f"| {label} | {_seconds(ours)} | "
+                f"{_seconds(theirs)} | {ratio:.3f} | ≤ {target} | {_verdict(ratio, target)} |"
+                if theirs
+                else f"| {label} | {_seconds(ours)} | — | — | ≤ {target} | — |"
+            )
+    for key in ("small", "big", "big-postgresql"):
         found = results.search.get(key)
         if not found:
             continue
         ours = found["newsbot"]["latencies"]
         theirs = found.get("reader", {}).get("latencies", [])
         p95 = percentile(ours, 95) * 1000
+        limit = SEARCH_TARGETS_MS[found.get("backend", "SQLite")]
         label = f"search, {found['queries']} two-word queries over {found['articles']:,} articles"
+        label += f" on {found['backend']}" if "backend" in found else ""
         rows.append(
             f"| {label}: p50 / p95 ms | {_ms(ours, 50)} / {_ms(ours, 95)} | "
             f"{_ms(theirs, 50) + ' / ' + _ms(theirs, 95) if theirs else '—'} | "
             f"{(percentile(ours, 95) / percentile(theirs, 95)) if theirs else float('nan'):.3f} "
-            f"| p95 ≤ 20 ms | {'✅' if p95 <= 20 else '❌'} |".replace("| nan |", "| — |")
+            f"| p95 ≤ {limit} ms | {'✅' if p95 <= limit else '❌'} |".replace("| nan |", "| — |")
+        )
+    for measured in results.outbox:
+        backend = "PostgreSQL" if measured["backend"] == "postgresql" else "SQLite"
+        rate = min(measured["claims_per_second"], measured["marks_per_second"])
+        rows.append(
+            f"| outbox on {backend}, {measured['claimers']} claimer(s) "
+            f"| {outbox_side.describe(measured)} | — | — | ≥ {OUTBOX_TARGET:,}/s "
+            f"| {'✅' if rate >= OUTBOX_TARGET and not measured['problems'] else '❌'} |"
         )
     if results.memory:
         m = results.memory
@@ -156,18 +184,32 @@ def details(settings: Settings, results: Results) -> str:
         )
         for workload in INGEST:
             if workload in results.cpu and workload in results.ran:
-                ours = results.cpu[workload].get("newsbot", [])
                 theirs = results.cpu[workload].get("reader", [])
-                line = f"- {workload}: newsbot {median(ours):.2f} s"
+                parts = []
+                for backend in settings.backends:
+                    program = NEWSBOT[backend]
+                    ours = results.cpu[workload].get(program, [])
+                    server = results.server_cpu.get(workload, {}).get(program, [])
+                    total = (
+                        median([a + b for a, b in zip(ours, server, strict=True)])
+                        if server
+                        else median(ours)
+                    )
+                    part = f"{program} {median(ours):.2f} s"
+                    if server:
+                        part += f" + PostgreSQL server {median(server):.2f} s = {total:.2f} s"
+                    if theirs:
+                        part += f" (ratio {total / median(theirs):.3f})"
+                    parts.append(part)
                 if theirs:
-                    line += f", reader {median(theirs):.2f} s, ratio {median(ours) / median(theirs):.3f}"
-                lines.append(line)
+                    parts.append(f"reader {median(theirs):.2f} s")
+                lines.append(f"- {workload}: " + ", ".join(parts))
     if results.search.get("small", {}).get("reader"):
         lines.append(
             f"- reader's enable_search + update_search over {results.search['small']['articles']:,} "
             f"entries: {results.search['small']['reader']['index_seconds']:.2f} s"
         )
-    for key in ("small", "big"):
+    for key in ("small", "big", "big-postgresql"):
         found = results.search.get(key)
         if found:
             hits = found["newsbot"]["with_results"]
@@ -177,13 +219,28 @@ def details(settings: Settings, results: Results) -> str:
                 f"shows the second pass, the first (cold pages) had p50 / p95 "
                 f"{_ms(cold, 50)} / {_ms(cold, 95)} ms"
             )
-    big = results.search.get("big")
-    if big:
-        made = big["generate"]
+    for key in ("big", "big-postgresql"):
+        big = results.search.get(key)
+        if big:
+            made = big["generate"]
+            how = (
+                "COPY, search vector filled by the trigger, GIN index updated as inserted"
+                if key == "big-postgresql"
+                else "indexed by the FTS triggers as inserted"
+            )
+            lines.append(
+                f"- generating {made['articles']:,} articles into "
+                f"{big.get('backend', 'SQLite')} ({how}): "
+                f"{made['seconds']:.1f} s, {made['bytes'] / 2**20:.0f} MiB database"
+                + (" (built by an earlier run and reused)" if made.get("cached") else "")
+            )
+    for measured in results.outbox:
         lines.append(
-            f"- generating {made['articles']:,} articles (indexed by the FTS triggers as inserted): "
-            f"{made['seconds']:.1f} s, {made['bytes'] / 2**20:.0f} MiB database"
-            + (" (built by an earlier run and reused)" if made.get("cached") else "")
+            f"- outbox {measured['backend']} ×{measured['claimers']}: seeded "
+            f"{measured['cards']:,} cards in {measured['seed_seconds']:.1f} s; claiming took "
+            f"{100 * measured['claim_share']:.0f}% of the wall time, longest claim call "
+            f"{measured['claim_call_ms_max']:.1f} ms; cards per claimer {measured['per_claimer']}; "
+            f"process CPU {measured['process_cpu_seconds']:.1f} s"
         )
     if results.problems:
         lines.append("")

@@ -13,6 +13,7 @@ but wrong run cannot pass for a result.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import statistics
 import time
@@ -21,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench import delivery, newsbot_side, procs, reader_side, search_side
+from bench import delivery, newsbot_side, outbox_side, procs, reader_side, search_side
 from bench.feedgen import ITEMS
 from bench.feedserver import FeedServerProcess
 from bench.vocab import query_pairs
@@ -34,6 +35,9 @@ TITLES = {
     "w3": "W3 unchanged, conditional GET ignored",
     "w4": "W4 one new item per feed",
 }
+BACKENDS = ("sqlite", "postgresql")
+# The program's name in the results for newsbot on each backend.
+NEWSBOT = {"sqlite": "newsbot", "postgresql": "newsbot-postgresql"}
 
 
 @dataclass
@@ -53,6 +57,15 @@ class Settings:
     # build); set to regenerate it.
     fresh_search_db: bool = False
     cards: int = 3000
+    # Which storage newsbot runs on in W1..W4, outbox and search.
+    backends: tuple[str, ...] = ("sqlite",)
+    # PostgreSQL: a server to create databases on (``--postgres-url``), or
+    # None to start a throwaway one when a PostgreSQL backend is selected.
+    postgres_url: str | None = None
+    postgres: Any = None  # the running bench.pg.BenchPostgres
+    # The outbox workload: pending cards (one per chat) and claimer counts.
+    outbox_cards: int = 20_000
+    claimers: tuple[int, ...] = (1, 2, 4)
     log: Callable[[str], None] = print
 
 
@@ -64,11 +77,14 @@ class Results:
     internal: dict[str, dict[str, list[float]]] = field(default_factory=dict)
     # workload -> program -> CPU seconds (user + system, workers included)
     cpu: dict[str, dict[str, list[float]]] = field(default_factory=dict)
+    # workload -> program -> CPU seconds of the PostgreSQL server in that run
+    server_cpu: dict[str, dict[str, list[float]]] = field(default_factory=dict)
     reader_max_rss: list[int] = field(default_factory=list)
     search: dict[str, dict[str, Any]] = field(default_factory=dict)
     memory: dict[str, Any] | None = None
     scaling: list[tuple[int, float]] = field(default_factory=list)
     delivery: dict[str, Any] | None = None
+    outbox: list[dict[str, Any]] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     ran: list[str] = field(default_factory=list)
 
@@ -116,13 +132,22 @@ def run_ingest(
 ) -> None:
     feeds = settings.feeds
     urls = server.urls(feeds)
-    programs = ["newsbot"] + (["reader"] if settings.reader else [])
+    programs = [NEWSBOT[b] for b in settings.backends] + (["reader"] if settings.reader else [])
     steps = ["w1"] + [w for w in ("w2", "w3", "w4") if w in selected]
     for rep in range(settings.reps):
         folder = settings.workdir / f"ingest-{rep}"
         shutil.rmtree(folder, ignore_errors=True)
-        newsbot_dir = folder / "newsbot"
-        newsbot_side.write_config(newsbot_dir, urls)
+        newsbot_dirs = {}
+        for backend in settings.backends:
+            newsbot_dirs[NEWSBOT[backend]] = folder / NEWSBOT[backend]
+            # A fresh database for every repetition's W1..W4 (each needs the
+            # state the one before it left).
+            database_url = (
+                settings.postgres.fresh_database(f"ingest_{rep}")
+                if backend == "postgresql"
+                else None
+            )
+            newsbot_side.write_config(folder / NEWSBOT[backend], urls, database_url)
         reader_db = folder / "reader.sqlite"
         if settings.reader:
             reader_side.add_feeds(reader_db, urls)
@@ -138,10 +163,16 @@ def run_ingest(
             order = programs if rep % 2 == 0 else programs[::-1]
             for program in order:
                 server.reset_stats()
-                if program == "newsbot":
-                    run, summary = newsbot_side.poll_once(newsbot_dir)
+                if program in newsbot_dirs:
+                    server_cpu = settings.postgres.server_cpu() if settings.postgres else None
+                    run, summary = newsbot_side.poll_once(newsbot_dirs[program])
                     _check_newsbot(results, workload, summary, feeds)
                     internal = float(summary["seconds"])
+                    if program == NEWSBOT["postgresql"] and server_cpu is not None:
+                        used = settings.postgres.server_cpu() - server_cpu
+                        results.server_cpu.setdefault(workload, {}).setdefault(program, []).append(
+                            used
+                        )
                 else:
                     run, summary = reader_side.update(reader_db)
                     expected_entries = feeds * ITEMS + (feeds if workload == "w4" else 0)
@@ -162,13 +193,48 @@ def run_ingest(
                 results.internal.setdefault(workload, {}).setdefault(program, []).append(internal)
                 results.cpu.setdefault(workload, {}).setdefault(program, []).append(run.cpu_seconds)
                 settings.log(
-                    f"  rep {rep + 1} {workload} {program:8s} {run.seconds:7.2f}s"
+                    f"  rep {rep + 1} {workload} {program:18s} {run.seconds:7.2f}s"
                     f" (CPU {run.cpu_seconds:.2f}s)"
                 )
     results.ran += [w for w in steps if w in selected]
 
 
 def run_search(settings: Settings, server: FeedServerProcess, results: Results) -> None:
+    if "sqlite" in settings.backends:
+        _run_search_sqlite(settings, server, results)
+    if "postgresql" in settings.backends:
+        _run_search_postgres(settings, results)
+    results.ran.append("search")
+
+
+def _run_search_postgres(settings: Settings, results: Results) -> None:
+    """The big database again, on PostgreSQL: the same generated articles
+    (same ids), so the same sampled queries as on SQLite."""
+    url = settings.postgres.fresh_database("search")
+    feeds = max(1, min(1000, settings.big_articles // 100))
+    made = search_side.generate(url, settings.big_articles, feeds)
+    settings.log(
+        f"  PostgreSQL: generated {made['articles']} articles in {made['seconds']:.1f}s"
+        f" ({made['bytes'] / 2**20:.0f} MiB)"
+    )
+    texts = search_side.sample_texts_postgres(url, settings.queries * 3)
+    queries = query_pairs(texts, settings.queries)
+    big = search_side.query(url, queries, settings.search_limit, scratch=settings.workdir)
+    results.search["big-postgresql"] = {
+        "articles": made["articles"],
+        "newsbot": big,
+        "generate": made,
+        "queries": len(queries),
+        "backend": "PostgreSQL",
+    }
+    settings.log(
+        f"  PostgreSQL search over {made['articles']} articles: newsbot p95"
+        f" {_p(big['latencies'], 95) * 1000:.2f} ms"
+    )
+    settings.postgres.drop(url)
+
+
+def _run_search_sqlite(settings: Settings, server: FeedServerProcess, results: Results) -> None:
     # 30k: the databases a W1 + W4 pass leaves (run one if ingest did not).
     folder = settings.workdir / "ingest-0"
     newsbot_db = newsbot_side.database(folder / "newsbot")
@@ -207,7 +273,6 @@ def run_search(settings: Settings, server: FeedServerProcess, results: Results) 
     settings.log(
         f"  search over {made['articles']} articles: newsbot p95 {_p(big['latencies'], 95) * 1000:.2f} ms"
     )
-    results.ran.append("search")
 
 
 def run_memory(settings: Settings, server: FeedServerProcess, results: Results) -> None:
@@ -256,6 +321,32 @@ def run_scaling(settings: Settings, server: FeedServerProcess, results: Results)
     results.ran.append("scaling")
 
 
+def run_outbox(settings: Settings, results: Results) -> None:
+    for backend in settings.backends:
+        for claimers in settings.claimers:
+            where = (
+                settings.postgres.fresh_database(f"outbox_{claimers}")
+                if backend == "postgresql"
+                else str(settings.workdir / f"outbox-{claimers}.db")
+            )
+            if backend == "sqlite":
+                for stale in settings.workdir.glob(f"outbox-{claimers}.db*"):
+                    stale.unlink()
+            measured = outbox_side.run(where, settings.outbox_cards, claimers)
+            measured["backend"] = backend
+            results.outbox.append(measured)
+            for problem in measured["problems"]:
+                results.problems.append(f"outbox {backend} ×{claimers}: {problem}")
+            settings.log(
+                f"  outbox {backend} {claimers} claimer(s): {measured['claims_per_second']:.0f}"
+                f" claims/s, {measured['marks_per_second']:.0f} marks/s"
+                f" (seeded in {measured['seed_seconds']:.1f}s)"
+            )
+            if backend == "postgresql":
+                settings.postgres.drop(where)
+    results.ran.append("outbox")
+
+
 def run_delivery(settings: Settings, results: Results) -> None:
     results.delivery = delivery.run(settings)
     results.ran.append("delivery")
@@ -286,6 +377,19 @@ def run_all(settings: Settings, selected: set[str]) -> Results:
         needed = max(needed, *settings.scaling)
     settings.workdir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
+    with contextlib.ExitStack() as cleanup:
+        if "postgresql" in settings.backends:
+            from bench.pg import BenchPostgres
+
+            settings.postgres = cleanup.enter_context(BenchPostgres(settings.postgres_url))
+            settings.log(f"PostgreSQL: {settings.postgres.description}")
+        _run_selected(settings, selected, results, needed)
+        settings.postgres = None
+    settings.log(f"done in {time.perf_counter() - started:.0f}s")
+    return results
+
+
+def _run_selected(settings: Settings, selected: set[str], results: Results, needed: int) -> None:
     server = FeedServerProcess(needed, settings.hosts)
     settings.log(f"feed server: {needed} feeds ready in {server.startup_seconds:.1f}s")
     try:
@@ -302,12 +406,13 @@ def run_all(settings: Settings, selected: set[str]) -> Results:
         if "scaling" in selected:
             settings.log("scaling:")
             run_scaling(settings, server, results)
+        if "outbox" in selected:
+            settings.log("outbox:")
+            run_outbox(settings, results)
         if "delivery" in selected:
             run_delivery(settings, results)
     finally:
         server.close()
-    settings.log(f"done in {time.perf_counter() - started:.0f}s")
-    return results
 
 
 def median(values: list[float]) -> float:
