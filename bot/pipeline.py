@@ -1,7 +1,13 @@
 """One polling round, top to bottom:
 
-    claim_due_feeds | fetch | (304 or same body hash: done) | parse | categorize
+    claim_due_feeds | fetch | (304 or same body hash: done)
+        | cut known items (bot.items) | parse | categorize
         | store_articles (decide | route | write, one transaction)
+
+A body that only gained or changed a few items is parsed for those items
+alone: the items of the last parsed body are remembered by digest, and the
+parser is given the body without the ones it already saw (whenever the cut
+could change what the parse means, the whole body is parsed).
 
 ``store_articles`` writes the feed's new state, the unseen articles, their
 search index entries and their outbox rows in one transaction. Every feed is
@@ -29,6 +35,12 @@ from bot.clock import Clock
 from bot.config import Config
 from bot.errors import FetchError, ParseError, StorageError
 from bot.fetch import Fetcher, FetchResult
+from bot.items import (
+    changed_items,
+    items_to_remember,
+    reduced_items_to_remember,
+    split_items,
+)
 from bot.models import FeedForUpdate, NewArticle, ParsedFeed
 from bot.parse_pool import ParsePool
 from bot.roles import worker_name
@@ -104,8 +116,13 @@ class Poller:
         parse_pool: ParsePool,
         clock: Clock,
         rand: Callable[[], float] = random.random,
+        *,
+        cut_known_items: bool = True,
     ) -> None:
+        """``cut_known_items=False`` parses every changed body whole: the
+        reference that cutting known items out is checked against."""
         self._config = config
+        self._cut_known_items = cut_known_items
         self._storage = storage
         self._fetcher = fetcher
         self._parse_pool = parse_pool
@@ -303,7 +320,7 @@ class Poller:
             return FeedOutcome(feed.id, feed.url, status)
 
         try:
-            parsed = await self._parse(fetched)
+            parsed, items = await self._parse_new_items(feed, fetched)
         except ParseError as error:
             await self._record_failure(feed, str(error), None)
             return FeedOutcome(feed.id, feed.url, "failed", error=str(error))
@@ -331,16 +348,50 @@ class Poller:
             last_modified=fetched.last_modified,
             fetch_url=fetched.permanent_url,
             deliver_limit=self._config.delivery.max_new_per_feed,
+            items=items,
         )
         return FeedOutcome(feed.id, feed.url, "new", stored.new_articles, stored.deliveries)
 
-    async def _parse(self, fetched: FetchResult) -> ParsedFeed:
+    async def _parse_new_items(
+        self, feed: FeedForUpdate, fetched: FetchResult
+    ) -> tuple[ParsedFeed, dict[str, str]]:
+        """The parsed body and its items to remember (digest -> entry key).
+
+        When the body's frame is unchanged and some of its items are the
+        last parsed body's, only the new and changed items are parsed: the
+        entries left out are stored already, exactly as the whole body would
+        give them, so storing the rest stores what the whole would."""
+        split = (
+            split_items(fetched.body, fetched.final_url, fetched.content_type)
+            if self._cut_known_items
+            else None
+        )
+        if split is not None and feed.ever_fetched:
+            known = await self._storage.feeds.known_items(feed.id)
+            changed = changed_items(split, known)
+            if changed is not None:
+                try:
+                    reduced = await self._parse(fetched, split.reduced(changed))
+                except ParseError:
+                    pass  # the whole body decides: it may well parse
+                else:
+                    keys = [entry.key for entry in reduced.entries]
+                    remembered = reduced_items_to_remember(
+                        split, changed, known, keys, reduced.bozo
+                    )
+                    if remembered is not None:
+                        return reduced, remembered
+        parsed = await self._parse(fetched, fetched.body)
+        if split is None:
+            return parsed, {}
+        keys = [entry.key for entry in parsed.entries]
+        return parsed, items_to_remember(split, keys, parsed.bozo)
+
+    async def _parse(self, fetched: FetchResult, body: bytes) -> ParsedFeed:
         # The pool gives up on a parse after parse_timeout (a pathological
         # body can keep feedparser busy for hours) and raises ParseError.
         with self._abandonable():
-            return await self._parse_pool.parse(
-                fetched.body, fetched.final_url, fetched.content_type
-            )
+            return await self._parse_pool.parse(body, fetched.final_url, fetched.content_type)
 
     def _articles(self, feed: FeedForUpdate, parsed: ParsedFeed, now: datetime) -> list[NewArticle]:
         articles = []

@@ -66,11 +66,15 @@ class SqlArticles:
         last_modified: str | None,
         fetch_url: str | None,
         deliver_limit: int = 1_000_000,
+        items: Mapping[str, str] | None = None,
     ) -> StoreOutcome:
         """Store a successful parse. ``articles`` come in the feed's own
         order (first = newest). Unless this is the feed's first fetch, the
         newest ``deliver_limit`` of the new stories become cards, so a feed
-        that suddenly lists hundreds of "new" items cannot flood anyone."""
+        that suddenly lists hundreds of "new" items cannot flood anyone.
+        ``items`` are the parsed body's items (digest -> entry key, see
+        ``bot.items``) to remember in place of the last body's; ``articles``
+        may then be only the entries of its new and changed items."""
         ts = to_timestamp(now)
         async with self._db.transaction() as tx:
             if self._db.backend == "postgresql":
@@ -88,6 +92,7 @@ class SqlArticles:
                 fetch_url=fetch_url,
                 held_entries=bool(articles),
             )
+            await feeds.remember_items(tx, self._db.dialect, feed.id, items or {})
             if not articles:
                 return StoreOutcome(0, 0)
             # URLs that name no single story: entries without a link fall back to them.

@@ -58,6 +58,7 @@ TABLES: Sequence[Table] = (
         key=("category_id", "published_at", "article_id"),
     ),
     Table("article_aliases", ("feed_id", "entry_key", "article_id"), key=("feed_id", "entry_key")),
+    Table("feed_items", ("feed_id", "item_digest", "entry_key"), key=("feed_id", "item_digest")),
     Table(
         "chats",
         (

@@ -9,13 +9,13 @@ claim; a claim whose lease ran out (its poller died) makes the feed due again.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from bot.clock import from_timestamp, to_timestamp
 from bot.config import FeedConfig
 from bot.models import FeedForUpdate, FeedHealth
-from bot.storage.db import Database, Row, Tx
+from bot.storage.db import Database, Dialect, Row, Tx
 
 _FOR_UPDATE = {"sqlite": "", "postgresql": "FOR UPDATE SKIP LOCKED"}
 _FEED_FOR_UPDATE = """id, url, fetch_url, title, name, categories, etag, last_modified,
@@ -83,6 +83,28 @@ async def record_success(
         fetch_url,
         feed_id,
     )
+
+
+async def remember_items(tx: Tx, dialect: Dialect, feed_id: int, items: Mapping[str, str]) -> None:
+    """The items of the body just parsed (digest -> entry key, see
+    ``bot.items``) replace the feed's remembered ones, in the transaction
+    that stores its articles: the two never disagree. Empty: the next body
+    is parsed whole."""
+    await tx.execute(
+        f"DELETE FROM feed_items WHERE feed_id = ? AND NOT ({dialect.in_texts('item_digest')})",
+        feed_id,
+        dialect.texts(items),
+    )
+    if items:
+        # Most items are the ones already remembered: those rows stay as they are.
+        await tx.executemany(
+            """
+            INSERT INTO feed_items (feed_id, item_digest, entry_key) VALUES (?, ?, ?)
+            ON CONFLICT (feed_id, item_digest) DO UPDATE SET entry_key = excluded.entry_key
+            WHERE feed_items.entry_key <> excluded.entry_key
+            """,
+            [(feed_id, digest, key) for digest, key in items.items()],
+        )
 
 
 class SqlFeeds:
@@ -192,6 +214,13 @@ class SqlFeeds:
     async def next_due_time(self) -> datetime | None:
         value = await self._db.fetchval(f"SELECT min(next_check_at) FROM feeds WHERE {_POLLED}")
         return from_timestamp(value) if value is not None else None
+
+    async def known_items(self, feed_id: int) -> dict[str, str]:
+        """The items of the feed's last parsed body: digest -> entry key."""
+        rows = await self._db.fetch(
+            "SELECT item_digest, entry_key FROM feed_items WHERE feed_id = ?", feed_id
+        )
+        return {r[0]: r[1] for r in rows}
 
     async def record_unchanged(
         self,

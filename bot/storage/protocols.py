@@ -7,7 +7,7 @@ implementations.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 
@@ -39,6 +39,8 @@ class FeedStore(Protocol):
     async def release_feeds_of_others(self, worker: str) -> int: ...
 
     async def next_due_time(self) -> datetime | None: ...
+
+    async def known_items(self, feed_id: int) -> dict[str, str]: ...
 
     async def record_unchanged(
         self,
@@ -85,6 +87,7 @@ class ArticleStore(Protocol):
         last_modified: str | None,
         fetch_url: str | None,
         deliver_limit: int = ...,
+        items: Mapping[str, str] | None = ...,
     ) -> StoreOutcome: ...
 
     async def latest_articles(

@@ -189,6 +189,15 @@ MIGRATIONS: list[str] = [
         CHECK (origin IN ('config', 'runtime'));
     ALTER TABLE feeds ADD COLUMN paused BOOLEAN NOT NULL DEFAULT FALSE;
     """,
+    # 5 -> 6: the items of each feed's last parsed body (see the SQLite schema).
+    """
+    CREATE TABLE feed_items (
+        feed_id      BIGINT NOT NULL REFERENCES feeds(id) ON DELETE CASCADE,
+        item_digest  TEXT NOT NULL,
+        entry_key    TEXT NOT NULL,
+        PRIMARY KEY (feed_id, item_digest)
+    );
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -212,6 +212,19 @@ MIGRATIONS: list[str] = [
         CHECK (origin IN ('config', 'runtime'));
     ALTER TABLE feeds ADD COLUMN paused INTEGER NOT NULL DEFAULT 0;
     """,
+    # 7 -> 8: the items of each feed's last parsed body, so that a body
+    # which gained a few items is parsed for those items only (bot/items.py).
+    """
+    -- item_digest: the raw item's bytes within the body's frame; entry_key:
+    -- the key its entry had. Replaced, in the transaction that stores the
+    -- articles, by the items of each newly parsed body.
+    CREATE TABLE feed_items (
+        feed_id      INTEGER NOT NULL REFERENCES feeds(id) ON DELETE CASCADE,
+        item_digest  TEXT NOT NULL,
+        entry_key    TEXT NOT NULL,
+        PRIMARY KEY (feed_id, item_digest)
+    ) WITHOUT ROWID;
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
