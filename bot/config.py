@@ -225,6 +225,8 @@ class DeliveryConfig(_Model):
 class AlertsConfig(_Model):
     """Private messages to the operators ([telegram] admins) about the bot's health."""
 
+    # False: none of this section's messages (handler errors are still reported).
+    enabled: bool = True
     # A feed failing this many times in a row is reported, once until it recovers.
     failures: int = Field(default=5, ge=1, le=10_000)
     # "HH:MM" (UTC): a daily summary at that time; unset, none.

@@ -47,7 +47,7 @@ async def bot_for_operators(
         feeds,
         extra_feeds=[{"url": feeds.url(FLAKY)}, {"url": feeds.url(GONE)}],
     )
-    config = config.model_copy(update=changes)
+    config = config.model_copy(update={"alerts": AlertsConfig(), **changes})
     app = NewsbotApplication(config)
     harness = BotHarness(fake, feeds, app)
     async with app.running(poll_interval=0.0):
@@ -255,3 +255,19 @@ async def test_the_running_bot_serves_its_metrics_and_health(
             pass
         else:
             raise AssertionError("the endpoint outlived the bot")
+
+
+async def test_operators_who_turned_alerts_off_are_not_told(
+    tmp_path: Path, fake_telegram: FakeTelegram, feed_server: FeedServer
+) -> None:
+    async with bot_for_operators(
+        tmp_path, fake_telegram, feed_server, alerts=AlertsConfig(enabled=False, failures=1)
+    ) as bot:
+
+        async def gone_disabled() -> bool:
+            return any(f.disabled for f in await bot.storage.feeds.feed_health())
+
+        await eventually(gone_disabled)
+        await fail_until(bot, 2)
+        await fetch_flaky_again(bot)
+        assert alerts_to_operators(fake_telegram, "") == []

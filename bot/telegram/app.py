@@ -222,6 +222,8 @@ class NewsbotApplication:
                     self._send_while_leading(runtime, sender), name="newsbot-sender"
                 )
         except BaseException:
+            if self.operations is not None:
+                await self.operations.stop()
             await self._close_runtime()
             raise
 

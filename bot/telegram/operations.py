@@ -47,7 +47,10 @@ class Operations:
         self._sender = sender
         self._bot = bot
         self.watch = OperatorWatch(
-            config.telegram.admins, runtime.storage, self._send_private, config.alerts.failures
+            config.telegram.admins if config.alerts.enabled else [],
+            runtime.storage,
+            self._send_private,
+            config.alerts.failures,
         )
         self.metrics: BotMetrics | None = None
         self.server: MetricsServer | None = None
@@ -67,7 +70,7 @@ class Operations:
             job_kwargs={"max_instances": 1, "coalesce": True},
         )
         report_at = self._config.alerts.daily_report
-        if report_at is not None and "poller" in self._roles:
+        if report_at is not None and self.watch.admins and "poller" in self._roles:
             hour, minute = (int(part) for part in report_at.split(":"))
             job_queue.run_daily(
                 self._daily_report_job, time(hour, minute, tzinfo=UTC), name="daily-report"
@@ -100,6 +103,8 @@ class Operations:
         await self.watch.after_round(report.outcomes)
 
     async def _look_job(self, context: ContextTypes.DEFAULT_TYPE) -> None:
+        if not self.watch.admins:
+            return  # nobody to tell: not even the chats' state is read
         if "sender" in self._roles:
             await self.watch.check_storage(self._sender.storage_trouble)
         if "poller" in self._roles:
