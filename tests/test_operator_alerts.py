@@ -5,18 +5,21 @@ fake Bot API, the operator (ALICE) told by private message."""
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from bot.config import AlertsConfig, MetricsConfig
 from bot.telegram.app import NewsbotApplication
 from tests.bot_harness import (
     ALICE,
+    BOB,
     SEEDED,
     BotHarness,
     eventually,
@@ -271,3 +274,27 @@ async def test_operators_who_turned_alerts_off_are_not_told(
         await fail_until(bot, 2)
         await fetch_flaky_again(bot)
         assert alerts_to_operators(fake_telegram, "") == []
+
+
+async def test_a_metrics_port_in_use_is_logged_and_the_bot_runs_on(
+    tmp_path: Path,
+    fake_telegram: FakeTelegram,
+    feed_server: FeedServer,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    port = taken.getsockname()[1]
+    try:
+        async with bot_for_operators(
+            tmp_path, fake_telegram, feed_server, metrics=MetricsConfig(listen=f"127.0.0.1:{port}")
+        ) as bot:
+            assert bot.app.operations is not None and bot.app.operations.server is None
+            assert any(
+                f"metrics: cannot listen on 127.0.0.1:{port}" in r.getMessage()
+                for r in caplog.records
+            )
+            assert "Space" in (await bot.say(BOB, "/categories")).text(BOB)
+    finally:
+        taken.close()
