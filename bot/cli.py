@@ -36,7 +36,6 @@ import json
 import logging
 import os
 import sys
-import time
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -46,6 +45,7 @@ from bot.clock import SystemClock
 from bot.config import Config, StorageConfig, load_config
 from bot.errors import ConfigError, InputError, NewsbotError
 from bot.feed_admin import FeedAdmin
+from bot.health import heartbeat_verdict
 from bot.logs import setup_logging
 from bot.models import Article, FeedHealth
 from bot.opml import parse_opml, read_opml_file
@@ -568,19 +568,9 @@ async def _feeds_resume(args: argparse.Namespace, config: Config, storage: Stora
 
 
 def _healthcheck(args: argparse.Namespace, config: Config) -> int:
-    try:
-        age = time.time() - config.heartbeat_path.stat().st_mtime
-    except OSError:
-        print("unhealthy: no heartbeat yet", file=sys.stderr)
-        return 1
-    limit = 3 * config.poll_tick + 60
-    if age > limit:
-        print(
-            f"unhealthy: last scheduler tick {age:.0f}s ago (limit {limit:.0f}s)", file=sys.stderr
-        )
-        return 1
-    print(f"healthy: last scheduler tick {age:.0f}s ago")
-    return 0
+    healthy, verdict = heartbeat_verdict(config)
+    print(verdict, file=sys.stdout if healthy else sys.stderr)
+    return 0 if healthy else 1
 
 
 def _db_migrate(args: argparse.Namespace, config: Config) -> int:

@@ -229,6 +229,53 @@ class DeliveryConfig(_Model):
     max_new_per_feed: int = Field(default=20, ge=1, le=1000)
 
 
+class AlertsConfig(_Model):
+    """Private messages to the operators ([telegram] admins) about the bot's health."""
+
+    # False: none of this section's messages (handler errors are still reported).
+    enabled: bool = True
+    # A feed failing this many times in a row is reported, once until it recovers.
+    failures: int = Field(default=5, ge=1, le=10_000)
+    # "HH:MM" (UTC): a daily summary at that time; unset, none.
+    daily_report: str | None = None
+
+    @field_validator("daily_report")
+    @classmethod
+    def _time_of_day(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        value = value.strip()
+        match = re.fullmatch(r"(\d{1,2}):(\d{2})", value)
+        if not match or int(match[1]) > 23 or int(match[2]) > 59:
+            raise ValueError(f'not a time of day "HH:MM" (UTC): {value!r}')
+        return f"{int(match[1]):02d}:{match[2]}"
+
+
+class MetricsConfig(_Model):
+    """An HTTP endpoint with /metrics (Prometheus) and /healthz, per process."""
+
+    # "host:port" ("[::1]:9308" for IPv6; port 0: any free one); unset, no endpoint.
+    listen: str | None = None
+
+    @field_validator("listen")
+    @classmethod
+    def _address(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        value = value.strip()
+        host, _, port = value.rpartition(":")
+        host = host.removeprefix("[").removesuffix("]")
+        if not host or not port.isdigit() or not 0 <= int(port) < 65536:
+            raise ValueError(f'not "host:port": {value!r}')
+        return value
+
+    @property
+    def address(self) -> tuple[str, int]:
+        assert self.listen is not None
+        host, _, port = self.listen.rpartition(":")
+        return host.removeprefix("[").removesuffix("]"), int(port)
+
+
 class CategoryConfig(_Model):
     id: str
     title: str
@@ -276,6 +323,8 @@ class Config(_Model):
     polling: PollingConfig = Field(default_factory=PollingConfig)
     delivery: DeliveryConfig = Field(default_factory=DeliveryConfig)
     security: SecurityConfig = Field(default_factory=SecurityConfig)
+    alerts: AlertsConfig = Field(default_factory=AlertsConfig)
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     categories: list[CategoryConfig] = Field(default_factory=list)
     feeds: list[FeedConfig] = Field(default_factory=list)
 

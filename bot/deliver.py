@@ -68,6 +68,7 @@ from telegram.warnings import PTBDeprecationWarning
 
 from bot.clock import Clock
 from bot.config import DeliveryConfig
+from bot.delivery_events import DeliveryEvents
 from bot.errors import StorageError
 from bot.render import Card, escape, render_card
 from bot.roles import worker_name
@@ -240,6 +241,7 @@ class Sender:
         self.worker = worker_name("sender")
         self.sent = 0
         self.failed = 0
+        self.events = DeliveryEvents()  # replaced by the metrics when they are on
         # Set when Telegram rejects the token: the bot is alive but useless,
         # and the health check must say so.
         self.token_rejected = False
@@ -399,6 +401,7 @@ class Sender:
 
     async def _drop_stale(self, row: PendingDelivery) -> None:
         log.info("deliver: card %d to %s is older than max_age; dropped", row.id, row.chat_id)
+        self.events.card_failed("too_old")
         await self._record(
             row, "was dropped", lambda: self._storage.outbox.mark_dropped(row.id, "too old")
         )
@@ -416,6 +419,7 @@ class Sender:
             self._network_errors = 0
             self._flooded_chats.clear()
             now = self._clock.now()
+            self.events.card_sent(row.created_at, now)
             await self._record(
                 row,
                 "was sent",
@@ -478,6 +482,7 @@ class Sender:
                 )
             else:
                 self.failed += 1
+                self.events.card_failed("rejected")
                 log.warning("deliver: card %d to %s failed: %s", row.id, row.chat_id, error)
                 await self._record(
                     row, "failed", lambda: storage.outbox.mark_failed(row.id, error.message)
@@ -514,6 +519,7 @@ class Sender:
         row, with nothing sent between, is the bot's overall limit: then
         every send pauses."""
         self._flooded_chats.add(row.chat_id)
+        self.events.told_to_wait()
         ready = time.monotonic() + seconds
         self._pacer.chat_ready_at[row.chat_id] = max(
             self._pacer.chat_ready_at.get(row.chat_id, 0.0), ready
@@ -569,6 +575,7 @@ class Sender:
         attempts = row.attempts + 1
         if attempts >= self._config.max_attempts:
             self.failed += 1
+            self.events.card_failed("attempts_exhausted")
             log.warning("deliver: card %d to %s failed for good: %s", row.id, row.chat_id, reason)
             await self._record(
                 row, "failed", lambda: self._storage.outbox.mark_failed(row.id, reason)

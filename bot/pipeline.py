@@ -63,6 +63,10 @@ class FeedOutcome:
     deliveries: int = 0
     error: str | None = None
     seconds: float = 0.0
+    # Failures in a row before this fetch, and whether it disabled the feed
+    # (410): what operator alerts compare (see bot.alerts).
+    errors_before: int = 0
+    disabled: bool = False
 
 
 @dataclass(slots=True)
@@ -245,6 +249,8 @@ class Poller:
             outcome.deliveries,
             outcome.error,
             time.perf_counter() - started,
+            feed.error_count,
+            outcome.disabled,
         )
 
     @contextmanager
@@ -294,7 +300,9 @@ class Poller:
             fetched = await self._fetch(feed, now)
         except FetchError as error:
             await self._record_failure(feed, str(error), error.retry_after, error.permanent)
-            return FeedOutcome(feed.id, feed.url, "failed", error=str(error))
+            return FeedOutcome(
+                feed.id, feed.url, "failed", error=str(error), disabled=error.permanent
+            )
 
         next_check = next_check_after_success(
             now,

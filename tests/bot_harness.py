@@ -106,6 +106,9 @@ def harness_config(
             "storage": {"path": str(tmp_path / "bot.db")},
             "polling": {"interval": 1, "jitter": 0, "parse_workers": 1, **(polling or {})},
             "delivery": settings,
+            # Health alerts to ALICE would land amid the exchanges under test
+            # (tests/test_operator_alerts.py turns them on).
+            "alerts": {"enabled": False},
             "categories": CATEGORIES,
             "feeds": [
                 {"url": feeds.url("/space.xml"), "categories": ["space"], "name": "Space Daily"},

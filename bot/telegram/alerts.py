@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import logging
 import traceback
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from bot.alerts import SendPrivate, tell_operators
 from bot.render import escape
 from bot.text import cut_at_word
 
@@ -26,8 +27,6 @@ REPEAT_AFTER = timedelta(hours=1)
 _MAX_REMEMBERED = 1000
 _PACKAGE = Path(__file__).resolve().parent.parent  # .../bot
 _DETAIL_LIMIT = 600  # of the exception's own text; the alert stays far below 4096
-
-SendPrivate = Callable[[int, str], Awaitable[object]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,11 +123,4 @@ class OperatorAlerts:
         key = error_key(error)
         if not self.due(key, now):
             return
-        text = alert_text(error, key, context)
-        for admin in self.admins:
-            try:
-                await send(admin, text)
-            except Exception as failure:  # an alert must never fail the error handler
-                log.warning(
-                    "telegram: could not tell operator %s about %s: %s", admin, key.kind, failure
-                )
+        await tell_operators(self.admins, alert_text(error, key, context), send, key.kind)

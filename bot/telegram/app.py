@@ -62,6 +62,7 @@ from bot.storage import open_storage
 from bot.storage.db import PostgresDatabase
 from bot.telegram import filter_handlers, follow, handlers, inline
 from bot.telegram.alerts import OperatorAlerts
+from bot.telegram.operations import Operations
 from bot.telegram.permissions import PermissionChecker
 from bot.telegram.ratelimit import MessageRateLimiter
 
@@ -126,6 +127,7 @@ class NewsbotApplication:
         # Opened before Telegram answers, so that feeds are polled meanwhile.
         self.runtime: Runtime | None = None
         self.services: handlers.BotServices | None = None
+        self.operations: Operations | None = None  # alerts and metrics
         builder = (
             Application.builder()
             .application_class(_Application, {"before_stop": self._stop_polling})
@@ -217,6 +219,9 @@ class NewsbotApplication:
                 OperatorAlerts(self.config.telegram.admins),
             )
             application.bot_data["services"] = self.services
+            self.operations = Operations(self.config, self.roles, runtime, sender, application.bot)
+            assert application.job_queue is not None  # the job-queue extra is a dependency
+            await self.operations.start(application.job_queue)
             if "updates" in self.roles:
                 try:
                     await application.bot.set_my_commands(
@@ -235,6 +240,8 @@ class NewsbotApplication:
                     self._send_while_leading(runtime, sender), name="newsbot-sender"
                 )
         except BaseException:
+            if self.operations is not None:
+                await self.operations.stop()
             await self._close_runtime()
             raise
 
@@ -392,6 +399,8 @@ class NewsbotApplication:
         report = await runtime.poller.run_round()
         if sender is not None and report is not None and report.deliveries:
             sender.wake()
+        if self.operations is not None and report is not None:
+            await self.operations.after_round(report)
         self._beat(sender)
 
     async def _stop_polling(self) -> None:
@@ -403,6 +412,8 @@ class NewsbotApplication:
     async def _post_stop(self, application: Application) -> None:  # type: ignore[type-arg]
         await self._stop_polling()  # normally stop() has done it; twice is harmless
         await self.stop_sender()
+        if self.operations is not None:
+            await self.operations.stop()
 
     def _leadership(self, runtime: Runtime, key: int, what: str) -> Leadership:
         """What only one process may hold: on PostgreSQL an advisory lock,
@@ -460,6 +471,9 @@ class NewsbotApplication:
 
     async def _post_shutdown(self, application: Application) -> None:  # type: ignore[type-arg]
         await self.stop_sender()
+        if self.operations is not None:
+            await self.operations.stop()
+            self.operations = None
         self.services = None
         await self._close_runtime()
 
