@@ -109,23 +109,32 @@ title = "Space"
 
 
 def start_webhook_bot(config: Path, token: str) -> subprocess.Popen[bytes]:
-    # At DEBUG, where PTB logs every request's parameters (setWebhook's secret too).
-    return subprocess.Popen(
-        [sys.executable, "-m", "bot", "--config", str(config), "--log-level", "DEBUG", "run"],
-        env={**os.environ, "NEWSBOT_TOKEN": token},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
+    # At DEBUG, where PTB logs every request's parameters (setWebhook's secret
+    # too). Into a file, not a pipe: nobody reads a pipe while the bot runs,
+    # and once its buffer is full the bot blocks on its next log line.
+    log = config.with_suffix(f".{time.monotonic_ns()}.log")
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "bot", "--config", str(config), "--log-level", "DEBUG", "run"],
+            env={**os.environ, "NEWSBOT_TOKEN": token},
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    _LOGS[process.pid] = log
+    return process
+
+
+_LOGS: dict[int, Path] = {}
 
 
 def stop(bot: subprocess.Popen[bytes]) -> str:
     bot.send_signal(signal.SIGTERM)
     try:
-        output, _ = bot.communicate(timeout=30)
+        bot.wait(timeout=30)
     except subprocess.TimeoutExpired:
         bot.kill()
-        output, _ = bot.communicate()
-    log = output.decode(errors="replace")
+        bot.wait()
+    log = _LOGS.pop(bot.pid).read_text(errors="replace")
     assert bot.returncode == 0, log
     return log
 
