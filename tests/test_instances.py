@@ -131,13 +131,15 @@ async def test_three_processes_in_mixed_roles_survive_the_active_sender_being_ki
         return all(sorted(set(headlines(fake, chat))) == expected for chat in CHATS)
 
     await eventually(everyone_has_everything, within=120, what="every card after the takeover")
+    # Read before the others stop: a poller that stops gives back the feeds
+    # it was fetching, and the one still running may fetch them at once.
+    fetches = {path: [r.time for r in feed_server.requests(path)] for path in FEEDS}
     for bot in bots.values():
         if bot is not victim:
             assert await bot.terminate() == 0, bot.log()
 
     per_chat = Counter(c.chat_id for c in fake.calls("sendMessage") if c.ok and c.chat_id in CHATS)
     duplicates = sum(count - len(FEEDS) for count in per_chat.values())
-    fetches = {path: [r.time for r in feed_server.requests(path)] for path in FEEDS}
     closest = min(
         (b - a for times in fetches.values() for a, b in itertools.pairwise(times)),
         default=INTERVAL,
