@@ -249,6 +249,9 @@ class Sender:
         # goes out, and the health check fails.
         self.storage_trouble = False
         self._storage_trouble_since = 0.0
+        # Outcomes being written again right now: while any waits, storage
+        # has not recovered, whatever a read in between says.
+        self._failing_writes = 0
         # Consecutive sends that could not reach Telegram (sets the pause),
         # and when the last such pause began (monotonic seconds).
         self._network_errors = 0
@@ -354,7 +357,9 @@ class Sender:
         rows = await self._storage.outbox.claim_deliveries(
             now, _BATCH, worker=self.worker, lease_seconds=CLAIM_LEASE, exclude_chats=busy
         )
-        self._storage_recovered()
+        if not self._failing_writes:
+            # A read that works says nothing while an outcome still waits.
+            self._storage_recovered()
         started = 0
         too_old = now - timedelta(seconds=self._config.max_age)
         unstarted = []
@@ -597,25 +602,37 @@ class Sender:
         stays pending and may be sent once more after the restart, which
         at-least-once allows."""
         delay = 0.5
-        while True:
-            try:
-                await write()
-            except StorageError as error:
-                self._storage_failed(error, f"record that card {row.id} {outcome}")
-            else:
-                self._storage_recovered()
-                return
-            if self._stopping.is_set():
-                log.error(
-                    "deliver: stopping without recording that card %d %s; "
-                    "it may be sent again after the restart",
-                    row.id,
-                    outcome,
-                )
-                return
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), delay)
-            delay = min(delay * 2, _MAX_STORAGE_RETRY)
+        failing = False
+        try:
+            while True:
+                try:
+                    await write()
+                except StorageError as error:
+                    if not failing:
+                        failing = True
+                        self._failing_writes += 1
+                    self._storage_failed(error, f"record that card {row.id} {outcome}")
+                else:
+                    if failing:
+                        failing = False
+                        self._failing_writes -= 1
+                    if not self._failing_writes:
+                        self._storage_recovered()
+                    return
+                if self._stopping.is_set():
+                    log.error(
+                        "deliver: stopping without recording that card %d %s; "
+                        "it may be sent again after the restart",
+                        row.id,
+                        outcome,
+                    )
+                    return
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), delay)
+                delay = min(delay * 2, _MAX_STORAGE_RETRY)
+        finally:
+            if failing:
+                self._failing_writes -= 1
 
     def _storage_failed(self, error: StorageError, doing: str) -> None:
         # Once per spell of trouble, not once per card or per pacing slot.
