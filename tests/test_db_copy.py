@@ -123,3 +123,17 @@ async def test_db_copy_moves_every_row_once_and_the_copied_bot_delivers_what_was
         assert await copied.state.get_state("webhook_secret") == "s3cret-value"
     finally:
         await copied.close()
+
+
+async def test_db_copy_knows_every_table_of_both_schemas(tmp_path: Path) -> None:
+    """A table added by a migration but missing from the copy would be lost
+    silently by the move to PostgreSQL."""
+    storage = await open_test_storage(str(tmp_path / "newsbot.db"))
+    try:
+        rows = await storage.db.fetch(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' "
+            "AND sql NOT LIKE 'CREATE VIRTUAL TABLE%' AND name NOT LIKE 'articles_fts%'"
+        )
+    finally:
+        await storage.close()
+    assert {r[0] for r in rows} == {t.name for t in TABLES}

@@ -8,10 +8,12 @@ when Telegram asked it to wait (``paused_until``, from a 429).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
+from bot.chat_settings import ChatSettings
 from bot.clock import to_timestamp
 from bot.filters import MAX_TERMS, ChatFilter, Term, parse_term
 from bot.storage.db import Database, Row
@@ -114,6 +116,67 @@ class SqlChats:
             "SELECT id, type, title, username, active FROM chats WHERE id = ?", chat_id
         )
         return Chat(row[0], row[1], row[2], row[3], bool(row[4])) if row else None
+
+    async def chat_settings(self, chat_id: int) -> ChatSettings:
+        """What the chat chose; the defaults for a chat that never chose."""
+        text = await self._db.fetchval(
+            "SELECT settings FROM chat_settings WHERE chat_id = ?", chat_id
+        )
+        return ChatSettings.from_json(text)
+
+    async def settings_of_chats(self, chat_ids: Iterable[int]) -> dict[int, ChatSettings]:
+        """The settings of each of ``chat_ids`` that chose any (the others
+        have the defaults)."""
+        ids = sorted(set(chat_ids))
+        if not ids:
+            return {}
+        dialect = self._db.dialect
+        rows = await self._db.fetch(
+            f"SELECT chat_id, settings FROM chat_settings WHERE {dialect.in_ids('chat_id')}",
+            dialect.ids(ids),
+        )
+        return {int(r[0]): ChatSettings.from_json(r[1]) for r in rows}
+
+    async def chats_with_settings(self) -> dict[int, ChatSettings]:
+        """Every active chat that chose anything (digest schedules, quiet
+        hours), with its settings."""
+        rows = await self._db.fetch(
+            "SELECT s.chat_id, s.settings FROM chat_settings AS s "
+            "JOIN chats AS c ON c.id = s.chat_id WHERE c.active ORDER BY s.chat_id"
+        )
+        return {int(r[0]): ChatSettings.from_json(r[1]) for r in rows}
+
+    async def update_chat_settings(
+        self, chat_id: int, changes: Mapping[str, Any], now: datetime
+    ) -> ChatSettings:
+        """Apply ``changes`` to the chat's settings and return the result.
+        Read and written in one transaction, the row locked first, so that
+        two admins changing two settings at once both keep theirs. The chat
+        must exist (``upsert_chat``). ValueError names an invalid change."""
+        ts = to_timestamp(now)
+        async with self._db.transaction() as tx:
+            await tx.execute(
+                "INSERT INTO chat_settings (chat_id, settings, updated_at) VALUES (?, '{}', ?) "
+                "ON CONFLICT (chat_id) DO NOTHING",
+                chat_id,
+                ts,
+            )
+            # A write that changes nothing still takes PostgreSQL's row lock
+            # (SQLite's BEGIN IMMEDIATE already holds the database).
+            await tx.execute(
+                "UPDATE chat_settings SET updated_at = updated_at WHERE chat_id = ?", chat_id
+            )
+            current = ChatSettings.from_json(
+                await tx.fetchval("SELECT settings FROM chat_settings WHERE chat_id = ?", chat_id)
+            )
+            updated = current.changed(**changes)
+            await tx.execute(
+                "UPDATE chat_settings SET settings = ?, updated_at = ? WHERE chat_id = ?",
+                updated.to_json(),
+                ts,
+                chat_id,
+            )
+        return updated
 
     async def subscribe(
         self,
@@ -332,6 +395,14 @@ class SqlChats:
                     "ON CONFLICT DO NOTHING",
                     new_id,
                     old_id,
+                )
+                # Settings move unless the supergroup already has its own.
+                await tx.execute(
+                    "UPDATE chat_settings SET chat_id = ? WHERE chat_id = ? AND NOT EXISTS ("
+                    "SELECT 1 FROM chat_settings AS other WHERE other.chat_id = ?)",
+                    new_id,
+                    old_id,
+                    new_id,
                 )
                 # Filters move unless the supergroup already has its own.
                 await tx.execute(

@@ -90,6 +90,7 @@ TABLES: Sequence[Table] = (
         booleans=("include",),
         identity="id",
     ),
+    Table("chat_settings", ("chat_id", "settings", "updated_at"), key=("chat_id",)),
     Table("state", ("key", "value", "updated_at"), key=("key",)),
     Table("search_queries", ("id", "query", "created_at"), key=("id",), identity="id"),
 )  # fmt: skip

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
+from bot.chat_settings import ChatSettings
 from bot.config import FeedConfig
 from bot.filters import ChatFilter, Term
 from bot.models import Article, FeedForUpdate, FeedHealth, NewArticle
@@ -131,6 +132,16 @@ class ChatStore(Protocol):
         *,
         topic: Topic | None = ...,
     ) -> list[str]: ...
+
+    async def chat_settings(self, chat_id: int) -> ChatSettings: ...
+
+    async def settings_of_chats(self, chat_ids: Iterable[int]) -> dict[int, ChatSettings]: ...
+
+    async def chats_with_settings(self) -> dict[int, ChatSettings]: ...
+
+    async def update_chat_settings(
+        self, chat_id: int, changes: Mapping[str, Any], now: datetime
+    ) -> ChatSettings: ...
 
     async def subscription_topics(self, chat_id: int) -> list[SubscribedTopic]: ...
 

@@ -198,6 +198,15 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (feed_id, item_digest)
     );
     """,
+    # 6 -> 7: what each chat chose (as SQLite's 8 -> 9).
+    """
+    CREATE TABLE chat_settings (
+        chat_id     BIGINT PRIMARY KEY
+                    REFERENCES chats(id) ON DELETE CASCADE ON UPDATE CASCADE,
+        settings    TEXT NOT NULL DEFAULT '{}',
+        updated_at  BIGINT NOT NULL
+    );
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -225,6 +225,16 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (feed_id, item_digest)
     ) WITHOUT ROWID;
     """,
+    # 8 -> 9: what each chat chose (bot/chat_settings.py), one JSON object per
+    # chat so that a new setting needs no schema change.
+    """
+    CREATE TABLE chat_settings (
+        chat_id     INTEGER PRIMARY KEY
+                    REFERENCES chats(id) ON DELETE CASCADE ON UPDATE CASCADE,
+        settings    TEXT NOT NULL DEFAULT '{}',
+        updated_at  INTEGER NOT NULL
+    );
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
