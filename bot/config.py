@@ -106,6 +106,15 @@ class TelegramConfig(_Model):
     webhook_secret: str | None = None
     # Telegram user ids allowed to use operator commands (/health).
     admins: list[int] = Field(default_factory=list)
+    # The zone of chats that chose none (/timezone): IANA name or UTC+H:MM.
+    default_timezone: str = "UTC"
+
+    @field_validator("default_timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        from bot.timezones import parse_timezone
+
+        return parse_timezone(value)
 
     @field_validator("base_url", "base_file_url", "webhook_url")
     @classmethod
