@@ -7,7 +7,8 @@
     newsbot [--config PATH] health              per-feed status
     newsbot [--config PATH] feeds list [--json] each feed's id, origin, state and URL
     newsbot [--config PATH] feeds sync          make the database's config feeds follow the config
-    newsbot [--config PATH] feeds add URL [--category ID ...]   a runtime feed
+    newsbot [--config PATH] feeds add URL [--category ID ...] [--pick N] [--no-discover]
+                                                a runtime feed (URL: a feed or a site's page)
     newsbot [--config PATH] feeds remove ID|URL stop listing a runtime feed (articles kept)
     newsbot [--config PATH] feeds pause ID|URL  stop polling a feed until resumed
     newsbot [--config PATH] feeds resume ID|URL re-enable a feed and poll it at once
@@ -43,8 +44,9 @@ from typing import Any
 from bot import __version__
 from bot.clock import SystemClock
 from bot.config import Config, StorageConfig, load_config
+from bot.discover import FoundFeed
 from bot.errors import ConfigError, InputError, NewsbotError
-from bot.feed_admin import FeedAdmin
+from bot.feed_admin import AddedFeed, FeedAdmin, feed_state
 from bot.health import heartbeat_verdict
 from bot.logs import setup_logging
 from bot.models import Article, FeedHealth
@@ -134,13 +136,28 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("--json", action="store_true", help="print one JSON array")
     add = command(
         "add",
-        "add a feed at runtime: it lives in the database, not in the config file",
-        _storage_command(_feeds_add),
+        "add a feed at runtime: it lives in the database, not in the config file. "
+        "URL may be a site's page: its feeds are discovered, fetched and shown first; "
+        "when there are several, they are listed and the command exits 2 (choose with --pick)",
+        _feeds_add,
         feed_commands,
     )
     add.add_argument("url", metavar="URL")
     add.add_argument(
-        "--category", action="append", default=[], metavar="ID", help="repeat for several"
+        "--category",
+        action="append",
+        default=[],
+        metavar="ID",
+        help="repeat for several; without it, only the feed's own tags (and keywords) place "
+        "its articles",
+    )
+    add.add_argument(
+        "--pick", type=int, metavar="N", help="the Nth of several discovered feeds (from 1)"
+    )
+    add.add_argument(
+        "--no-discover",
+        action="store_true",
+        help="add URL as given, without fetching it (a feed that is down right now)",
     )
     remove = command(
         "remove",
@@ -366,18 +383,6 @@ NO_FEEDS_YET = (
 )
 
 
-def _feed_state(feed: FeedHealth) -> str:
-    if not feed.configured:
-        return "removed"  # dropped from the config or removed; its articles are kept
-    if feed.disabled:
-        return "disabled"
-    if feed.paused:
-        return "paused"
-    if feed.error_count:
-        return "failing"
-    return "ok" if feed.last_checked_at else "new"
-
-
 def _resume_hint(feed: FeedHealth) -> str:
     return f"re-enable with `newsbot feeds resume {feed.id}`"
 
@@ -387,7 +392,7 @@ async def _health(args: argparse.Namespace, config: Config, storage: Storage) ->
     if not feeds:
         print(NO_FEEDS_YET)
     for feed in feeds:
-        state = _feed_state(feed)
+        state = feed_state(feed)
         when = feed.last_success_at.strftime("%Y-%m-%d %H:%M") if feed.last_success_at else "never"
         print(
             f"{feed.id:>4}  {state:<9} {feed.articles:5d} articles  last ok {when}  "
@@ -414,7 +419,7 @@ async def _feeds_list(args: argparse.Namespace, config: Config, storage: Storage
     if not feeds:
         print(NO_FEEDS_YET)
     for feed in feeds:
-        print(f"{feed.id:>4}  {_feed_state(feed):<8}  {feed.origin:<7}  {feed.url}")
+        print(f"{feed.id:>4}  {feed_state(feed):<8}  {feed.origin:<7}  {feed.url}")
     return 0
 
 
@@ -425,7 +430,7 @@ def _feed_json(feed: FeedHealth) -> dict[str, Any]:
         "fetch_url": feed.fetch_url,
         "title": feed.title,
         "origin": feed.origin,
-        "state": _feed_state(feed),
+        "state": feed_state(feed),
         "listed": feed.configured,
         "paused": feed.paused,
         "disabled": feed.disabled,
@@ -445,12 +450,61 @@ def _categories_text(categories: Sequence[str]) -> str:
     return ", ".join(categories) if categories else "no category (only keyword/alias rules)"
 
 
-async def _feeds_add(args: argparse.Namespace, config: Config, storage: Storage) -> int:
-    added = await _feed_admin(config, storage).add(args.url, args.category)
+def _feeds_add(args: argparse.Namespace, config: Config) -> int:
+    async def add() -> int:
+        runtime = await Runtime.open(config, sync_feeds=False)
+        try:
+            return await _add_feed(args, FeedAdmin.for_runtime(runtime))
+        finally:
+            await runtime.close()
+
+    return asyncio.run(add())
+
+
+async def _add_feed(args: argparse.Namespace, admin: FeedAdmin) -> int:
+    admin.checked_categories(args.category)  # a typo fails before any fetch
+    listed = await admin.listed(args.url)
+    if listed is not None:
+        return _already_listed(listed)
+    if args.no_discover:
+        return _added(await admin.add(args.url, args.category))
+    discovery = await admin.discover(args.url)
+    found = discovery.found
+    if len(found) > 1 and args.pick is None:
+        print(f"{len(found)} feeds found at {args.url}; choose one with --pick N:")
+        for number, candidate in enumerate(found, 1):
+            print(f"  {number}. {candidate.url}  {candidate.title} ({candidate.items} items)")
+        return 2
+    pick = args.pick or 1
+    if not 1 <= pick <= len(found):
+        raise InputError(f"--pick {pick}: {len(found)} feeds were found (1 to {len(found)})")
+    chosen = found[pick - 1]
+    _print_found(chosen)
+    if chosen.url in discovery.listed:
+        return _already_listed(discovery.listed[chosen.url])
+    return _added(await admin.add(chosen.url, args.category))
+
+
+def _print_found(found: FoundFeed) -> None:
+    print(f"found {found.url}: {found.title!r}, {found.items} items")
+    for headline in found.newest:
+        print(f"  - {headline}")
+    if found.suggested_categories:
+        print(
+            f"  its own tags map to: {', '.join(found.suggested_categories)} "
+            "(its articles land there by their tags, whatever --category says)"
+        )
+
+
+def _already_listed(feed: FeedHealth) -> int:
+    print(f"feed {feed.id} ({feed.url}) is already listed ({feed.origin}); nothing changed")
+    return 0
+
+
+def _added(added: AddedFeed) -> int:
     feed = added.feed
     if not added.created:
-        print(f"feed {feed.id} ({feed.url}) is already listed ({feed.origin}); nothing changed")
-        return 0
+        return _already_listed(feed)
     print(
         f"added feed {feed.id} ({feed.url}) in {_categories_text(feed.categories)}: "
         "due now, a running bot polls it at its next tick"
@@ -477,10 +531,7 @@ def _feeds_check(args: argparse.Namespace, config: Config) -> int:
     async def check() -> int:
         runtime = await Runtime.open(config, sync_feeds=False)
         try:
-            feed = await FeedAdmin(config, runtime.storage, runtime.clock).find(args.feed)
-            if not feed.configured:
-                raise InputError(f"feed {feed.id} is not listed (removed); nothing to check")
-            outcome = await runtime.poller.check_feed(feed.id)
+            feed, outcome = await FeedAdmin.for_runtime(runtime).check(args.feed)
         finally:
             await runtime.close()
         if outcome is None:

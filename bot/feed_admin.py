@@ -1,6 +1,8 @@
-"""Managing the feeds table at runtime: add, remove, pause, resume, import
-and export OPML. Shared by the CLI (and any later front end); no SQL and no
-I/O besides storage.
+"""Managing the feeds table at runtime: discover, add, remove, pause,
+resume, check, list, import and export OPML. Shared by the CLI and the
+operators' Telegram commands (``bot.telegram.feed_handlers``); no SQL, and no
+I/O besides storage and, for discovery and checks, the runtime's fetcher and
+poller.
 
 Feeds added here are ``runtime`` feeds: they live in the database only, the
 config sync leaves them alone, and they are not trusted like the operator's
@@ -9,17 +11,27 @@ config file (see ``bot.fetch``'s address checks for them).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from urllib.parse import urlsplit
 
+from bot.categorize import Categorizer
 from bot.clock import Clock
 from bot.config import Config
+from bot.discover import Fetched, FoundFeed, discover
 from bot.errors import InputError
-from bot.models import FeedHealth
+from bot.fetch import Fetcher
+from bot.models import FeedHealth, ParsedFeed
 from bot.netguard import literal_address, refusal
 from bot.opml import ExportedFeed, ImportPlan, OpmlDocument, export_opml, plan_import
+from bot.parse_pool import ParsePool
+from bot.pipeline import FeedOutcome, Poller
+from bot.runtime import Runtime
 from bot.storage import Storage
+
+WEEK = timedelta(days=7)
 
 MAX_URL_LENGTH = 2000
 
@@ -39,17 +51,79 @@ def checked_feed_url(value: str) -> str:
     return value
 
 
+def feed_state(feed: FeedHealth) -> str:
+    """removed, disabled, paused, failing, ok, or new (never fetched yet)."""
+    if not feed.configured:
+        return "removed"  # dropped from the config or removed; its articles are kept
+    if feed.disabled:
+        return "disabled"
+    if feed.paused:
+        return "paused"
+    if feed.error_count:
+        return "failing"
+    return "ok" if feed.last_checked_at else "new"
+
+
 @dataclass(frozen=True, slots=True)
 class AddedFeed:
     feed: FeedHealth
     created: bool  # False: the URL was already listed, nothing changed
 
 
+@dataclass(frozen=True, slots=True)
+class FeedLine:
+    feed: FeedHealth
+    week_articles: int  # published in the last seven days
+
+
+@dataclass(frozen=True, slots=True)
+class FeedPage:
+    lines: tuple[FeedLine, ...]
+    number: int  # from 0, clamped to the pages there are
+    pages: int  # at least 1
+    total: int
+
+
+@dataclass(frozen=True, slots=True)
+class Discovery:
+    found: tuple[FoundFeed, ...]
+    listed: dict[str, FeedHealth]  # the found URLs that are already listed
+
+
 class FeedAdmin:
-    def __init__(self, config: Config, storage: Storage, clock: Clock) -> None:
+    """``fetcher``, ``parse_pool`` and ``poller`` are needed only by
+    discovery and checks (see ``for_runtime``); the rest is storage alone."""
+
+    def __init__(
+        self,
+        config: Config,
+        storage: Storage,
+        clock: Clock,
+        *,
+        fetcher: Fetcher | None = None,
+        parse_pool: ParsePool | None = None,
+        poller: Poller | None = None,
+    ) -> None:
         self.config = config
         self.storage = storage
         self.clock = clock
+        self._fetcher = fetcher
+        self._parse_pool = parse_pool
+        self._poller = poller
+
+    @classmethod
+    def for_runtime(cls, runtime: Runtime) -> FeedAdmin:
+        """Discovery fetches like the poller fetches a runtime feed: through
+        the public-only client unless ``[security] allow_private_addresses``."""
+        fetcher = Fetcher(runtime.http, runtime.config.polling, runtime.untrusted_http)
+        return cls(
+            runtime.config,
+            runtime.storage,
+            runtime.clock,
+            fetcher=fetcher,
+            parse_pool=runtime.parse_pool,
+            poller=runtime.poller,
+        )
 
     def checked_categories(self, category_ids: Sequence[str]) -> tuple[str, ...]:
         known = {c.id for c in self.config.categories}
@@ -73,6 +147,67 @@ class FeedAdmin:
         if found is None:
             raise InputError(f"no feed {wanted!r} in the database (see `newsbot feeds list`)")
         return found
+
+    async def listed(self, url: str) -> FeedHealth | None:
+        """The listed feed with this URL (or that moved to it), if any."""
+        url = url.strip()
+        for feed in await self.storage.feeds.all_feeds():
+            if feed.configured and url in (feed.url, feed.fetch_url):
+                return feed
+        return None
+
+    async def discover(self, url: str) -> Discovery:
+        """The feeds at ``url`` (a feed, or a site's page naming its feeds),
+        each fetched and parsed; ``DiscoveryError`` when there is none."""
+        url = checked_feed_url(url)
+        self._refuse_literal_private_address(url)
+        fetcher, parse_pool = self._fetcher, self._parse_pool
+        if fetcher is None or parse_pool is None:
+            raise InputError("discovery needs the bot's fetcher (FeedAdmin.for_runtime)")
+
+        async def fetch(candidate: str) -> Fetched:
+            result = await fetcher.fetch(
+                candidate, etag=None, last_modified=None, now=self.clock.now(), trusted=False
+            )
+            return Fetched(result.final_url, result.body, result.content_type)
+
+        async def parse(body: bytes, where: str, content_type: str | None) -> ParsedFeed:
+            return await parse_pool.parse(body, where, content_type)
+
+        found = await discover(url, fetch, parse, Categorizer(self.config.categories))
+        listed: dict[str, FeedHealth] = {}
+        for feed in await self.storage.feeds.all_feeds():
+            if feed.configured:
+                for candidate in found:
+                    if candidate.url in (feed.url, feed.fetch_url):
+                        listed[candidate.url] = feed
+        return Discovery(found, listed)
+
+    async def check(self, wanted: str) -> tuple[FeedHealth, FeedOutcome | None]:
+        """Fetch, parse and store one listed feed now, as a round would;
+        the outcome is None when another poller is fetching it right now."""
+        if self._poller is None:
+            raise InputError("checking a feed needs the bot's poller (FeedAdmin.for_runtime)")
+        feed = await self.find(wanted)
+        if not feed.configured:
+            raise InputError(f"feed {feed.id} is not listed (removed); nothing to check")
+        return feed, await self._poller.check_feed(feed.id)
+
+    async def page(self, number: int, size: int) -> FeedPage:
+        """One page of the listed feeds, by id, with this week's article counts."""
+        feeds = [f for f in await self.storage.feeds.all_feeds() if f.configured]
+        feeds.sort(key=lambda f: f.id)
+        pages = max(1, math.ceil(len(feeds) / size))
+        number = min(max(number, 0), pages - 1)
+        shown = feeds[number * size : (number + 1) * size]
+        counts = await self.storage.articles.feed_counts(self.clock.now() - WEEK)
+        lines = tuple(FeedLine(f, counts.get(f.id, 0)) for f in shown)
+        return FeedPage(lines, number, pages, len(feeds))
+
+    async def details(self, wanted: str) -> FeedLine:
+        feed = await self.find(wanted)
+        counts = await self.storage.articles.feed_counts(self.clock.now() - WEEK)
+        return FeedLine(feed, counts.get(feed.id, 0))
 
     async def add(self, url: str, category_ids: Sequence[str]) -> AddedFeed:
         url = checked_feed_url(url)

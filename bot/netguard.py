@@ -102,7 +102,13 @@ class PublicOnlyTransport(httpx.AsyncBaseTransport):
             request.extensions = {**request.extensions, "sni_hostname": host}
         # The Host header was set from the URL when the request was built.
         request.url = url.copy_with(host=str(address))
-        return await self._inner.handle_async_request(request)
+        try:
+            return await self._inner.handle_async_request(request)
+        finally:
+            # The response's URL is its request's: it must name the host, not
+            # the address, or a redirect target, a stored permanent URL and
+            # the base of relative links would all become the bare address.
+            request.url = url
 
     async def vetted_address(self, host: str, port: int) -> Address:
         """The one address to connect to: every address the host resolves

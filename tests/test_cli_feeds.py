@@ -87,7 +87,9 @@ def test_feeds_add_lists_a_runtime_feed_that_the_config_sync_leaves_alone(
     url = feed_server.url("/runtime.xml")
     code, out, err = run(capsys, config, "feeds", "add", url, "--category", "tech")
     assert (code, err) == (0, "")
-    assert out.startswith("added feed 2 (") and "in tech" in out
+    # What was found (fetched and parsed), then what was added.
+    assert out.startswith(f"found {url}: 'Новости Оренбурга и области / Раздел Новости', 10 items")
+    assert out.splitlines()[-1].startswith("added feed 2 (") and "in tech" in out
     # The config file drops its own feed: the runtime one is still polled.
     empty = write_config(config.parent / "empty.toml", config.parent / "newsbot.db")
     assert run(capsys, empty, "feeds", "sync")[0] == 0
@@ -97,7 +99,7 @@ def test_feeds_add_lists_a_runtime_feed_that_the_config_sync_leaves_alone(
     assert feeds[feed_server.url("/ars.xml")]["state"] == "removed"
     code, out, _ = run(capsys, empty, "poll", "--once", "--json")
     assert (code, json.loads(out)["feeds"]) == (0, 1)
-    assert feed_server.hits("/runtime.xml") == 1
+    assert feed_server.hits("/runtime.xml") == 2  # once by `feeds add`, once polled
     code, out, _ = run(capsys, config, "feeds", "add", url)
     assert (code, out) == (0, f"feed 2 ({url}) is already listed (runtime); nothing changed\n")
 
@@ -172,7 +174,10 @@ def test_feeds_check_fetches_one_feed_now_and_prints_the_outcome(
 ) -> None:
     feed_server.serve("/broken.xml", b"<html>no feed</html>", content_type="text/html")
     assert run(capsys, config, "feeds", "sync")[0] == 0
-    assert run(capsys, config, "feeds", "add", feed_server.url("/broken.xml"))[0] == 0
+    code, _, err = run(capsys, config, "feeds", "add", feed_server.url("/broken.xml"))
+    assert code == 1 and "no feed found at" in err
+    add = ["feeds", "add", feed_server.url("/broken.xml"), "--no-discover"]
+    assert run(capsys, config, *add)[0] == 0
     code, out, _ = run(capsys, config, "feeds", "check", "1")
     assert code == 0
     assert out.startswith(f"feed 1 ({feed_server.url('/ars.xml')}): ok in ")
@@ -286,3 +291,44 @@ def test_feeds_export_then_import_is_lossless_over_the_real_feeds(
     # And once more: everything is already there.
     code, out, _ = run(capsys, target, "feeds", "import", str(out_file))
     assert out.startswith(f"{out_file}: 58 feeds, 58 already present, 0 to add")
+
+
+def site_page(*hrefs: str) -> bytes:
+    links = "".join(f'<link rel="alternate" type="application/rss+xml" href="{h}">' for h in hrefs)
+    return f"<!DOCTYPE html><html><head>{links}</head><body>hi</body></html>".encode()
+
+
+def test_feeds_add_of_a_page_with_several_feeds_lists_them_and_adds_the_one_picked(
+    config: Path, feed_server: FeedServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    feed_server.serve("/site", site_page("/ars.xml", "/runtime.xml"), content_type="text/html")
+    code, out, _ = run(capsys, config, "feeds", "add", feed_server.url("/site"))
+    assert code == 2
+    assert out.splitlines() == [
+        f"2 feeds found at {feed_server.url('/site')}; choose one with --pick N:",
+        f"  1. {feed_server.url('/ars.xml')}  Ars Technica (20 items)",
+        f"  2. {feed_server.url('/runtime.xml')}  Новости Оренбурга и области / Раздел Новости "
+        "(10 items)",
+    ]
+    assert listed(capsys, config) == []
+    code, out, _ = run(capsys, config, "feeds", "add", feed_server.url("/site"), "--pick", "2")
+    assert code == 0 and out.splitlines()[-1].startswith(
+        f"added feed 1 ({feed_server.url('/runtime.xml')})"
+    )
+    code, _, err = run(capsys, config, "feeds", "add", feed_server.url("/site"), "--pick", "3")
+    assert code == 2 and "--pick 3: 2 feeds were found" in err
+
+
+def test_feeds_add_of_a_site_finds_its_feed_path_and_shows_what_its_tags_map_to(
+    tmp_path: Path, feed_server: FeedServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = write_config(tmp_path / "c.toml", tmp_path / "n.db")
+    feed_server.serve_file("/feed", REAL_FEEDS / ARS)
+    feed_server.serve("/", site_page(), content_type="text/html")
+    code, out, _ = run(capsys, config, "feeds", "add", feed_server.url("/"))
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0] == f"found {feed_server.url('/feed')}: 'Ars Technica', 20 items"
+    assert len([line for line in lines if line.startswith("  - ")]) == 3
+    assert "  its own tags map to: gaming, tech, space" in out
+    assert [f["url"] for f in listed(capsys, config)] == [feed_server.url("/feed")]

@@ -310,3 +310,17 @@ async def test_allow_private_addresses_lets_runtime_feeds_reach_loopback(
         assert [o.status for o in report.outcomes] == ["new", "new"]
     finally:
         await runtime.close()
+
+
+async def test_a_guarded_fetch_reports_the_host_name_it_fetched_not_the_vetted_address(
+    guarded: tuple[Fetcher, StubResolver, FakeInternet], feed_server: FeedServer
+) -> None:
+    fetcher, _, internet = guarded
+    port = feed_server.url("/").split(":")[2].rstrip("/")
+    feed_server.redirect("/moved", f"http://news.example:{port}/feed.xml", status=301)
+    result = await fetcher.fetch(
+        f"http://news.example:{port}/moved", etag=None, last_modified=None, now=NOW, trusted=False
+    )
+    assert result.final_url == f"http://news.example:{port}/feed.xml"
+    assert result.permanent_url == f"http://news.example:{port}/feed.xml"
+    assert [c[0] for c in internet.connected] == [PUBLIC_V4, PUBLIC_V4]

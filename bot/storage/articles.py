@@ -346,6 +346,14 @@ class SqlArticles:
         )
         return {r[0]: int(r[1]) for r in rows}
 
+    async def feed_counts(self, since: datetime) -> dict[int, int]:
+        """Articles published since ``since``, per feed id (feeds with none are absent)."""
+        rows = await self._db.fetch(
+            "SELECT feed_id, count(*) FROM articles WHERE published_at >= ? GROUP BY feed_id",
+            to_timestamp(since),
+        )
+        return {int(r[0]): int(r[1]) for r in rows}
+
     async def prune_articles(self, published_before: datetime, batch: int) -> int:
         """Delete up to ``batch`` articles published before the cutoff (their
         categories, aliases, finished cards and search entries go with them),
