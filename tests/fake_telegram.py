@@ -31,6 +31,10 @@ What it models, because these are the behaviours a bot gets wrong:
   result into a chat the way a user's pick does;
 * sendPhoto with an uploaded file (kept as :class:`UploadedFile`) or a URL,
   its caption of at most 1024 characters checked like a message text;
+* documents: sendDocument (an upload, or a known ``file_id``), users sending
+  documents (:meth:`FakeTelegram.document_message`), getFile and the file
+  download under ``/file/bot<token>/<file_path>`` (recorded as the pseudo
+  method ``downloadFile``), with Telegram's 20 MB download limit;
 * scripted failures (:meth:`FakeTelegram.fail_next`), an "unreachable" switch
   and, optionally, Telegram's flood limits.
 
@@ -59,7 +63,7 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 import pytest
 
@@ -92,6 +96,7 @@ DEFAULT_BOT_ID = 4242
 DEFAULT_BOT_USERNAME = "newsbot_test_bot"
 DEFAULT_USER_ID = 1001
 SUPERGROUP_ID_BOUND = -1_000_000_000_000  # ids of supergroups and channels are -100xxxxxxxxxx
+MAX_DOWNLOAD_BYTES = 20 * 1024 * 1024  # getFile refuses bigger files
 
 ChatType = Literal["private", "group", "supergroup", "channel"]
 MemberStatus = Literal["creator", "administrator", "member", "restricted", "left", "kicked"]
@@ -663,6 +668,9 @@ class FakeTelegram:
         # Messages users (and channel admins) posted, as opposed to the bot's own.
         self._user_messages: set[tuple[int, int]] = set()
         self._inline_messages: dict[str, JSON] = {}
+        # file_id -> (the Document's JSON, its bytes); file_path -> file_id.
+        self._files: dict[str, tuple[JSON, bytes]] = {}
+        self._file_paths: dict[str, str] = {}
         self._callback_ids: set[str] = set()
         self._next_callback_id = 1
         self._inline_query_ids: set[str] = set()
@@ -1298,6 +1306,50 @@ class FakeTelegram:
         update["message"]["forward_origin"] = origin
         return update
 
+    def add_file(
+        self, data: bytes, file_name: str, mime_type: str = "application/octet-stream"
+    ) -> JSON:
+        """A file Telegram keeps: its Document JSON (``file_id`` for getFile)."""
+        with self._lock:
+            number = len(self._files) + 1
+            file_id = f"doc-{number}-{len(data)}"
+            document: JSON = {
+                "file_id": file_id,
+                "file_unique_id": f"u{number}",
+                "file_name": file_name,
+                "mime_type": mime_type,
+                "file_size": len(data),
+            }
+            self._files[file_id] = (document, data)
+            self._file_paths[f"documents/file_{number}"] = file_id
+        return copy.deepcopy(document)
+
+    def document_message(
+        self,
+        chat_id: int,
+        data: bytes,
+        file_name: str,
+        *,
+        mime_type: str = "application/xml",
+        user_id: int | None = None,
+        caption: str | None = None,
+        file_size: int | None = None,
+    ) -> JSON:
+        """A user sends a document; ``file_size`` overrides what Telegram
+        tells (a file over the limits without sending its bytes)."""
+        update = self.message(chat_id, "", user_id=user_id)
+        message = update["message"]
+        del message["text"]
+        document = self.add_file(data, file_name, mime_type)
+        if file_size is not None:
+            document["file_size"] = file_size
+            with self._lock:
+                self._files[document["file_id"]][0]["file_size"] = file_size
+        message["document"] = document
+        if caption is not None:
+            message["caption"] = caption
+        return update
+
     def callback_query(
         self,
         chat_id: int,
@@ -1505,6 +1557,7 @@ class FakeTelegram:
     # -- dispatch ---------------------------------------------------------------
 
     _PATH = re.compile(r"^/bot(?P<token>[^/]+)/(?P<method>[A-Za-z0-9_]+)/?$")
+    _FILE_PATH = re.compile(r"^/file/bot(?P<token>[^/]+)/(?P<path>.+)$")
 
     def _dispatch(
         self, raw_path: str, content_type: str, body: bytes
@@ -1522,6 +1575,10 @@ class FakeTelegram:
             page = b"<html><head><title>502 Bad Gateway</title></head><body>502 Bad Gateway</body></html>"
             return 502, "text/html", page
         url = urlsplit(raw_path)
+        file_match = self._FILE_PATH.match(url.path)
+        if file_match is not None:
+            # PTB quotes the URL (the token's ":" too).
+            return self._download(unquote(file_match["token"]), unquote(file_match["path"]))
         path_match = self._PATH.match(url.path)
         if path_match is None:
             return self._json(ApiError(404, "Not Found").to_json(), 404)
@@ -1985,6 +2042,64 @@ class FakeTelegram:
             ]
             return copy.deepcopy(message)
 
+    def _send_document(self, params: JSON) -> JSON:
+        upload = params.get("document")
+        if isinstance(upload, UploadedFile):
+            if not upload.data:
+                raise _bad_request("file must be non-empty")
+            document = self.add_file(upload.data, upload.filename, upload.content_type)
+        elif isinstance(upload, str) and upload in self._files:
+            document = copy.deepcopy(self._files[upload][0])
+        else:
+            raise _bad_request("there is no document in the request")
+        with self._lock:
+            chat = self._resolve_chat(params.get("chat_id"))
+            self._check_can_send(chat)
+            caption, entities = "", []
+            if params.get("caption"):
+                caption, entities = self._text_and_entities({**params, "text": params["caption"]})
+                if utf16_length(caption) > 1024:
+                    raise _bad_request("message caption is too long")
+            markup = self._check_reply_markup(params.get("reply_markup"))
+            self._check_flood("sendDocument", chat)
+            message = self._store_message(chat, caption, entities, markup)
+            del message["text"]
+            message.pop("entities", None)
+            if caption:
+                message["caption"] = caption
+            if entities:
+                message["caption_entities"] = entities
+            message["document"] = document
+            return copy.deepcopy(message)
+
+    def _get_file(self, params: JSON) -> JSON:
+        with self._lock:
+            known = self._files.get(str(params.get("file_id", "")))
+            if known is None:
+                raise _bad_request("invalid file_id")
+            document, data = known
+            if len(data) > MAX_DOWNLOAD_BYTES or document["file_size"] > MAX_DOWNLOAD_BYTES:
+                raise _bad_request("file is too big")
+            path = next(p for p, f in self._file_paths.items() if f == document["file_id"])
+            return {
+                "file_id": document["file_id"],
+                "file_unique_id": document["file_unique_id"],
+                "file_size": len(data),
+                "file_path": path,
+            }
+
+    def _download(self, token: str, path: str) -> tuple[int, str, bytes]:
+        call = Call("downloadFile", {"file_path": path}, time.monotonic())
+        with self._lock:
+            self._calls.append(call)
+            file_id = self._file_paths.get(path) if token == self.token else None
+            data = self._files[file_id][1] if file_id is not None else None
+            call.status = 200 if data is not None else 404
+            self._changed.notify_all()
+        if data is None:
+            return 404, "text/plain", b"Not Found"
+        return 200, "application/octet-stream", data
+
     def _get_chat(self, params: JSON) -> JSON:
         with self._lock:
             chat = self._resolve_chat(params.get("chat_id"))
@@ -2056,6 +2171,8 @@ _HANDLERS: dict[str, Callable[[FakeTelegram, JSON], Any]] = {
     "answerCallbackQuery": FakeTelegram._answer_callback_query,
     "answerInlineQuery": FakeTelegram._answer_inline_query,
     "sendPhoto": FakeTelegram._send_photo,
+    "sendDocument": FakeTelegram._send_document,
+    "getFile": FakeTelegram._get_file,
     "getChat": FakeTelegram._get_chat,
     "getChatMember": FakeTelegram._get_chat_member,
     "getChatAdministrators": FakeTelegram._get_chat_administrators,

@@ -1025,3 +1025,50 @@ async def test_send_photo_keeps_the_uploaded_file_and_checks_the_caption(
     assert sent.caption == "Scan me" and sent.caption_entities[0].type == "bold"
     assert (sent.photo[-1].width, sent.photo[-1].height) == (37, 37)
     assert by_url.photo and by_url.caption is None
+
+
+async def test_documents_go_up_with_send_document_and_come_back_through_get_file(
+    fake_telegram: FakeTelegram,
+) -> None:
+    data = b'<?xml version="1.0"?><opml version="2.0"><body/></opml>'
+    async with bot_for(fake_telegram) as bot:
+        sent = await bot.send_document(
+            5, data, filename="feeds.opml", caption="<b>Feeds</b>", parse_mode="HTML"
+        )
+        assert sent.document is not None and sent.document.file_name == "feeds.opml"
+        assert sent.document.file_size == len(data) and sent.caption == "Feeds"
+        file = await bot.get_file(sent.document.file_id)
+        assert bytes(await file.download_as_bytearray()) == data
+        # A known file_id is sent again without uploading it.
+        again = await bot.send_document(6, sent.document.file_id)
+        assert again.document is not None and again.document.file_id == sent.document.file_id
+        with pytest.raises(BadRequest, match=r"(?i)invalid file_id"):
+            await bot.get_file("no-such-file")
+        with pytest.raises(BadRequest, match=r"(?i)must be non-empty"):
+            await bot.send_document(5, b"", filename="empty.txt")
+    upload = fake_telegram.calls("sendDocument")[0].params["document"]
+    assert isinstance(upload, UploadedFile) and upload.data == data
+    assert [c.params["file_path"] for c in fake_telegram.calls("downloadFile")] == [file.file_path]
+
+
+async def test_a_document_a_user_sends_arrives_with_its_size_and_big_ones_cannot_be_fetched(
+    fake_telegram: FakeTelegram,
+) -> None:
+    fake_telegram.push_update(fake_telegram.document_message(5, b"<opml/>", "mine.opml"))
+    fake_telegram.push_update(
+        fake_telegram.document_message(5, b"x", "huge.xml", file_size=30 * 1024 * 1024)
+    )
+    async with bot_for(fake_telegram) as bot:
+        updates = await bot.get_updates(timeout=0)
+        small, huge = (u.message.document for u in updates if u.message)
+        assert small is not None and huge is not None
+        assert (small.file_name, small.file_size, small.mime_type) == (
+            "mine.opml",
+            7,
+            "application/xml",
+        )
+        assert huge.file_size == 30 * 1024 * 1024
+        file = await bot.get_file(small.file_id)
+        assert bytes(await file.download_as_bytearray()) == b"<opml/>"
+        with pytest.raises(BadRequest, match=r"(?i)file is too big"):
+            await bot.get_file(huge.file_id)
