@@ -25,7 +25,10 @@ from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape as xml_escape
 
+import httpx
+
 from bot.config import Config, parse_config
+from bot.netguard import Resolver
 from bot.storage import Storage
 from bot.telegram.app import NewsbotApplication
 from tests.fake_telegram import DEFAULT_BOT_ID, DEFAULT_USER_ID, JSON, Call, FakeTelegram
@@ -291,6 +294,8 @@ async def running_bot(
     expect_error_logs: bool = False,
     polling: dict[str, Any] | None = None,
     extra_feeds: list[dict[str, Any]] | None = None,
+    feed_transport: httpx.AsyncBaseTransport | None = None,
+    feed_resolver: Resolver | None = None,
     **delivery: Any,
 ) -> AsyncIterator[BotHarness]:
     """Start the bot with the seed feeds served; by default wait until their
@@ -299,7 +304,13 @@ async def running_bot(
     config = harness_config(
         tmp_path, fake, feeds, polling=polling, extra_feeds=extra_feeds, **delivery
     )
-    app = NewsbotApplication(config)
+    # Runtime feeds (public addresses only) reach the loopback feed server
+    # through a stub resolver and a transport that refuses the real network.
+    app = (
+        NewsbotApplication(config, feed_transport=feed_transport, feed_resolver=feed_resolver)
+        if feed_resolver is not None
+        else NewsbotApplication(config, feed_transport=feed_transport)
+    )
     harness = BotHarness(fake, feeds, app)
     root = logging.getLogger()
     root.addHandler(harness._errors)

@@ -46,6 +46,7 @@ from bot.config import Config
 from bot.deliver import Sender
 from bot.errors import ConfigError, StorageError
 from bot.logs import register_secret
+from bot.netguard import Resolver, system_resolver
 from bot.retention import prune
 from bot.roles import (
     ALL_ROLES,
@@ -60,8 +61,9 @@ from bot.roles import (
 from bot.runtime import Runtime
 from bot.storage import open_storage
 from bot.storage.db import PostgresDatabase
-from bot.telegram import filter_handlers, follow, handlers, inline
+from bot.telegram import feed_handlers, filter_handlers, follow, handlers, inline
 from bot.telegram.alerts import OperatorAlerts
+from bot.telegram.feed_buttons import PATTERN as FEED_BUTTONS
 from bot.telegram.operations import Operations
 from bot.telegram.permissions import PermissionChecker
 from bot.telegram.ratelimit import MessageRateLimiter
@@ -106,6 +108,7 @@ class NewsbotApplication:
         roles: frozenset[Role] = frozenset(ALL_ROLES),
         clock: Clock | None = None,
         feed_transport: httpx.AsyncBaseTransport | None = None,
+        feed_resolver: Resolver = system_resolver,
     ) -> None:
         token = config.token
         if not token:
@@ -121,6 +124,7 @@ class NewsbotApplication:
         self.roles = roles
         self._clock = clock
         self._feed_transport = feed_transport
+        self._feed_resolver = feed_resolver
         self._sender_task: asyncio.Task[None] | None = None
         self._sending = asyncio.Event()  # set once this process is the active sender
         self._shutting_down = False
@@ -182,9 +186,21 @@ class NewsbotApplication:
             ("health", handlers.health),
             ("whoami", handlers.whoami),
             ("link", follow.link_command),
+            # The operators' (feed_handlers.OPERATOR_COMMANDS): not in the public menu.
+            ("addfeed", feed_handlers.addfeed),
+            ("removefeed", feed_handlers.removefeed),
+            ("feeds", feed_handlers.feeds_command),
+            ("feed", feed_handlers.feed_command),
+            ("export", feed_handlers.export_command),
         ):
             app.add_handler(CommandHandler(name, callback, filters=everywhere))
         app.add_handler(CallbackQueryHandler(follow.confirm_follow, pattern=follow.CONFIRM_PATTERN))
+        app.add_handler(CallbackQueryHandler(feed_handlers.button, pattern=FEED_BUTTONS))
+        app.add_handler(
+            MessageHandler(
+                filters.UpdateType.MESSAGE & filters.Document.ALL, feed_handlers.document
+            )
+        )
         app.add_handler(CallbackQueryHandler(handlers.button))
         app.add_handler(InlineQueryHandler(inline.inline_query))
         app.add_handler(ChosenInlineResultHandler(inline.chosen_inline_result))
@@ -248,7 +264,10 @@ class NewsbotApplication:
     async def _open_runtime(self) -> Runtime:
         if self.runtime is None:
             runtime = await Runtime.open(
-                self.config, clock=self._clock, transport=self._feed_transport
+                self.config,
+                clock=self._clock,
+                transport=self._feed_transport,
+                resolver=self._feed_resolver,
             )
             self.runtime = runtime
             if runtime.storage.backend == "sqlite":

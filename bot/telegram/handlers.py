@@ -250,6 +250,9 @@ async def help_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
         "and <code>/filter @yourchannel +mars</code> work the same way. A private channel "
         "has no @name: forward me any of its posts and I'll show its buttons and its id.",
     ]
+    from bot.telegram.feed_handlers import operator_help  # it imports this module
+
+    lines += await operator_help(update, context)
     await reply(update, context, "\n".join(lines))
 
 
