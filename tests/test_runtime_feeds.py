@@ -102,3 +102,19 @@ async def test_the_config_file_listing_a_runtime_feed_makes_it_a_config_feed(
     await storage.feeds.sync_feeds([FeedConfig(url="https://both.example/feed")], NOW)
     (feed,) = await storage.feeds.all_feeds()
     assert feed.origin == "config"
+
+
+async def test_feed_counts_are_each_feeds_articles_published_since_a_time(
+    storage: Storage,
+) -> None:
+    from tests.test_storage import article, store
+
+    await storage.feeds.sync_feeds(
+        [FeedConfig(url="https://a.example/feed"), FeedConfig(url="https://b.example/feed")], NOW
+    )
+    a, b = await storage.feeds.due_feeds(FAR)
+    old = NOW - timedelta(days=8)
+    await store(storage, a, [article("a1"), article("a2"), article("a-old", published=old)])
+    await store(storage, b, [article("b-old", url="https://b.example/1", published=old)])
+    assert await storage.articles.feed_counts(NOW - timedelta(days=7)) == {a.id: 2}
+    assert await storage.articles.feed_counts(old) == {a.id: 3, b.id: 1}
