@@ -11,6 +11,7 @@ config file (see ``bot.fetch``'s address checks for them).
 
 from __future__ import annotations
 
+import asyncio
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from urllib.parse import urlsplit
 from bot.categorize import Categorizer
 from bot.clock import Clock
 from bot.config import Config
-from bot.discover import Fetched, FoundFeed, discover
+from bot.discover import DiscoveryError, Fetched, FoundFeed, discover
 from bot.errors import InputError
 from bot.fetch import Fetcher
 from bot.models import FeedHealth, ParsedFeed
@@ -32,6 +33,7 @@ from bot.runtime import Runtime
 from bot.storage import Storage
 
 WEEK = timedelta(days=7)
+DISCOVERY_SECONDS = 60.0  # for all the candidates of one URL
 
 MAX_URL_LENGTH = 2000
 
@@ -174,7 +176,15 @@ class FeedAdmin:
         async def parse(body: bytes, where: str, content_type: str | None) -> ParsedFeed:
             return await parse_pool.parse(body, where, content_type)
 
-        found = await discover(url, fetch, parse, Categorizer(self.config.categories))
+        try:
+            # A chat waits for the answer (and the bot's other updates behind
+            # it): the candidates together get a bounded time, not each one.
+            async with asyncio.timeout(DISCOVERY_SECONDS):
+                found = await discover(url, fetch, parse, Categorizer(self.config.categories))
+        except TimeoutError:
+            raise DiscoveryError(
+                f"looking for feeds at {url[:200]} took longer than {DISCOVERY_SECONDS:g} s"
+            ) from None
         listed: dict[str, FeedHealth] = {}
         for feed in await self.storage.feeds.all_feeds():
             if feed.configured:

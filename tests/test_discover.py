@@ -233,3 +233,21 @@ async def test_a_page_with_no_feed_anywhere_says_what_was_looked_for(
     with pytest.raises(DiscoveryError, match=r"no feed found at .*/feed, /rss"):
         await admin.discover(public(feed_server, "/"))
     assert all(feed_server.hits(path) == 1 for path in COMMON_PATHS)
+
+
+async def test_discovery_as_a_whole_gives_up_after_its_deadline(
+    admin: FeedAdmin, feed_server: FeedServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    from bot import feed_admin
+
+    never = threading.Event()
+    route = feed_server.serve("/slow", page(), content_type=HTML)
+    route.gate = never
+    monkeypatch.setattr(feed_admin, "DISCOVERY_SECONDS", 0.2)
+    try:
+        with pytest.raises(DiscoveryError, match=r"took longer than 0\.2 s"):
+            await admin.discover(public(feed_server, "/slow"))
+    finally:
+        never.set()

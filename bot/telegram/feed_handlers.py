@@ -446,7 +446,11 @@ def _removed_text(tr: Translator, feed: FeedHealth) -> str:
     return escape(
         tr.gettext(
             "Removed feed {id} ({name}): no longer polled; its {articles} stored articles are kept."
-        ).format(id=feed.id, name=feed.name or feed.title or feed.url, articles=feed.articles)
+        ).format(
+            id=feed.id,
+            name=cut_at_word(feed.name or feed.title or feed.url, 150),
+            articles=feed.articles,
+        )
     )
 
 
@@ -644,7 +648,7 @@ async def _feed_button(
         )
         text = escape(
             _("Remove feed {id} ({name})? It is no longer polled; its articles are kept.").format(
-                id=feed.id, name=feed.name or feed.title or feed.url
+                id=feed.id, name=cut_at_word(feed.name or feed.title or feed.url, 150)
             )
         )
         await _edit(query.message, text, markup)
