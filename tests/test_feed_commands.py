@@ -343,6 +343,15 @@ async def test_forged_and_stale_buttons_get_a_short_answer(bot: BotHarness, data
 async def test_a_button_for_a_feed_that_is_gone_answers_what_is_wrong(bot: BotHarness) -> None:
     answer = (await bot.press(ALICE, ALICE, "fd:chk:999")).answer()
     assert "no feed '999'" in answer.params["text"]
+    assert bot.app.runtime is not None
+    (feed_id,) = await bot.storage.feeds.add_runtime_feeds(
+        [("https://gone.example/feed", ())], bot.app.runtime.clock.now()
+    )
+    await bot.storage.feeds.remove_runtime_feed(feed_id)
+    for data in (f"fd:chk:{feed_id}", f"fd:rmy:{feed_id}", "fd:rmy:1"):
+        answer = (await bot.press(ALICE, ALICE, data)).answer()
+        assert answer.params.get("show_alert") is True, data
+    assert len(await bot.storage.feeds.all_feeds()) == 4
 
 
 # -- OPML documents ----------------------------------------------------------

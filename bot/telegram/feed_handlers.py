@@ -632,7 +632,8 @@ async def _feed_button(
     _ = tr.gettext
     wanted = str(pressed.number)
     note = ""
-    await admin.find(wanted)  # a feed that is gone is said so before anything else
+    # A feed that is gone is said so before the press is answered otherwise.
+    current = await admin.find(wanted)
     if pressed.action == "rm":
         feed = (await admin.details(wanted)).feed
         await query.answer()
@@ -659,6 +660,9 @@ async def _feed_button(
         await _edit(query.message, _removed_text(tr, feed), None)
         return
     if pressed.action == "chk":
+        if not current.configured:
+            await query.answer(_("This feed was removed; nothing to check."), show_alert=True)
+            return
         await query.answer(_("Checking…"))
         feed, outcome = await admin.check(wanted)
         if outcome is None:
