@@ -251,3 +251,22 @@ async def test_discovery_as_a_whole_gives_up_after_its_deadline(
             await admin.discover(public(feed_server, "/slow"))
     finally:
         never.set()
+
+
+async def test_a_json_feed_named_by_a_page_is_found_and_its_tags_suggest_categories(
+    admin: FeedAdmin, feed_server: FeedServer
+) -> None:
+    sample = Path(__file__).parent / "jsonfeed" / "simple-1.1.json"
+    feed_server.serve_file("/feed.json", sample, content_type="application/feed+json")
+    feed_server.serve(
+        "/",
+        page('<link rel="alternate" type="application/feed+json" href="/feed.json">'),
+        content_type=HTML,
+    )
+    (found,) = (await admin.discover(public(feed_server, "/"))).found
+    assert (found.url, found.title, found.items) == (
+        public(feed_server, "/feed.json"),
+        "My Example Feed",
+        2,
+    )
+    assert found.suggested_categories == ("space",)
