@@ -293,7 +293,7 @@ async def test_feed_details_check_pause_resume_and_remove_after_confirming(
     assert "State: ok" in after and "Articles stored: 20" in after
 
     paused = await bot.press(ALICE, ALICE, data_labelled(card, "Pause"), message_id=where)
-    assert "State: paused" in shown(paused)
+    assert "State: paused" in shown(paused) and "Next check: not polled" in shown(paused)
     (edit,) = paused.of("editMessageText")
     assert labels(edit) == ["Check now", "Resume", "Remove", "‹ All feeds"]
     resumed = await bot.press(ALICE, ALICE, data_labelled(edit, "Resume"), message_id=where)

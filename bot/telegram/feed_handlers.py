@@ -162,6 +162,14 @@ def _when(tr: Translator, when: datetime | None) -> str:
     return when.strftime("%Y-%m-%d %H:%M UTC") if when else tr.gettext("never")
 
 
+def _next_check(tr: Translator, feed: FeedHealth) -> str:
+    """When it is polled next: a paused or disabled feed is not, whatever
+    time its row still holds."""
+    if feed.paused or feed.disabled or not feed.configured:
+        return tr.gettext("not polled")
+    return _when(tr, feed.next_check_at)
+
+
 def _state(tr: Translator, feed: FeedHealth) -> str:
     names = {
         "ok": N_("ok"),
@@ -211,7 +219,7 @@ def _page_text(tr: Translator, page: FeedPage) -> str:
                 ).format(
                     last_ok=_when(tr, feed.last_success_at),
                     errors=feed.error_count,
-                    next=_when(tr, feed.next_check_at) if not feed.paused else _("paused"),
+                    next=_next_check(tr, feed),
                     week=line.week_articles,
                     origin=_origin(tr, feed),
                 )
@@ -257,7 +265,7 @@ def _details_text(bot: BotServices, tr: Translator, line: FeedLine, note: str = 
         (_("Categories"), None),
         (_("Last success"), _when(tr, feed.last_success_at)),
         (_("Errors in a row"), str(feed.error_count)),
-        (_("Next check"), _when(tr, feed.next_check_at) if not feed.paused else _("paused")),
+        (_("Next check"), _next_check(tr, feed)),
         (_("Articles this week"), str(line.week_articles)),
         (_("Articles stored"), str(feed.articles)),
     ]
