@@ -271,7 +271,7 @@ def _run(args: argparse.Namespace, config: Config) -> int:
     backend = "postgresql" if config.storage.url else "sqlite"
     roles = parse_roles(args.role, backend=backend)
     try:
-        return run_bot(config, roles)
+        return run_bot(config, roles, config_path=args.config)
     except InvalidToken:
         # PTB's message quotes the whole rejected token; never print it.
         # Exit 2 like any other configuration error: retrying cannot help.

@@ -43,6 +43,7 @@ from bot.items import (
 )
 from bot.models import FeedForUpdate, NewArticle, ParsedFeed
 from bot.parse_pool import ParsePool
+from bot.reload import CurrentConfig
 from bot.roles import worker_name
 from bot.schedule import next_check_after_failure, next_check_after_success
 from bot.storage import Storage
@@ -114,7 +115,7 @@ class Poller:
 
     def __init__(
         self,
-        config: Config,
+        config: Config | CurrentConfig,
         storage: Storage,
         fetcher: Fetcher,
         parse_pool: ParsePool,
@@ -124,8 +125,13 @@ class Poller:
         cut_known_items: bool = True,
     ) -> None:
         """``cut_known_items=False`` parses every changed body whole: the
-        reference that cutting known items out is checked against."""
-        self._config = config
+        reference that cutting known items out is checked against.
+
+        With a ``CurrentConfig`` the poller follows reloads: each round reads
+        the configuration it holds then (categories, intervals, per-feed
+        options); the slots and leases are sized once, at start."""
+        self._current = CurrentConfig.of(config)
+        config = self._current.config
         self._cut_known_items = cut_known_items
         self._storage = storage
         self._fetcher = fetcher
@@ -133,6 +139,7 @@ class Poller:
         self._clock = clock
         self._rand = rand
         self._categorizer = Categorizer(config.categories)
+        self._categorized_for = config
         self._round_lock = asyncio.Lock()
         # Names this poller on the feeds it claims (several may share a database).
         self.worker = worker_name("poller")
@@ -151,6 +158,18 @@ class Poller:
         self._slot_holders: set[asyncio.Task[Any]] = set()
 
     @property
+    def _config(self) -> Config:
+        return self._current.config
+
+    def _refresh_categorizer(self) -> None:
+        """Category rules compiled for the configuration in use (it may
+        have been reloaded since the last round)."""
+        config = self._config
+        if config is not self._categorized_for:
+            self._categorizer = Categorizer(config.categories)
+            self._categorized_for = config
+
+    @property
     def running(self) -> bool:
         return self._round_lock.locked()
 
@@ -160,6 +179,7 @@ class Poller:
         if self._round_lock.locked() or self._stopping:
             return None
         async with self._round_lock:
+            self._refresh_categorizer()
             started = time.perf_counter()
             now = self._clock.now()
             feeds = await self._storage.feeds.claim_due_feeds(
@@ -198,6 +218,7 @@ class Poller:
         )
         if feed is None:
             return None
+        self._refresh_categorizer()
         return await self._guarded_update(feed)
 
     async def _release(self, feed_ids: list[int]) -> None:
