@@ -32,9 +32,10 @@ from urllib.parse import urlsplit
 
 from bot.categorize import Categorizer
 from bot.clock import Clock
-from bot.config import Config
+from bot.config import Config, FeedConfig
 from bot.errors import FetchError, ParseError, StorageError
 from bot.fetch import Fetcher, FetchResult
+from bot.fetch_options import NO_OPTIONS, FetchOptions, options_of
 from bot.items import (
     changed_items,
     items_to_remember,
@@ -139,6 +140,8 @@ class Poller:
         self._clock = clock
         self._rand = rand
         self._categorizer = Categorizer(config.categories)
+        self._feed_configs: dict[str, FeedConfig] = {f.url: f for f in config.feeds}
+        self._feed_options: dict[str, FetchOptions] = {}
         self._categorized_for = config
         self._round_lock = asyncio.Lock()
         # Names this poller on the feeds it claims (several may share a database).
@@ -162,12 +165,31 @@ class Poller:
         return self._current.config
 
     def _refresh_categorizer(self) -> None:
-        """Category rules compiled for the configuration in use (it may
-        have been reloaded since the last round)."""
+        """Category rules and per-feed options for the configuration in use
+        (it may have been reloaded since the last round)."""
         config = self._config
         if config is not self._categorized_for:
             self._categorizer = Categorizer(config.categories)
+            self._feed_configs = {f.url: f for f in config.feeds}
+            self._feed_options = {}
             self._categorized_for = config
+
+    def _options(self, feed: FeedForUpdate) -> FetchOptions:
+        """The operator's options for a config feed; none for the others."""
+        if feed.origin != "config":
+            return NO_OPTIONS
+        options = self._feed_options.get(feed.url)
+        if options is None:
+            configured = self._feed_configs.get(feed.url)
+            options = NO_OPTIONS if configured is None else options_of(configured)
+            self._feed_options[feed.url] = options
+        return options
+
+    def _deliver_limit(self, feed: FeedForUpdate) -> int:
+        configured = self._feed_configs.get(feed.url) if feed.origin == "config" else None
+        if configured is not None and configured.max_new_per_round is not None:
+            return configured.max_new_per_round
+        return self._config.delivery.max_new_per_feed
 
     @property
     def running(self) -> bool:
@@ -306,6 +328,7 @@ class Poller:
                     now=now,
                     # Feeds added at runtime are not the operator's: public addresses only.
                     trusted=feed.origin == "config",
+                    options=self._options(feed),
                 )
 
     def _give_back_round_slot(self) -> None:
@@ -376,7 +399,7 @@ class Poller:
             etag=fetched.etag,
             last_modified=fetched.last_modified,
             fetch_url=fetched.permanent_url,
-            deliver_limit=self._config.delivery.max_new_per_feed,
+            deliver_limit=self._deliver_limit(feed),
             items=items,
         )
         return FeedOutcome(feed.id, feed.url, "new", stored.new_articles, stored.deliveries)

@@ -38,6 +38,7 @@ class Runtime:
     parse_pool: ParsePool
     poller: Poller
     news: NewsService
+    fetcher: Fetcher
     _reloading: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     @property
@@ -91,7 +92,7 @@ class Runtime:
             else Poller(current, storage, fetcher, parse_pool, clock)
         )
         news = NewsService(current, storage, clock)
-        return cls(current, clock, storage, http, untrusted_http, parse_pool, poller, news)
+        return cls(current, clock, storage, http, untrusted_http, parse_pool, poller, news, fetcher)
 
     async def reload(self, path: str | Path) -> ReloadPlan:
         """Read the configuration file again and run with it from now on:
@@ -110,6 +111,7 @@ class Runtime:
 
     async def close(self) -> None:
         try:
+            await self.fetcher.aclose()
             await self.http.aclose()
             if self.untrusted_http is not None:
                 await self.untrusted_http.aclose()
