@@ -20,7 +20,7 @@ from bot.fetch_options import FetchOptions, options_of, shown_options
 from bot.runtime import Runtime
 from tests.config_files import write_toml
 from tests.feed_server import FeedServer
-from tests.http_proxy import LoopbackProxy, http_proxy  # noqa: F401
+from tests.http_proxy import LoopbackProxy
 from tests.test_pipeline import item, rss
 
 PASSWORD_ENV = "FEED_X_PASSWORD"
