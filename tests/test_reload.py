@@ -10,6 +10,7 @@ import copy
 import logging
 import os
 import signal
+import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -23,6 +24,8 @@ from bot.telegram.app import NewsbotApplication
 from tests.bot_harness import ALICE, BOB, BotHarness, eventually, item, rss
 from tests.config_files import write_toml
 from tests.fake_telegram import FakeTelegram
+from tests.faults import BotProcess, db_count, write_config
+from tests.faults import eventually as faults_eventually
 from tests.feed_server import FeedServer
 
 BASE: dict[str, Any] = {
@@ -301,3 +304,41 @@ async def test_a_reloaded_admins_list_decides_who_may_reload_next(
         assert (await bot.say(ALICE, "/reload")).text(ALICE).startswith("Configuration reloaded")
         answer = (await bot.say(BOB, "/reload")).text(BOB)
         assert answer.startswith("Configuration reloaded") == (BOB in admins)
+
+
+@pytest.mark.slow
+async def test_sighup_to_a_running_newsbot_process_reloads_its_file_and_refuses_a_broken_one(
+    tmp_path: Path,
+    feed_server: FeedServer,
+    fake_telegram: FakeTelegram,
+    processes: list[BotProcess],
+) -> None:
+    feed_server.serve("/a.xml", rss(item("a-1", "First story")))
+    feed_server.serve("/b.xml", rss(item("b-1", "Second story")))
+    config = write_config(tmp_path, fake_telegram, [feed_server.url("/a.xml")])
+    db = tmp_path / "bot.db"
+    bot = BotProcess(config, fake_telegram.token, tmp_path / "bot.log").start()
+    processes.append(bot)
+
+    def articles() -> int:
+        try:
+            return db_count(db, "SELECT count(*) FROM articles")
+        except sqlite3.OperationalError:
+            return 0  # the bot has not created its database yet
+
+    await faults_eventually(lambda: articles() == 1, what="the first feed stored")
+
+    write_config(tmp_path, fake_telegram, [feed_server.url("/a.xml"), feed_server.url("/b.xml")])
+    assert bot.process is not None
+    bot.process.send_signal(signal.SIGHUP)
+    await faults_eventually(lambda: articles() == 2, what="the added feed stored")
+    assert "config: reloaded: feeds added: 1" in bot.log()
+
+    config.write_text(config.read_text() + "[[feeds]]\nurl = 'not a url'\n")
+    bot.process.send_signal(signal.SIGHUP)
+    await faults_eventually(lambda: "reload refused" in bot.log(), what="the refusal")
+    assert "feeds[2].url: not an http(s) URL" in bot.log()
+    hits = feed_server.hits("/b.xml")
+    await faults_eventually(lambda: feed_server.hits("/b.xml") > hits, what="polling goes on")
+    assert bot.running
+    assert await bot.terminate() == 0
