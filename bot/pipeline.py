@@ -142,7 +142,7 @@ class Poller:
         self._categorizer = Categorizer(config.categories)
         self._feed_configs: dict[str, FeedConfig] = {f.url: f for f in config.feeds}
         self._feed_options: dict[str, FetchOptions] = {}
-        self._categorized_for = config
+        self._rules_for = config
         self._round_lock = asyncio.Lock()
         # Names this poller on the feeds it claims (several may share a database).
         self.worker = worker_name("poller")
@@ -164,15 +164,15 @@ class Poller:
     def _config(self) -> Config:
         return self._current.config
 
-    def _refresh_categorizer(self) -> None:
+    def _follow_config(self) -> None:
         """Category rules and per-feed options for the configuration in use
         (it may have been reloaded since the last round)."""
         config = self._config
-        if config is not self._categorized_for:
+        if config is not self._rules_for:
             self._categorizer = Categorizer(config.categories)
             self._feed_configs = {f.url: f for f in config.feeds}
             self._feed_options = {}
-            self._categorized_for = config
+            self._rules_for = config
 
     def _options(self, feed: FeedForUpdate) -> FetchOptions:
         """The operator's options for a config feed; none for the others."""
@@ -201,7 +201,7 @@ class Poller:
         if self._round_lock.locked() or self._stopping:
             return None
         async with self._round_lock:
-            self._refresh_categorizer()
+            self._follow_config()
             started = time.perf_counter()
             now = self._clock.now()
             feeds = await self._storage.feeds.claim_due_feeds(
@@ -240,7 +240,7 @@ class Poller:
         )
         if feed is None:
             return None
-        self._refresh_categorizer()
+        self._follow_config()
         return await self._guarded_update(feed)
 
     async def _release(self, feed_ids: list[int]) -> None:

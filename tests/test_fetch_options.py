@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from bot.cli import main
-from bot.config import FeedConfig, PollingConfig, parse_config
+from bot.config import FeedConfig, PollingConfig, load_config, parse_config
 from bot.errors import ConfigError
 from bot.fetch import make_public_only_client
 from bot.fetch_options import FetchOptions, options_of, shown_options
@@ -303,3 +303,24 @@ def test_secrets_never_appear_in_logs_listings_exports_or_errors(
     assert "fetch: HTTP 401" in everything  # the failure itself is told
     for secret in (PASSWORD, COOKIE, "apikey-secret-9999", PROXY_PASSWORD):
         assert secret not in everything, f"{secret!r} leaked"
+
+
+async def test_a_reload_changes_a_feeds_headers_from_the_next_round(
+    tmp_path: Path, feed_server: FeedServer
+) -> None:
+    feed_server.serve("/a.xml", rss(item("a")))
+    feeds: list[dict[str, Any]] = [{"url": feed_server.url("/a.xml")}]
+    path = write_toml(tmp_path / "config.toml", _data(tmp_path, feeds))
+    runtime = await Runtime.open(load_config(path))
+    try:
+        await runtime.poller.run_round(all_feeds=True)
+        feeds[0]["headers"] = {"Referer": "https://example.org/reloaded"}
+        write_toml(path, _data(tmp_path, feeds))
+        plan = await runtime.reload(path)
+        assert plan.feeds_changed == (feed_server.url("/a.xml"),)
+        await runtime.poller.run_round(all_feeds=True)
+    finally:
+        await runtime.close()
+    first, second = feed_server.requests("/a.xml")
+    assert "referer" not in first.headers
+    assert second.headers["referer"] == "https://example.org/reloaded"

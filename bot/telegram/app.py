@@ -442,7 +442,7 @@ class NewsbotApplication:
         admins = plan.config.telegram.admins
         if self.services is not None:
             self.services.alerts.admins = list(admins)
-        if self.operations is not None and self.operations.watch.admins:
+        if self.operations is not None and plan.config.alerts.enabled:
             self.operations.watch.admins = list(admins)
         return plan
 
