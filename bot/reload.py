@@ -112,7 +112,7 @@ class ReloadPlan:
                 lines.append(f"{label}: {', '.join(ids)}")
         for label, count in (
             ("feeds added", len(self.feeds_added)),
-            ("feeds removed (paused, their articles kept)", len(self.feeds_removed)),
+            ("feeds removed (no longer polled, their articles kept)", len(self.feeds_removed)),
             ("feeds changed", len(self.feeds_changed)),
         ):
             if count:

@@ -253,10 +253,10 @@ async def test_reload_by_an_operator_applies_the_file_and_says_what_changed(
         write_toml(path, rewritten)
         answer = (await bot.say(ALICE, "/reload")).text(ALICE)
         assert answer.startswith("Configuration reloaded.")
-        assert "categories added: tech" in answer
-        assert "feeds added: 1" in answer
-        assert "feeds removed (paused, their articles kept): 1" in answer
-        assert "needs a restart (running values kept): storage.pool_size" in answer
+        assert "Categories added: tech" in answer
+        assert "1 feed added" in answer
+        assert "1 feed removed (no longer polled, its articles kept)" in answer
+        assert "Needs a restart (the running values are kept): storage.pool_size" in answer
         assert bot.app.config.storage.pool_size == 10
         listed = {f.url for f in await bot.storage.feeds.feed_health()}
         assert listed == {feed_server.url("/tech.xml")}

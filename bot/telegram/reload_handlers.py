@@ -16,7 +16,7 @@ from telegram import Update
 from telegram.ext import ContextTypes
 
 from bot.errors import ConfigError, StorageError
-from bot.i18n import translator
+from bot.i18n import Translator, translator
 from bot.reload import ReloadPlan
 from bot.render import escape
 from bot.telegram.handlers import reply, services
@@ -64,13 +64,56 @@ async def reload_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
             ),
         )
         return
-    lines = plan.summary()
-    log.info("config: reloaded by /reload from %d: %s", user.id, "; ".join(lines))
+    log.info("config: reloaded by /reload from %d: %s", user.id, "; ".join(plan.summary()))
     await reply(
         update,
         context,
         "<b>{heading}</b>\n{detail}".format(
             heading=escape(_("Configuration reloaded.")),
-            detail=escape(cut_at_word("\n".join(lines), MAX_DETAIL)),
+            detail=escape(
+                cut_at_word("\n".join(_changes(plan, translator(settings.language))), MAX_DETAIL)
+            ),
         ),
     )
+
+
+def _changes(plan: ReloadPlan, words: Translator) -> list[str]:
+    """What the reload changed, one line per kind: ids and keys, never values."""
+    _ = words.gettext
+    lines = []
+    for text, ids in (
+        (_("Categories added: {ids}"), plan.categories_added),
+        (_("Categories removed: {ids}"), plan.categories_removed),
+        (_("Categories changed: {ids}"), plan.categories_changed),
+    ):
+        if ids:
+            lines.append(text.format(ids=", ".join(ids)))
+    # Direct ngettext calls, so that the catalogs' extraction finds them.
+    added, removed, changed = (
+        len(plan.feeds_added),
+        len(plan.feeds_removed),
+        len(plan.feeds_changed),
+    )
+    if added:
+        lines.append(words.ngettext("{n} feed added", "{n} feeds added", added).format(n=added))
+    if removed:
+        lines.append(
+            words.ngettext(
+                "{n} feed removed (no longer polled, its articles kept)",
+                "{n} feeds removed (no longer polled, their articles kept)",
+                removed,
+            ).format(n=removed)
+        )
+    if changed:
+        lines.append(
+            words.ngettext("{n} feed changed", "{n} feeds changed", changed).format(n=changed)
+        )
+    if plan.settings:
+        lines.append(_("Settings changed: {keys}").format(keys=", ".join(plan.settings)))
+    if plan.needs_restart:
+        lines.append(
+            _("Needs a restart (the running values are kept): {keys}").format(
+                keys=", ".join(plan.needs_restart)
+            )
+        )
+    return lines or [_("Nothing changed.")]
