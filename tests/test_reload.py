@@ -19,7 +19,9 @@ from typing import Any
 import pytest
 
 from bot.config import load_config, parse_config
+from bot.errors import ConfigError
 from bot.reload import CurrentConfig, plan_reload
+from bot.runtime import Runtime
 from bot.telegram.app import NewsbotApplication
 from tests.bot_harness import ALICE, BOB, BotHarness, eventually, item, rss
 from tests.config_files import write_toml
@@ -342,3 +344,50 @@ async def test_sighup_to_a_running_newsbot_process_reloads_its_file_and_refuses_
     await faults_eventually(lambda: feed_server.hits("/b.xml") > hits, what="polling goes on")
     assert bot.running
     assert await bot.terminate() == 0
+
+
+def _storage_section(database_url: str) -> dict[str, Any]:
+    if database_url.startswith("postgresql://"):
+        return {"url": database_url}
+    return {"path": database_url.removeprefix("sqlite://")}
+
+
+async def test_a_runtime_reload_syncs_the_feeds_table_and_keeps_runtime_feeds(
+    tmp_path: Path, feed_server: FeedServer, database_url: str
+) -> None:
+    """What every process does on its own SIGHUP, on either backend."""
+    feed_server.serve("/a.xml", rss(item("a-1", "First story")))
+    feed_server.serve("/b.xml", rss(item("b-1", "Second story")))
+    data: dict[str, Any] = {
+        "storage": _storage_section(database_url),
+        "polling": {"interval": 600, "jitter": 0, "parse_workers": 1},
+        "categories": [{"id": "space", "title": "Space"}],
+        "feeds": [{"url": feed_server.url("/a.xml"), "categories": ["space"]}],
+    }
+    path = write_toml(tmp_path / "config.toml", data)
+    runtime = await Runtime.open(load_config(path))
+    try:
+        await runtime.storage.feeds.add_runtime_feeds(
+            [("https://runtime.example/feed.xml", ["space"])], runtime.clock.now()
+        )
+        await runtime.poller.run_round(all_feeds=False)
+        data = copy.deepcopy(data)
+        data["feeds"] = [{"url": feed_server.url("/b.xml"), "categories": ["space"]}]
+        write_toml(path, data)
+        plan = await runtime.reload(path)
+        assert plan.feeds_added == (feed_server.url("/b.xml"),)
+        assert plan.feeds_removed == (feed_server.url("/a.xml"),)
+        listed = {f.url: f.origin for f in await runtime.storage.feeds.feed_health()}
+        assert listed == {
+            "https://runtime.example/feed.xml": "runtime",
+            feed_server.url("/b.xml"): "config",
+        }
+        assert await runtime.storage.articles.article_count() == 1  # /a.xml's story stays
+        broken = copy.deepcopy(data)
+        broken["feeds"][0]["categories"] = ["nowhere"]
+        write_toml(path, broken)
+        with pytest.raises(ConfigError, match="unknown category id 'nowhere'"):
+            await runtime.reload(path)
+        assert runtime.config.feeds[0].categories == ["space"]
+    finally:
+        await runtime.close()
