@@ -47,6 +47,7 @@ from bot.config import Config, StorageConfig, load_config
 from bot.discover import FoundFeed
 from bot.errors import ConfigError, InputError, NewsbotError
 from bot.feed_admin import AddedFeed, FeedAdmin, feed_state
+from bot.fetch_options import options_text, shown_options
 from bot.health import heartbeat_verdict
 from bot.logs import setup_logging
 from bot.models import Article, FeedHealth
@@ -288,7 +289,7 @@ def _run(args: argparse.Namespace, config: Config) -> int:
     backend = "postgresql" if config.storage.url else "sqlite"
     roles = parse_roles(args.role, backend=backend)
     try:
-        return run_bot(config, roles)
+        return run_bot(config, roles, config_path=args.config)
     except InvalidToken:
         # PTB's message quotes the whole rejected token; never print it.
         # Exit 2 like any other configuration error: retrying cannot help.
@@ -413,17 +414,21 @@ async def _health(args: argparse.Namespace, config: Config, storage: Storage) ->
 
 async def _feeds_list(args: argparse.Namespace, config: Config, storage: Storage) -> int:
     feeds = await storage.feeds.all_feeds()
+    # The file's per-feed options, secrets hidden (bot.fetch_options).
+    options = {f.url: shown_options(f) for f in config.feeds}
     if args.json:
-        print(json.dumps([_feed_json(f) for f in feeds]))
+        print(json.dumps([_feed_json(f, options.get(f.url, {})) for f in feeds]))
         return 0
     if not feeds:
         print(NO_FEEDS_YET)
     for feed in feeds:
-        print(f"{feed.id:>4}  {feed_state(feed):<8}  {feed.origin:<7}  {feed.url}")
+        shown = options.get(feed.url) if feed.origin == "config" else None
+        extra = f"  ({options_text(shown)})" if shown else ""
+        print(f"{feed.id:>4}  {feed_state(feed):<8}  {feed.origin:<7}  {feed.url}{extra}")
     return 0
 
 
-def _feed_json(feed: FeedHealth) -> dict[str, Any]:
+def _feed_json(feed: FeedHealth, options: dict[str, Any]) -> dict[str, Any]:
     return {
         "id": feed.id,
         "url": feed.url,
@@ -439,6 +444,7 @@ def _feed_json(feed: FeedHealth) -> dict[str, Any]:
         "error_count": feed.error_count,
         "last_error": feed.last_error,
         "last_success_at": feed.last_success_at.isoformat() if feed.last_success_at else None,
+        "options": options if feed.origin == "config" else {},
     }
 
 

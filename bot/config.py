@@ -313,17 +313,110 @@ class CategoryConfig(_Model):
         return value
 
 
+# A header name is an RFC 9110 token.
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+# Headers the fetcher sets itself: conditional GET, the bounded decompression
+# (it decodes gzip and deflate only), the connection, and auth (``auth``).
+_MANAGED_HEADERS = frozenset(
+    {
+        "host",
+        "content-length",
+        "transfer-encoding",
+        "connection",
+        "accept-encoding",
+        "if-none-match",
+        "if-modified-since",
+        "proxy-authorization",
+    }
+)
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+class FeedAuthConfig(_Model):
+    """HTTP basic auth; the password comes from the environment, never the file."""
+
+    username: str
+    password_env: str
+
+    @field_validator("username")
+    @classmethod
+    def _username(cls, value: str) -> str:
+        if not value or ":" in value or any(ord(c) < 32 or ord(c) == 127 for c in value):
+            raise ValueError("auth username must be non-empty, without ':' or control characters")
+        return value
+
+    @field_validator("password_env")
+    @classmethod
+    def _password_env(cls, value: str) -> str:
+        if not _ENV_NAME.fullmatch(value):
+            raise ValueError(f"not an environment variable name: {value!r}")
+        if value not in os.environ:
+            # Named, never shown: the value is the secret.
+            raise ValueError(f"environment variable {value} is not set (it holds the password)")
+        return value
+
+    def password(self) -> str:
+        return os.environ.get(self.password_env, "")
+
+
 class FeedConfig(_Model):
     url: str
     categories: list[str] = Field(default_factory=list)
     # Source name shown on cards; defaults to the feed's own title.
     name: str | None = None
     interval: Duration | None = None
+    # At most this many new articles per round become cards; unset, the
+    # [delivery] max_new_per_feed.
+    max_new_per_round: int | None = Field(default=None, ge=1, le=1000)
+    # Extra request headers (User-Agent, Cookie, Referer, ...).
+    headers: dict[str, str] = Field(default_factory=dict)
+    auth: FeedAuthConfig | None = None
+    # "http://[user:password@]host:port": this feed goes through that proxy.
+    proxy: str | None = None
 
     @field_validator("url")
     @classmethod
     def _url(cls, value: str) -> str:
         return _check_http_url(value)
+
+    @field_validator("headers")
+    @classmethod
+    def _headers(cls, value: dict[str, str]) -> dict[str, str]:
+        # Errors name the header, never its value (a Cookie is a secret).
+        value = {name: text.strip() for name, text in value.items()}
+        for name, text in value.items():
+            if not _HEADER_NAME.fullmatch(name):
+                raise ValueError(f"not a header name: {name!r}")
+            if name.lower() in _MANAGED_HEADERS:
+                raise ValueError(f"header {name} is set by the bot itself")
+            if any(c in text for c in "\r\n\0") or not text.isascii():
+                raise ValueError(f"header {name}: the value must be one line of ASCII")
+        return value
+
+    @field_validator("proxy")
+    @classmethod
+    def _proxy(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        value = value.strip()
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            # The URL may carry a password: the scheme alone is named.
+            raise ValueError(
+                f"proxy must be an http:// or https:// URL with a host "
+                f"(got {parts.scheme or 'no'} scheme)"
+            )
+        try:
+            _ = parts.port
+        except ValueError:
+            raise ValueError("proxy has an invalid port") from None
+        return value
+
+    @model_validator(mode="after")
+    def _one_authorization(self) -> FeedConfig:
+        if self.auth is not None and any(n.lower() == "authorization" for n in self.headers):
+            raise ValueError("set either auth or an Authorization header, not both")
+        return self
 
 
 class Config(_Model):

@@ -70,6 +70,7 @@ from bot.clock import Clock
 from bot.config import DeliveryConfig
 from bot.delivery_events import DeliveryEvents
 from bot.errors import StorageError
+from bot.reload import CurrentConfig
 from bot.render import Card, escape, render_card
 from bot.roles import worker_name
 from bot.storage import PendingDelivery, Storage
@@ -225,14 +226,19 @@ class Sender:
         category_titles: Mapping[str, str],
         *,
         bot_username: str | None = None,
+        current: CurrentConfig | None = None,
     ) -> None:
+        """With ``current`` the sender follows reloads: every card reads the
+        delivery settings and category titles held there then (the pacing
+        of ``messages_per_second`` is set once, at start)."""
+        self._current = current
         self._storage = storage
         # Known once getMe answered: the Share button then links back here.
         self._bot_username = bot_username
         self._send_message = send_message
-        self._config = config
+        self._delivery = config
         self._clock = clock
-        self._categories = dict(category_titles)
+        self._titles = dict(category_titles)
         self._pacer = _Pacer(1.0 / config.messages_per_second)
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
@@ -258,6 +264,16 @@ class Sender:
         self._outage_paused_at = float("-inf")
         # Chats told to wait since the last successful send.
         self._flooded_chats: set[int] = set()
+
+    @property
+    def _config(self) -> DeliveryConfig:
+        return self._current.config.delivery if self._current is not None else self._delivery
+
+    @property
+    def _categories(self) -> Mapping[str, str]:
+        if self._current is None:
+            return self._titles
+        return {c.id: c.title for c in self._current.config.categories}
 
     @property
     def healthy(self) -> bool:

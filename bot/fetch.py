@@ -10,21 +10,31 @@
   (a server dripping one byte every few seconds never trips a read timeout).
 - How many fetches run at once, overall and per host, is the Poller's
   business (``bot.pipeline``): it hands out the slots.
+- Per-feed ``FetchOptions`` (``bot.fetch_options``): extra headers, basic
+  auth, a proxy of the feed's own (one client per proxy URL). The operator's
+  feeds honour HTTP_PROXY / HTTPS_PROXY / NO_PROXY from the environment;
+  feeds added at runtime never go through a proxy. Errors never carry a
+  secret of the options.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import zlib
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import httpx
 
 from bot.config import PollingConfig
 from bot.errors import FetchError
+from bot.fetch_options import NO_OPTIONS, FetchOptions
 from bot.netguard import PublicOnlyTransport, Resolver
 from bot.schedule import parse_max_age, parse_retry_after
+
+log = logging.getLogger(__name__)
 
 _PERMANENT_REDIRECTS = frozenset({301, 308})
 _CHUNK = 64 * 1024
@@ -44,8 +54,16 @@ class FetchResult:
 
 
 def make_client(
-    config: PollingConfig, transport: httpx.AsyncBaseTransport | None = None
+    config: PollingConfig,
+    transport: httpx.AsyncBaseTransport | None = None,
+    *,
+    proxy: str | None = None,
+    environment_proxies: bool = True,
 ) -> httpx.AsyncClient:
+    """The client of the operator's feeds: through ``proxy`` when given,
+    else through the environment's proxies (``environment_proxies``;
+    HTTP_PROXY, HTTPS_PROXY, ALL_PROXY, NO_PROXY), else direct. An injected
+    ``transport`` (tests) is used for direct connections."""
     timeout = httpx.Timeout(
         connect=config.connect_timeout,
         read=config.read_timeout,
@@ -55,22 +73,31 @@ def make_client(
     limits = httpx.Limits(
         max_connections=config.concurrency, max_keepalive_connections=config.concurrency
     )
-    return httpx.AsyncClient(
-        timeout=timeout,
-        limits=limits,
-        follow_redirects=True,
-        max_redirects=5,
-        transport=transport,
-        headers={
+    if proxy is not None:
+        transport = httpx.AsyncHTTPTransport(proxy=proxy, limits=limits)
+    options: dict[str, Any] = {
+        "timeout": timeout,
+        "limits": limits,
+        "follow_redirects": True,
+        "max_redirects": 5,
+        "transport": transport,
+        "headers": {
             "User-Agent": config.user_agent,
             "Accept": "application/rss+xml, application/atom+xml, application/rdf+xml, "
             "application/feed+json, "
             "application/xml;q=0.9, text/xml;q=0.9, */*;q=0.5",
             "Accept-Encoding": "gzip, deflate",
         },
-        # Feeds are fetched with our own bounded decompression (see _read_body).
-        trust_env=False,
-    )
+    }
+    if environment_proxies and transport is None:
+        # httpx reads the proxy variables (and SSL_CERT_FILE / SSL_CERT_DIR)
+        # and applies NO_PROXY on every request, each redirect hop too.
+        try:
+            return httpx.AsyncClient(trust_env=True, **options)
+        except (ImportError, ValueError) as error:
+            # ALL_PROXY=socks5://... without the SOCKS extra, or a malformed URL.
+            log.warning("fetch: the proxy from the environment is not usable (%s); direct", error)
+    return httpx.AsyncClient(trust_env=False, **options)
 
 
 def make_public_only_client(
@@ -83,7 +110,8 @@ def make_public_only_client(
     inner = transport or httpx.AsyncHTTPTransport(
         limits=httpx.Limits(max_connections=config.concurrency, max_keepalive_connections=0)
     )
-    return make_client(config, PublicOnlyTransport(inner, resolver))
+    # Never through a proxy: the check vets the address connected to.
+    return make_client(config, PublicOnlyTransport(inner, resolver), environment_proxies=False)
 
 
 class Fetcher:
@@ -100,6 +128,26 @@ class Fetcher:
         self._client = client
         self._untrusted_client = untrusted_client
         self._config = config
+        # One client per proxy a feed names (made on first use).
+        self._proxied: dict[str, httpx.AsyncClient] = {}
+
+    def _client_for(self, trusted: bool, proxy: str | None) -> httpx.AsyncClient:
+        if not trusted:
+            if proxy is not None:
+                raise FetchError("fetch: refused: feeds added at runtime never use a proxy")
+            return self._client if self._untrusted_client is None else self._untrusted_client
+        if proxy is None:
+            return self._client
+        client = self._proxied.get(proxy)
+        if client is None:
+            client = self._proxied[proxy] = make_client(self._config, proxy=proxy)
+        return client
+
+    async def aclose(self) -> None:
+        """Close the clients made for proxies (the others belong to the caller)."""
+        clients, self._proxied = list(self._proxied.values()), {}
+        for client in clients:
+            await client.aclose()
 
     async def fetch(
         self,
@@ -109,13 +157,35 @@ class Fetcher:
         last_modified: str | None,
         now: datetime,
         trusted: bool = True,
+        options: FetchOptions = NO_OPTIONS,
     ) -> FetchResult:
-        client = (
-            self._client if trusted or self._untrusted_client is None else self._untrusted_client
-        )
+        """``options`` apply to the operator's feeds (``trusted``); a
+        ``FetchError`` never carries one of their secrets."""
+        try:
+            return await self._fetch_cleanly(url, etag, last_modified, now, trusted, options)
+        except FetchError as error:
+            if not options.secrets:
+                raise
+            cleaned = options.clean(str(error))
+            if cleaned == str(error):
+                raise
+            raise FetchError(
+                cleaned, retry_after=error.retry_after, permanent=error.permanent
+            ) from None
+
+    async def _fetch_cleanly(
+        self,
+        url: str,
+        etag: str | None,
+        last_modified: str | None,
+        now: datetime,
+        trusted: bool,
+        options: FetchOptions,
+    ) -> FetchResult:
+        client = self._client_for(trusted, options.proxy)
         try:
             async with asyncio.timeout(self._config.total_timeout):
-                return await self._fetch(client, url, etag, last_modified, now)
+                return await self._fetch(client, url, etag, last_modified, now, options)
         except TimeoutError:
             raise FetchError(f"fetch: timed out after {self._config.total_timeout:g}s") from None
         except httpx.TooManyRedirects:
@@ -140,8 +210,9 @@ class Fetcher:
         etag: str | None,
         last_modified: str | None,
         now: datetime,
+        options: FetchOptions,
     ) -> FetchResult:
-        headers = {}
+        headers = dict(options.headers)
         # A validator the server sent with non-ASCII bytes cannot go back as a
         # header value (httpx encodes them as ASCII); the body hash still
         # spares the parse when nothing changed.
@@ -149,7 +220,9 @@ class Fetcher:
             headers["If-None-Match"] = etag
         if last_modified and last_modified.isascii():
             headers["If-Modified-Since"] = last_modified
-        async with client.stream("GET", url, headers=headers) as response:
+        # httpx drops the Authorization header on a redirect to another host.
+        auth = httpx.BasicAuth(*options.basic_auth) if options.basic_auth else None
+        async with client.stream("GET", url, headers=headers, auth=auth) as response:
             final_url = str(response.url)
             permanent_url = None
             if response.history and all(

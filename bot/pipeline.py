@@ -32,9 +32,10 @@ from urllib.parse import urlsplit
 
 from bot.categorize import Categorizer
 from bot.clock import Clock
-from bot.config import Config
+from bot.config import Config, FeedConfig
 from bot.errors import FetchError, ParseError, StorageError
 from bot.fetch import Fetcher, FetchResult
+from bot.fetch_options import NO_OPTIONS, FetchOptions, options_of
 from bot.items import (
     changed_items,
     items_to_remember,
@@ -43,6 +44,7 @@ from bot.items import (
 )
 from bot.models import FeedForUpdate, NewArticle, ParsedFeed
 from bot.parse_pool import ParsePool
+from bot.reload import CurrentConfig
 from bot.roles import worker_name
 from bot.schedule import next_check_after_failure, next_check_after_success
 from bot.storage import Storage
@@ -114,7 +116,7 @@ class Poller:
 
     def __init__(
         self,
-        config: Config,
+        config: Config | CurrentConfig,
         storage: Storage,
         fetcher: Fetcher,
         parse_pool: ParsePool,
@@ -124,8 +126,13 @@ class Poller:
         cut_known_items: bool = True,
     ) -> None:
         """``cut_known_items=False`` parses every changed body whole: the
-        reference that cutting known items out is checked against."""
-        self._config = config
+        reference that cutting known items out is checked against.
+
+        With a ``CurrentConfig`` the poller follows reloads: each round reads
+        the configuration it holds then (categories, intervals, per-feed
+        options); the slots and leases are sized once, at start."""
+        self._current = CurrentConfig.of(config)
+        config = self._current.config
         self._cut_known_items = cut_known_items
         self._storage = storage
         self._fetcher = fetcher
@@ -133,6 +140,9 @@ class Poller:
         self._clock = clock
         self._rand = rand
         self._categorizer = Categorizer(config.categories)
+        self._feed_configs: dict[str, FeedConfig] = {f.url: f for f in config.feeds}
+        self._feed_options: dict[str, FetchOptions] = {}
+        self._rules_for = config
         self._round_lock = asyncio.Lock()
         # Names this poller on the feeds it claims (several may share a database).
         self.worker = worker_name("poller")
@@ -151,6 +161,37 @@ class Poller:
         self._slot_holders: set[asyncio.Task[Any]] = set()
 
     @property
+    def _config(self) -> Config:
+        return self._current.config
+
+    def _follow_config(self) -> None:
+        """Category rules and per-feed options for the configuration in use
+        (it may have been reloaded since the last round)."""
+        config = self._config
+        if config is not self._rules_for:
+            self._categorizer = Categorizer(config.categories)
+            self._feed_configs = {f.url: f for f in config.feeds}
+            self._feed_options = {}
+            self._rules_for = config
+
+    def _options(self, feed: FeedForUpdate) -> FetchOptions:
+        """The operator's options for a config feed; none for the others."""
+        if feed.origin != "config":
+            return NO_OPTIONS
+        options = self._feed_options.get(feed.url)
+        if options is None:
+            configured = self._feed_configs.get(feed.url)
+            options = NO_OPTIONS if configured is None else options_of(configured)
+            self._feed_options[feed.url] = options
+        return options
+
+    def _deliver_limit(self, feed: FeedForUpdate) -> int:
+        configured = self._feed_configs.get(feed.url) if feed.origin == "config" else None
+        if configured is not None and configured.max_new_per_round is not None:
+            return configured.max_new_per_round
+        return self._config.delivery.max_new_per_feed
+
+    @property
     def running(self) -> bool:
         return self._round_lock.locked()
 
@@ -160,6 +201,7 @@ class Poller:
         if self._round_lock.locked() or self._stopping:
             return None
         async with self._round_lock:
+            self._follow_config()
             started = time.perf_counter()
             now = self._clock.now()
             feeds = await self._storage.feeds.claim_due_feeds(
@@ -198,6 +240,7 @@ class Poller:
         )
         if feed is None:
             return None
+        self._follow_config()
         return await self._guarded_update(feed)
 
     async def _release(self, feed_ids: list[int]) -> None:
@@ -285,6 +328,7 @@ class Poller:
                     now=now,
                     # Feeds added at runtime are not the operator's: public addresses only.
                     trusted=feed.origin == "config",
+                    options=self._options(feed),
                 )
 
     def _give_back_round_slot(self) -> None:
@@ -355,7 +399,7 @@ class Poller:
             etag=fetched.etag,
             last_modified=fetched.last_modified,
             fetch_url=fetched.permanent_url,
-            deliver_limit=self._config.delivery.max_new_per_feed,
+            deliver_limit=self._deliver_limit(feed),
             items=items,
         )
         return FeedOutcome(feed.id, feed.url, "new", stored.new_articles, stored.deliveries)

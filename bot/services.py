@@ -13,6 +13,7 @@ from bot.clock import Clock
 from bot.config import CategoryConfig, Config
 from bot.filters import ArticleText, passes_in_any
 from bot.models import Article
+from bot.reload import CurrentConfig
 from bot.storage import Storage
 
 DEFAULT_LIMIT = 5
@@ -83,10 +84,15 @@ def suggest(word: str, categories: Sequence[CategoryConfig]) -> list[str]:
 
 
 class NewsService:
-    def __init__(self, config: Config, storage: Storage, clock: Clock) -> None:
-        self.config = config
+    def __init__(self, config: Config | CurrentConfig, storage: Storage, clock: Clock) -> None:
+        self._current = CurrentConfig.of(config)
         self.storage = storage
         self.clock = clock
+
+    @property
+    def config(self) -> Config:
+        """The configuration in use now (a reload replaces it)."""
+        return self._current.config
 
     @property
     def categories(self) -> list[CategoryConfig]:

@@ -9,6 +9,7 @@ import pytest
 from tests.fake_telegram import fake_telegram  # noqa: F401
 from tests.faults import processes  # noqa: F401
 from tests.feed_server import feed_server  # noqa: F401
+from tests.http_proxy import http_proxy  # noqa: F401
 from tests.postgres import database_url, postgres_server, postgres_url  # noqa: F401
 
 

@@ -17,6 +17,7 @@ If-Modified-Since...).
 
 from __future__ import annotations
 
+import base64
 import gzip
 import socket
 import struct
@@ -72,6 +73,9 @@ class Route:
     # Send the body over and over, chunked, until the client hangs up (a
     # stream that never ends).
     endless: bool = False
+    # (username, password): answer 401 unless the request carries them as
+    # HTTP basic auth.
+    basic_auth: tuple[str, str] | None = None
 
 
 class _QuietServer(ThreadingHTTPServer):
@@ -168,6 +172,11 @@ def _not_modified(route: Route, headers: dict[str, str]) -> bool:
     return False
 
 
+def _authorized(credentials: tuple[str, str], headers: dict[str, str]) -> bool:
+    expected = base64.b64encode(":".join(credentials).encode()).decode()
+    return headers.get("authorization", "") == f"Basic {expected}"
+
+
 def _make_handler(server: FeedServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -178,6 +187,13 @@ def _make_handler(server: FeedServer) -> type[BaseHTTPRequestHandler]:
             route = server.routes.get(self.path)
             if route is None:
                 self._answer(404, {"Content-Type": "text/plain"}, b"not found")
+                return
+            if route.basic_auth is not None and not _authorized(route.basic_auth, headers):
+                self._answer(
+                    401,
+                    {"WWW-Authenticate": 'Basic realm="feeds"', "Content-Type": "text/plain"},
+                    b"unauthorized",
+                )
                 return
             if route.delay and not server._wait(route.delay):
                 return

@@ -15,12 +15,14 @@ from __future__ import annotations
 import asyncio
 import html
 import logging
+import os
 import secrets
 import signal
 import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -47,6 +49,7 @@ from bot.deliver import Sender
 from bot.errors import ConfigError, StorageError
 from bot.logs import register_secret
 from bot.netguard import Resolver, system_resolver
+from bot.reload import CurrentConfig, ReloadPlan
 from bot.retention import prune
 from bot.roles import (
     ALL_ROLES,
@@ -61,7 +64,7 @@ from bot.roles import (
 from bot.runtime import Runtime
 from bot.storage import open_storage
 from bot.storage.db import PostgresDatabase
-from bot.telegram import feed_handlers, filter_handlers, follow, handlers, inline
+from bot.telegram import feed_handlers, filter_handlers, follow, handlers, inline, reload_handlers
 from bot.telegram.alerts import OperatorAlerts
 from bot.telegram.feed_buttons import PATTERN as FEED_BUTTONS
 from bot.telegram.operations import Operations
@@ -109,7 +112,10 @@ class NewsbotApplication:
         clock: Clock | None = None,
         feed_transport: httpx.AsyncBaseTransport | None = None,
         feed_resolver: Resolver = system_resolver,
+        config_path: str | os.PathLike[str] | None = None,
     ) -> None:
+        """``config_path``: the file SIGHUP and /reload read again (none: the
+        configuration cannot be reloaded)."""
         token = config.token
         if not token:
             raise ConfigError(
@@ -120,7 +126,9 @@ class NewsbotApplication:
         # sender accepts both, so the notice is noise in an operator's log.
         # (Set here, not in bot.logs: importing telegram costs every CLI command.)
         warnings.filterwarnings("ignore", ".*retry_after.*", PTBDeprecationWarning)
-        self.config = config
+        # The one owner of the configuration in use, shared with the runtime.
+        self.current = CurrentConfig(config)
+        self.config_path = Path(config_path) if config_path is not None else None
         self.roles = roles
         self._clock = clock
         self._feed_transport = feed_transport
@@ -132,6 +140,7 @@ class NewsbotApplication:
         self.runtime: Runtime | None = None
         self.services: handlers.BotServices | None = None
         self.operations: Operations | None = None  # alerts and metrics
+        self._hangup_loop: asyncio.AbstractEventLoop | None = None  # where SIGHUP is handled
         builder = (
             Application.builder()
             .application_class(_Application, {"before_stop": self._stop_polling})
@@ -152,6 +161,11 @@ class NewsbotApplication:
             )
         self.application = builder.build()
         self._register_handlers()
+
+    @property
+    def config(self) -> Config:
+        """The configuration in use now (a reload replaces it)."""
+        return self.current.config
 
     # -- wiring ----------------------------------------------------------
 
@@ -192,6 +206,7 @@ class NewsbotApplication:
             ("feeds", feed_handlers.feeds_command),
             ("feed", feed_handlers.feed_command),
             ("export", feed_handlers.export_command),
+            ("reload", reload_handlers.reload_command),
         ):
             app.add_handler(CommandHandler(name, callback, filters=everywhere))
         app.add_handler(CallbackQueryHandler(follow.confirm_follow, pattern=follow.CONFIRM_PATTERN))
@@ -221,6 +236,7 @@ class NewsbotApplication:
                 runtime.clock,
                 titles,
                 bot_username=application.bot.username,
+                current=self.current,
             )
             if not application.bot.supports_inline_queries:
                 log.info(
@@ -235,6 +251,7 @@ class NewsbotApplication:
                 OperatorAlerts(self.config.telegram.admins),
             )
             application.bot_data["services"] = self.services
+            application.bot_data[reload_handlers.RELOAD_KEY] = self.reload_config
             self.operations = Operations(self.config, self.roles, runtime, sender, application.bot)
             assert application.job_queue is not None  # the job-queue extra is a dependency
             await self.operations.start(application.job_queue)
@@ -264,12 +281,15 @@ class NewsbotApplication:
     async def _open_runtime(self) -> Runtime:
         if self.runtime is None:
             runtime = await Runtime.open(
-                self.config,
+                self.current,
                 clock=self._clock,
                 transport=self._feed_transport,
                 resolver=self._feed_resolver,
             )
             self.runtime = runtime
+            self._hangup_loop = asyncio.get_running_loop()
+            if not self._install_reload_signal(self._hangup_loop):
+                self._hangup_loop = None
             if runtime.storage.backend == "sqlite":
                 # The bot is SQLite's one process: a feed claim left in the
                 # database belongs to a run that died, and the feed is due
@@ -279,6 +299,9 @@ class NewsbotApplication:
         return self.runtime
 
     async def _close_runtime(self) -> None:
+        loop, self._hangup_loop = self._hangup_loop, None
+        if loop is not None and not loop.is_closed():
+            loop.remove_signal_handler(signal.SIGHUP)
         runtime, self.runtime = self.runtime, None
         if runtime is not None:
             await runtime.close()
@@ -421,6 +444,52 @@ class NewsbotApplication:
         if self.operations is not None and report is not None:
             await self.operations.after_round(report)
         self._beat(sender)
+
+    async def reload_config(self) -> ReloadPlan:
+        """Read the configuration file again and run with it (SIGHUP and
+        /reload). Raises ``ConfigError`` (the file does not validate, or
+        there is no file to read) or ``StorageError``; the running
+        configuration is then kept."""
+        if self.config_path is None:
+            raise ConfigError("this bot was started without a configuration file to read again")
+        runtime = self.runtime
+        if runtime is None:
+            raise ConfigError("the bot is still starting; reload once it runs")
+        plan = await runtime.reload(self.config_path)
+        # Who is told about failures follows [telegram] admins (whether
+        # alerts are on at all is fixed at start, see bot.reload).
+        admins = plan.config.telegram.admins
+        if self.services is not None:
+            self.services.alerts.admins = list(admins)
+        if self.operations is not None and plan.config.alerts.enabled:
+            self.operations.watch.admins = list(admins)
+        return plan
+
+    async def _reload_on_signal(self) -> None:
+        """SIGHUP: reload, and log what changed or why the file was refused."""
+        try:
+            plan = await self.reload_config()
+        except (ConfigError, StorageError) as error:
+            log.error("config: reload refused, the running configuration is kept: %s", error)
+            return
+        for line in plan.summary():
+            log.info("config: reloaded: %s", line)
+
+    def _install_reload_signal(self, loop: asyncio.AbstractEventLoop) -> bool:
+        """SIGHUP reloads the configuration; False where signals cannot be
+        handled here (not the main thread, or not POSIX)."""
+        reloads: set[asyncio.Task[None]] = set()
+
+        def on_hangup() -> None:
+            task = loop.create_task(self._reload_on_signal(), name="newsbot-reload")
+            reloads.add(task)
+            task.add_done_callback(reloads.discard)
+
+        try:
+            loop.add_signal_handler(signal.SIGHUP, on_hangup)
+        except (NotImplementedError, RuntimeError, ValueError, AttributeError):
+            return False
+        return True
 
     async def _stop_polling(self) -> None:
         """End the running round at a feed boundary (stored feeds stay stored,
@@ -770,6 +839,12 @@ async def _until_lost(leadership: Leadership) -> None:
             return
 
 
-def run_bot(config: Config, roles: frozenset[Role] = frozenset(ALL_ROLES)) -> int:
-    NewsbotApplication(config, roles=roles).run()
+def run_bot(
+    config: Config,
+    roles: frozenset[Role] = frozenset(ALL_ROLES),
+    *,
+    config_path: str | os.PathLike[str] | None = None,
+) -> int:
+    """Run the bot; SIGHUP (and /reload) read ``config_path`` again."""
+    NewsbotApplication(config, roles=roles, config_path=config_path).run()
     return 0

@@ -70,6 +70,7 @@ COMMANDS: list[tuple[str, str]] = [
     ("link", "Follow links, a QR code and a web button: /link space"),
     ("whoami", "Your user id and this chat's id"),
     ("health", "Feed status, for the bot's operators"),
+    ("reload", "Read the config file again, for the bot's operators"),
     ("help", "How to use the bot, in chats, groups and channels"),
 ]
 
@@ -493,7 +494,7 @@ async def health(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
             context,
             "/health is for the bot's operators. To become one, add "
             f"{who} to <code>admins</code> under <code>[telegram]</code> in the "
-            "bot's config.toml and restart it.",
+            "bot's config.toml and reload it (SIGHUP) or restart it.",
         )
         return
     feeds = await bot.runtime.storage.feeds.feed_health()
