@@ -205,6 +205,8 @@ class NewsbotApplication:
                 runtime.clock,
                 titles,
                 bot_username=application.bot.username,
+                send_photo=application.bot.send_photo,
+                default_timezone=self.config.telegram.default_timezone,
             )
             if not application.bot.supports_inline_queries:
                 log.info(
