@@ -437,6 +437,10 @@ class Sender:
                 # long outage in a running bot, week-old news is not news.
                 self._start(row, self._drop_stale(row))
                 continue
+            if looks.get(row.chat_id, DEFAULT_SETTINGS).paused:
+                # Queued just before /pause: a paused chat gets nothing.
+                self._start(row, self._drop_paused(row))
+                continue
             await self._pacer.wait_slot(self._stopping)
             if self._stopping.is_set():
                 # stop() came during the wait. A send started now would not
@@ -474,6 +478,12 @@ class Sender:
         self.events.card_failed("too_old")
         await self._record(
             row, "was dropped", lambda: self._storage.outbox.mark_dropped(row.id, "too old")
+        )
+
+    async def _drop_paused(self, row: PendingDelivery) -> None:
+        log.info("deliver: card %d to %s dropped, the chat is paused", row.id, row.chat_id)
+        await self._record(
+            row, "was dropped", lambda: self._storage.outbox.mark_dropped(row.id, "paused")
         )
 
     async def _deliver(self, row: PendingDelivery, settings: ChatSettings) -> None:
