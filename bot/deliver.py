@@ -423,10 +423,14 @@ class Sender:
         # How each chat wants its cards, read once for the whole batch.
         try:
             looks = await self._storage.chats.settings_of_chats({row.chat_id for row in rows})
-        except StorageError:
+        except StorageError as error:
+            # Nothing was sent: the cards go back and are claimed again on
+            # the next round (a card rendered without its chat's settings
+            # could go to a chat that paused).
+            log.warning("deliver: cannot read the chats' settings (%s); retrying", error)
             with contextlib.suppress(StorageError):
                 await self._storage.outbox.release_deliveries([r.id for r in rows], self.worker)
-            raise
+            return 0
         unstarted = []
         for row in rows:
             if self._stopping.is_set() or self.storage_trouble or row.chat_id in self._in_flight:

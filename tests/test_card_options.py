@@ -17,6 +17,7 @@ from bot.chat_settings import DEFAULT_SETTINGS, ChatSettings
 from bot.clock import SystemClock
 from bot.config import DeliveryConfig, FeedConfig
 from bot.deliver import Sender
+from bot.errors import StorageError
 from bot.local_time import format_short_time, format_time, zone_abbreviation
 from bot.models import Article, NewArticle
 from bot.render import CAPTION_LIMIT, escape, render_card, render_list
@@ -310,3 +311,24 @@ async def test_a_chat_without_a_zone_of_its_own_reads_times_in_the_bots_default_
     (own_zone,) = fake_telegram.sent_messages(402)
     assert "08:00 EDT" in check_telegram_html(default_zone["text"])
     assert "17:30 UTC+5:30" in check_telegram_html(own_zone["text"])
+
+
+async def test_a_card_waits_while_its_chats_settings_cannot_be_read(
+    storage: Storage, bot: Bot, fake_telegram: FakeTelegram, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await seed(storage, {501: ChatSettings(silent=True)})
+    read = storage.chats.settings_of_chats
+    failures = []
+
+    async def failing_once(chat_ids: object) -> dict[int, ChatSettings]:
+        if not failures:
+            failures.append(chat_ids)
+            raise StorageError("database is locked")
+        return await read(chat_ids)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(storage.chats, "settings_of_chats", failing_once)
+    await sender(storage, bot).drain(within=20)
+    assert failures
+    # Sent once, after the read worked, and as the chat wants it.
+    (card,) = fake_telegram.sent_messages(501)
+    assert card["disable_notification"] is True
