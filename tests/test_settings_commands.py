@@ -321,3 +321,19 @@ async def test_inline_results_show_times_in_the_askers_zone(bot: BotHarness) -> 
     assert result["description"].endswith((" CET", " CEST"))
     card = check_telegram_html(result["input_message_content"]["message_text"])
     assert " CET" in card or " CEST" in card
+
+
+async def test_a_panel_posted_in_the_channel_itself_obeys_its_admins_only(
+    bot: BotHarness,
+) -> None:
+    await make_channel(bot)
+    exchange = await bot.ask(bot.fake.channel_post(CHANNEL, "/settings", username="spacenews"))
+    panel = exchange.reply(CHANNEL)
+    data = button_data(panel, "Photo: off")
+    assert parse_panel_data(data) == SetOption("photo", True, None)
+    bob = await bot.press(CHANNEL, BOB, data, message_id=message_id(panel))
+    assert "Only admins of @spacenews" in bob.answer().params["text"]
+    assert not (await bot.storage.chats.chat_settings(CHANNEL)).photo
+    edit = await tap(bot, CHANNEL, panel, "Photo: off", ALICE)
+    assert "Image as a photo: on" in check_telegram_html(str(edit.params["text"]))
+    assert (await bot.storage.chats.chat_settings(CHANNEL)).photo

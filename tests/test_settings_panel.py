@@ -111,6 +111,8 @@ def test_the_panel_shows_every_option_and_its_value() -> None:
         "Language: Deutsch",
     ):
         assert line in shown, shown
+    for command in ("/digest", "/quiet", "/timezone", "/language"):
+        assert command in shown
     labels = [b.text for row in markup.inline_keyboard for b in row]
     assert "✓ Digest…" in labels and "Instant" in labels and "▶ Resume" in labels
     data = [b.callback_data for row in markup.inline_keyboard for b in row]

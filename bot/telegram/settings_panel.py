@@ -165,7 +165,10 @@ def settings_panel(
         _("Filters: {filters}").format(filters=escape(filters)),
         _("Language: {language}").format(language=escape(language_name(settings.language))),
         "",
-        _("Tap a button to change an option."),
+        _(
+            "Tap a button to change an option; /digest, /quiet, /timezone and /language "
+            "set the others."
+        ),
     ]
     if settings.paused:
         lines.append(_("While paused, no cards are queued; /resume does not send them later."))
