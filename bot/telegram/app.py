@@ -60,18 +60,12 @@ from bot.roles import (
 from bot.runtime import Runtime
 from bot.storage import open_storage
 from bot.storage.db import PostgresDatabase
-from bot.telegram import (
-    filter_handlers,
-    follow,
-    handlers,
-    inline,
-    settings_handlers,
-    settings_panel,
-)
+from bot.telegram import filter_handlers, follow, handlers, inline
 from bot.telegram.alerts import OperatorAlerts
 from bot.telegram.operations import Operations
 from bot.telegram.permissions import PermissionChecker
 from bot.telegram.ratelimit import MessageRateLimiter
+from bot.telegram.settings_handlers import SETTINGS_COMMANDS, SETTINGS_PATTERN, settings_button
 
 log = logging.getLogger(__name__)
 
@@ -189,16 +183,11 @@ class NewsbotApplication:
             ("health", handlers.health),
             ("whoami", handlers.whoami),
             ("link", follow.link_command),
-            ("settings", settings_handlers.settings_command),
-            ("pause", settings_handlers.pause_command),
-            ("resume", settings_handlers.resume_command),
-            ("timezone", settings_handlers.timezone_command),
+            *SETTINGS_COMMANDS,
         ):
             app.add_handler(CommandHandler(name, callback, filters=everywhere))
         app.add_handler(CallbackQueryHandler(follow.confirm_follow, pattern=follow.CONFIRM_PATTERN))
-        app.add_handler(
-            CallbackQueryHandler(settings_handlers.settings_button, pattern=settings_panel.PATTERN)
-        )
+        app.add_handler(CallbackQueryHandler(settings_button, pattern=SETTINGS_PATTERN))
         app.add_handler(CallbackQueryHandler(handlers.button))
         app.add_handler(InlineQueryHandler(inline.inline_query))
         app.add_handler(ChosenInlineResultHandler(inline.chosen_inline_result))

@@ -32,6 +32,7 @@ from bot.telegram.handlers import (
     services,
 )
 from bot.telegram.settings_panel import (
+    PATTERN,
     ExplainOption,
     PanelFacts,
     SetOption,
@@ -244,3 +245,13 @@ async def settings_button(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
 def _wakes_the_sender(changes: dict[str, object]) -> bool:
     """Whether the sender should look at the outbox again now."""
     return "paused" in changes or "digest_times" in changes
+
+
+# For app.py: the commands of this module, and the data its buttons carry.
+SETTINGS_COMMANDS = (
+    ("settings", settings_command),
+    ("pause", pause_command),
+    ("resume", resume_command),
+    ("timezone", timezone_command),
+)
+SETTINGS_PATTERN = PATTERN
