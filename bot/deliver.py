@@ -66,6 +66,7 @@ from telegram.error import (
 )
 from telegram.warnings import PTBDeprecationWarning
 
+from bot.chat_settings import DEFAULT_SETTINGS, ChatSettings
 from bot.clock import Clock
 from bot.config import DeliveryConfig
 from bot.delivery_events import DeliveryEvents
@@ -75,10 +76,12 @@ from bot.render import Card, escape, render_card
 from bot.roles import worker_name
 from bot.storage import PendingDelivery, Storage
 from bot.telegram.links import article_link
+from bot.timezones import zone
 
 log = logging.getLogger(__name__)
 
 SendMessage = Callable[..., Awaitable[Message]]
+SendPhoto = Callable[..., Awaitable[Message]]
 _BATCH = 100
 _IDLE_WAIT = 5.0
 _MAX_RETRY_DELAY = 600.0
@@ -101,6 +104,16 @@ _LOST_RIGHTS = (
 )
 # Telegram's words for a forum topic that cannot take cards any more.
 _TOPIC_GONE = ("message thread not found", "topic_closed", "topic_deleted")
+# Telegram's words for an image it could not fetch or use.
+_PHOTO_REFUSED = (
+    "http url content",
+    "wrong file identifier",
+    "web page content",
+    "photo_invalid",
+    "image_process_failed",
+    "wrong remote file",
+    "file must be non-empty",
+)
 # Telegram's front end answering for a Telegram that is not there.
 _UNREACHABLE = ("bad gateway", "service unavailable", "gateway timeout", "(502)", "(503)", "(504)")
 
@@ -112,19 +125,52 @@ def keyboard(card: Card) -> InlineKeyboardMarkup | None:
 
 
 def preview(card: Card) -> LinkPreviewOptions:
-    return LinkPreviewOptions(url=card.preview_url, prefer_large_media=True)
+    if not card.link_preview:
+        return LinkPreviewOptions(is_disabled=True)
+    return LinkPreviewOptions(
+        is_disabled=False,
+        url=card.preview_url,
+        prefer_large_media=True,
+        show_above_text=card.preview_above_text,
+    )
 
 
 async def send_card(
-    send_message: SendMessage, chat_id: int, card: Card, thread_id: int | None = None
+    send_message: SendMessage,
+    chat_id: int,
+    card: Card,
+    thread_id: int | None = None,
+    *,
+    send_photo: SendPhoto | None = None,
 ) -> Message:
     """Send a card as HTML (into forum topic ``thread_id``; None: General,
-    sent without a thread id since Telegram refuses General's). If Telegram
-    rejects the markup, send the same card as plain text with its buttons;
-    if it rejects the buttons, as plain text with the article's link
-    written out, so a card never arrives without a way to the story."""
+    sent without a thread id since Telegram refuses General's): as a photo
+    with the card as its caption when the card has a photo and
+    ``send_photo`` is given, else as text. If Telegram cannot use the photo
+    (it could not fetch the image, or refused the caption or buttons), the
+    text card goes instead. If Telegram rejects the markup, send the same
+    card as plain text with its buttons; if it rejects the buttons, as
+    plain text with the article's link written out, so a card never
+    arrives without a way to the story."""
+    options: dict[str, Any] = {"disable_notification": True} if card.silent else {}
     if thread_id is not None:
-        send_message = functools.partial(send_message, message_thread_id=thread_id)
+        options["message_thread_id"] = thread_id
+    if options:
+        send_message = functools.partial(send_message, **options)
+    if card.photo_url and send_photo is not None:
+        try:
+            return await send_photo(
+                chat_id=chat_id,
+                photo=card.photo_url,
+                caption=card.caption,
+                parse_mode=ParseMode.HTML,
+                reply_markup=keyboard(card),
+                **options,
+            )
+        except BadRequest as error:
+            if not (_rejects_photo(error) or _rejects_markup(error) or _rejects_buttons(error)):
+                raise
+            log.info("deliver: chat %s got no photo card (%s); sending text", chat_id, error)
     try:
         return await send_message(
             chat_id=chat_id,
@@ -152,6 +198,13 @@ async def send_card(
         return await send_message(
             chat_id=chat_id, text=card.plain, parse_mode=None, link_preview_options=preview(card)
         )
+
+
+def _rejects_photo(error: BadRequest) -> bool:
+    """Telegram could not use the image behind the URL (unreachable, not an
+    image, too big, odd dimensions)."""
+    reason = error.message.lower()
+    return any(words in reason for words in _PHOTO_REFUSED)
 
 
 def _rejects_markup(error: BadRequest) -> bool:
@@ -227,12 +280,17 @@ class Sender:
         *,
         bot_username: str | None = None,
         current: CurrentConfig | None = None,
+        send_photo: SendPhoto | None = None,
+        default_timezone: str = "UTC",
     ) -> None:
         """With ``current`` the sender follows reloads: every card reads the
         delivery settings and category titles held there then (the pacing
         of ``messages_per_second`` is set once, at start)."""
         self._current = current
         self._storage = storage
+        # Photo cards need sendPhoto; without it every card goes as text.
+        self._send_photo = send_photo
+        self._default_timezone = default_timezone
         # Known once getMe answered: the Share button then links back here.
         self._bot_username = bot_username
         self._send_message = send_message
@@ -268,6 +326,13 @@ class Sender:
     @property
     def _config(self) -> DeliveryConfig:
         return self._current.config.delivery if self._current is not None else self._delivery
+
+    @property
+    def _zone_default(self) -> str:
+        """The zone of chats that chose none, as the config says now."""
+        if self._current is None:
+            return self._default_timezone
+        return self._current.config.telegram.default_timezone
 
     @property
     def _categories(self) -> Mapping[str, str]:
@@ -378,6 +443,17 @@ class Sender:
             self._storage_recovered()
         started = 0
         too_old = now - timedelta(seconds=self._config.max_age)
+        # How each chat wants its cards, read once for the whole batch.
+        try:
+            looks = await self._storage.chats.settings_of_chats({row.chat_id for row in rows})
+        except StorageError as error:
+            # Nothing was sent: the cards go back and are claimed again on
+            # the next round (a card rendered without its chat's settings
+            # could go to a chat that paused).
+            log.warning("deliver: cannot read the chats' settings (%s); retrying", error)
+            with contextlib.suppress(StorageError):
+                await self._storage.outbox.release_deliveries([r.id for r in rows], self.worker)
+            return 0
         unstarted = []
         for row in rows:
             if self._stopping.is_set() or self.storage_trouble or row.chat_id in self._in_flight:
@@ -387,6 +463,10 @@ class Sender:
                 # Checked when a card comes up, not only at start-up: after a
                 # long outage in a running bot, week-old news is not news.
                 self._start(row, self._drop_stale(row))
+                continue
+            if looks.get(row.chat_id, DEFAULT_SETTINGS).paused:
+                # Queued just before /pause: a paused chat gets nothing.
+                self._start(row, self._drop_paused(row))
                 continue
             await self._pacer.wait_slot(self._stopping)
             if self._stopping.is_set():
@@ -401,7 +481,7 @@ class Sender:
                 else self._config.group_chat_interval
             )
             self._pacer.chat_ready_at[row.chat_id] = time.monotonic() + spacing
-            self._start(row, self._deliver(row))
+            self._start(row, self._deliver(row, looks.get(row.chat_id, DEFAULT_SETTINGS)))
             started += 1
         if unstarted:
             # Claimed but not sent (stopping, or storage trouble): hand them
@@ -427,12 +507,26 @@ class Sender:
             row, "was dropped", lambda: self._storage.outbox.mark_dropped(row.id, "too old")
         )
 
-    async def _deliver(self, row: PendingDelivery) -> None:
+    async def _drop_paused(self, row: PendingDelivery) -> None:
+        log.info("deliver: card %d to %s dropped, the chat is paused", row.id, row.chat_id)
+        await self._record(
+            row, "was dropped", lambda: self._storage.outbox.mark_dropped(row.id, "paused")
+        )
+
+    async def _deliver(self, row: PendingDelivery, settings: ChatSettings) -> None:
         link = article_link(self._bot_username, row.article.id) if self._bot_username else None
-        card = render_card(row.article, self._categories, article_link=link)
+        card = render_card(
+            row.article,
+            self._categories,
+            article_link=link,
+            settings=settings,
+            zone=zone(settings.timezone, self._zone_default),
+        )
         started = time.monotonic()
         try:
-            message = await send_card(self._send_message, row.chat_id, card, row.thread_id)
+            message = await send_card(
+                self._send_message, row.chat_id, card, row.thread_id, send_photo=self._send_photo
+            )
         except Exception as error:
             await self._after_failure(row, error, started)
         else:

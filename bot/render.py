@@ -13,11 +13,13 @@ from __future__ import annotations
 import html
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, tzinfo
 from urllib.parse import quote
 
+from bot import local_time
+from bot.chat_settings import DEFAULT_SETTINGS, ChatSettings
 from bot.models import Article
-from bot.text import cut_at_word
+from bot.text import cut_at_word, cut_html
 
 TITLE_LIMIT = 250
 SUMMARY_LIMIT = 300
@@ -26,6 +28,7 @@ LIST_TITLE_LIMIT = 160
 MESSAGE_LIMIT = 4096
 SHARE_TEXT_LIMIT = 200
 BUTTON_URL_LIMIT = 2000
+CAPTION_LIMIT = 1024  # a photo's caption, counted after the HTML is parsed
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +45,14 @@ class Card:
     plain: str
     preview_url: str  # the link preview shows the article's image
     buttons: tuple[Button, ...]
+    # How the chat wants it (its ChatSettings): a photo card when the feed
+    # gave an image (caption: the card's HTML cut to CAPTION_LIMIT),
+    # the link preview off or above the text, sent without a sound.
+    photo_url: str | None = None
+    caption: str = ""
+    link_preview: bool = True
+    preview_above_text: bool = False
+    silent: bool = False
 
 
 def escape(text: str) -> str:
@@ -53,8 +64,8 @@ def escape_attribute(text: str) -> str:
     return html.escape(text, quote=True)
 
 
-def format_time(when: datetime) -> str:
-    return when.strftime("%d %b %Y, %H:%M UTC")
+def format_time(when: datetime, zone: tzinfo = UTC) -> str:
+    return local_time.format_time(when, zone)
 
 
 def hashtags(category_ids: Sequence[str]) -> str:
@@ -76,12 +87,16 @@ def render_card(
     known_categories: Mapping[str, str] | None = None,
     *,
     article_link: str | None = None,
+    settings: ChatSettings = DEFAULT_SETTINGS,
+    zone: tzinfo = UTC,
 ) -> Card:
     """The headline card: bold title, summary, source and time, hashtags, and
     Read / Share buttons. ``known_categories`` (id -> title) filters hashtags
-    to categories that still exist; ``article_link`` goes into the shared text."""
+    to categories that still exist; ``article_link`` goes into the shared text.
+    ``settings`` are the chat's (summary, photo, preview, silent); its time
+    is shown in ``zone``."""
     title = cut_at_word(article.title, TITLE_LIMIT)
-    summary = cut_at_word(article.summary, SUMMARY_LIMIT)
+    summary = cut_at_word(article.summary, SUMMARY_LIMIT) if settings.summary else ""
     if summary and summary.casefold() == title.casefold():
         summary = ""  # feeds without descriptions often repeat the title
     source = cut_at_word(article.source, SOURCE_LIMIT)
@@ -89,7 +104,7 @@ def render_card(
         c for c in article.categories if known_categories is None or c in known_categories
     ]
     tags = hashtags(categories)
-    meta = f"{source} · {format_time(article.published)}"
+    meta = f"{source} · {format_time(article.published, zone)}"
 
     html_parts = [f"<b>{escape(title)}</b>"]
     plain_parts = [title]
@@ -106,30 +121,46 @@ def render_card(
         share = share_url(article, article_link)
         if len(share) <= BUTTON_URL_LIMIT:
             buttons.append(Button("Share", share))
+    card_html = "\n\n".join(html_parts)
+    card_plain = "\n\n".join(plain_parts)
+    photo = article.image_url if settings.photo and _fetchable(article.image_url) else None
     return Card(
-        html="\n\n".join(html_parts),
-        plain="\n\n".join(plain_parts),
+        html=card_html,
+        plain=card_plain,
         preview_url=article.url,
         buttons=tuple(buttons),
+        photo_url=photo,
+        caption=cut_html(card_html, CAPTION_LIMIT) if photo else "",
+        link_preview=settings.link_preview,
+        preview_above_text=settings.preview_above_text,
+        silent=settings.silent,
     )
 
 
-def render_headline(article: Article, number: int | None = None) -> str:
+def _fetchable(url: str | None) -> bool:
+    """Telegram fetches a photo by URL only over http(s)."""
+    return bool(url) and str(url).lower().startswith(("https://", "http://"))
+
+
+def render_headline(article: Article, number: int | None = None, zone: tzinfo = UTC) -> str:
     """One compact line for lists: linked title, source, time."""
     title = cut_at_word(article.title, LIST_TITLE_LIMIT)
     source = cut_at_word(article.source, SOURCE_LIMIT)
     prefix = f"{number}. " if number is not None else "• "
     link = f'<a href="{escape_attribute(article.url)}">{escape(title)}</a>'
-    when = article.published.strftime("%d %b %H:%M")
+    when = local_time.format_short_time(article.published, zone)
     return f"{prefix}{link}\n    <i>{escape(source)} · {when}</i>"
 
 
-def render_list(heading: str, articles: Sequence[Article], first_number: int = 1) -> str:
-    """A heading and numbered headlines, kept under the message limit."""
+def render_list(
+    heading: str, articles: Sequence[Article], first_number: int = 1, zone: tzinfo = UTC
+) -> str:
+    """A heading and numbered headlines (times in ``zone``), kept under the
+    message limit."""
     lines = [f"<b>{escape(heading)}</b>"]
     length = len(heading)
     for index, article in enumerate(articles, start=first_number):
-        line = render_headline(article, index)
+        line = render_headline(article, index, zone)
         # Counted on the HTML, which is longer than the parsed text: safe side.
         if length + len(line) + 2 > MESSAGE_LIMIT - 100:
             break

@@ -3,8 +3,9 @@
 ``route`` takes an article's categories, the subscriptions to any of them and
 what storage knows of each subscribed chat, and returns the chats that get
 the article: each at most once, however many of its categories match, and
-only chats that can receive cards now (not blocked, not kicked), and only
-chats whose keyword filters (``bot.filters``) let it through. This is the
+only chats that can receive cards now (not blocked, not kicked, not paused
+with ``/pause``), and only chats whose keyword filters (``bot.filters``)
+let it through. This is the
 one place that decides fan-out; storage only writes what it returns.
 """
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+from bot.chat_settings import ChatSettings
 from bot.filters import ArticleText, ChatFilter, passes, terms_for
 
 
@@ -30,6 +32,9 @@ class ChatRouting:
     chat_id: int
     active: bool  # False: blocked, kicked or gone
     filters: tuple[ChatFilter, ...] = ()
+    # The chat's settings (None: the defaults). Paused: nothing is queued,
+    # and nothing waits to be replayed on /resume.
+    settings: ChatSettings | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +64,8 @@ def route(
             continue
         chat = chats.get(subscription.chat_id)
         if chat is None or not chat.active:
+            continue
+        if chat.settings is not None and chat.settings.paused:
             continue
         current = chosen.get(subscription.chat_id)
         if current is not None and position >= rank[current.category_id]:

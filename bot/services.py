@@ -7,7 +7,7 @@ import difflib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import timedelta, tzinfo
 
 from bot.clock import Clock
 from bot.config import CategoryConfig, Config
@@ -15,6 +15,7 @@ from bot.filters import ArticleText, passes_in_any
 from bot.models import Article
 from bot.reload import CurrentConfig
 from bot.storage import Storage
+from bot.timezones import zone
 
 DEFAULT_LIMIT = 5
 MAX_LIMIT = 20
@@ -100,6 +101,12 @@ class NewsService:
 
     def category(self, category_id: str) -> CategoryConfig | None:
         return self.config.category(category_id)
+
+    async def chat_zone(self, chat_id: int) -> tzinfo:
+        """The zone ``chat_id`` reads times in: its own (``/timezone``), else
+        the bot's ``[telegram] default_timezone``."""
+        settings = await self.storage.chats.chat_settings(chat_id)
+        return zone(settings.timezone, self.config.telegram.default_timezone)
 
     async def latest(
         self, category_id: str | None = None, limit: int | None = None, offset: int = 0

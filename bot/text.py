@@ -209,3 +209,94 @@ def canonical_url(url: str) -> str:
         ]
         query = urlencode(kept)
     return urlunsplit((scheme, netloc, parts.path or "/", query, fragment))
+
+
+# -- cutting what Telegram counts --------------------------------------------
+
+# Telegram HTML as the render stage writes it: tags, entities, and text.
+_HTML_TOKEN = re.compile(r"(<[^>]*>)|(&(?:#\d+|#x[0-9a-fA-F]+|[a-zA-Z]+);)|([^<&]+|[<&])")
+_TAG_NAME = re.compile(r"</?\s*([a-zA-Z-]+)")
+
+
+def utf16_length(text: str) -> int:
+    """Length as Telegram counts it (UTF-16 code units: an emoji counts 2)."""
+    return len(text.encode("utf-16-le")) // 2
+
+
+def _cut_units(text: str, room: int, *, first: bool = True) -> str:
+    """The longest start of ``text`` within ``room`` UTF-16 units, cut
+    between words unless that throws away most of it (``first``: nothing
+    comes before it; else a word cut in half is dropped whole)."""
+    kept, used = [], 0
+    for char in text:
+        width = 2 if ord(char) > 0xFFFF else 1
+        if used + width > room:
+            break
+        kept.append(char)
+        used += width
+    cut = "".join(kept)
+    if len(cut) < len(text) and not text[len(cut)].isspace():
+        space = cut.rfind(" ")
+        if space > len(cut) // 2 or (space >= 0 and not first):
+            cut = cut[:space]
+        elif not first:
+            cut = ""
+    return cut.rstrip(" ,;:.-–—\n")
+
+
+def cut_text(text: str, limit: int, ellipsis: str = "…") -> str:
+    """Plain ``text`` within ``limit`` UTF-16 units, cut between words."""
+    if utf16_length(text) <= limit:
+        return text
+    return _cut_units(text, limit - utf16_length(ellipsis)) + ellipsis
+
+
+def cut_html(markup: str, limit: int, ellipsis: str = "…") -> str:
+    """Telegram HTML whose text (what Telegram counts after parsing the
+    tags) is within ``limit`` UTF-16 units: the cut falls between words of
+    the text, never inside a tag or an entity, and every tag still open
+    there is closed, so the result parses as the original did."""
+    tokens = _HTML_TOKEN.findall(markup)
+    visible = sum(1 if entity else utf16_length(text) for _, entity, text in tokens)
+    if visible <= limit:
+        return markup
+    budget = limit - utf16_length(ellipsis)
+    kept: list[str] = []
+    open_tags: list[tuple[str, int]] = []  # name, index of its opening tag in kept
+    used = 0
+    for tag, entity, text in tokens:
+        if tag:
+            name_match = _TAG_NAME.match(tag)
+            name = name_match.group(1).lower() if name_match else ""
+            if tag.startswith("</"):
+                for position in range(len(open_tags) - 1, -1, -1):
+                    if open_tags[position][0] == name:
+                        del open_tags[position:]
+                        break
+            else:
+                open_tags.append((name, len(kept)))
+            kept.append(tag)
+            continue
+        if entity:
+            if used + 1 > budget:
+                break
+            kept.append(entity)
+            used += 1
+            continue
+        width = utf16_length(text)
+        if used + width <= budget:
+            kept.append(text)
+            used += width
+            continue
+        kept.append(_cut_units(text, budget - used, first=used == 0))
+        break
+    # Tags opened right before the cut would wrap nothing, and blanks before
+    # the ellipsis only push it away from the text: drop both.
+    while kept:
+        if open_tags and open_tags[-1][1] == len(kept) - 1:
+            open_tags.pop()
+        elif kept[-1].startswith("<") or kept[-1].strip():
+            break
+        kept.pop()
+    closing = "".join(f"</{name}>" for name, _ in reversed(open_tags))
+    return "".join(kept).rstrip() + ellipsis + closing

@@ -30,7 +30,9 @@ What it models, because these are the behaviours a bot gets wrong:
   text as sendMessage would); :meth:`FakeTelegram.post_inline_result` posts a
   result into a chat the way a user's pick does;
 * sendPhoto with an uploaded file (kept as :class:`UploadedFile`) or a URL,
-  its caption of at most 1024 characters checked like a message text;
+  its caption of at most 1024 characters checked like a message text; a URL
+  Telegram cannot fetch (:meth:`FakeTelegram.refuse_photo_url`) answers 400
+  "failed to get HTTP URL content";
 * documents: sendDocument (an upload, or a known ``file_id``), users sending
   documents (:meth:`FakeTelegram.document_message`), getFile and the file
   download under ``/file/bot<token>/<file_path>`` (recorded as the pseudo
@@ -671,6 +673,8 @@ class FakeTelegram:
         # file_id -> (the Document's JSON, its bytes); file_path -> file_id.
         self._files: dict[str, tuple[JSON, bytes]] = {}
         self._file_paths: dict[str, str] = {}
+        # Photo URLs Telegram's servers could not fetch (sendPhoto answers 400).
+        self._unfetchable_photos: set[str] = set()
         self._callback_ids: set[str] = set()
         self._next_callback_id = 1
         self._inline_query_ids: set[str] = set()
@@ -2004,6 +2008,12 @@ class FakeTelegram:
             self._answered_inline_queries.add(query_id)
         return True
 
+    def refuse_photo_url(self, url: str) -> None:
+        """From now on, sendPhoto with ``url`` fails as when Telegram cannot
+        download the image (a dead link, a site that blocks it)."""
+        with self._lock:
+            self._unfetchable_photos.add(url)
+
     def _send_photo(self, params: JSON) -> JSON:
         photo = params.get("photo")
         if isinstance(photo, UploadedFile):
@@ -2018,6 +2028,11 @@ class FakeTelegram:
         with self._lock:
             chat = self._resolve_chat(params.get("chat_id"))
             self._check_can_send(chat)
+            thread_id = params.get("message_thread_id")
+            if thread_id is not None:
+                self._check_thread(chat, thread_id)
+            if isinstance(photo, str) and photo in self._unfetchable_photos:
+                raise _bad_request("failed to get HTTP URL content")
             caption, entities = "", []
             if params.get("caption"):
                 caption, entities = self._text_and_entities({**params, "text": params["caption"]})
@@ -2025,7 +2040,7 @@ class FakeTelegram:
                     raise _bad_request("message caption is too long")
             markup = self._check_reply_markup(params.get("reply_markup"))
             self._check_flood("sendPhoto", chat)
-            message = self._store_message(chat, caption, entities, markup)
+            message = self._store_message(chat, caption, entities, markup, thread_id=thread_id)
             del message["text"]
             message.pop("entities", None)
             if caption:

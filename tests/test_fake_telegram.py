@@ -1073,3 +1073,29 @@ async def test_a_document_a_user_sends_arrives_with_its_size_and_big_ones_cannot
         assert bytes(await file.download_as_bytearray()) == b"<opml/>"
         with pytest.raises(BadRequest, match=r"(?i)file is too big"):
             await bot.get_file(huge.file_id)
+
+
+async def test_send_photo_refuses_a_url_telegram_cannot_fetch(
+    fake_telegram: FakeTelegram,
+) -> None:
+    fake_telegram.refuse_photo_url("https://images.example/gone.jpg")
+    async with bot_for(fake_telegram) as bot:
+        with pytest.raises(BadRequest, match=r"(?i)failed to get http url content"):
+            await bot.send_photo(5, "https://images.example/gone.jpg", caption="x")
+        fetched = await bot.send_photo(
+            5, "https://images.example/fine.jpg", caption="y", disable_notification=True
+        )
+    refused, accepted = fake_telegram.calls("sendPhoto")
+    assert not refused.ok and accepted.ok and fetched.caption == "y"
+    assert accepted.params["disable_notification"] is True
+
+
+async def test_send_photo_into_a_forum_topic_checks_the_topic(
+    fake_telegram: FakeTelegram,
+) -> None:
+    fake_telegram.add_chat(-1001, "supergroup", is_forum=True)
+    topic = fake_telegram.create_topic(-1001, "Space")
+    fake_telegram.close_topic(-1001, topic)
+    async with bot_for(fake_telegram) as bot:
+        with pytest.raises(BadRequest):
+            await bot.send_photo(-1001, "https://images.example/a.jpg", message_thread_id=topic)

@@ -24,7 +24,7 @@ from bot.filters import ArticleText, ChatFilter
 from bot.models import Article, FeedForUpdate, NewArticle
 from bot.route import ChatRouting, Subscription, route
 from bot.storage import feeds, outbox
-from bot.storage.chats import filter_from_row
+from bot.storage.chats import filter_from_row, settings_of_chats
 from bot.storage.db import Database, Tx
 from bot.storage.rows import ARTICLE_COLUMNS, article_from_row, tags_from_column, tags_to_column
 
@@ -256,7 +256,11 @@ class SqlArticles:
         )
         subscriptions = [Subscription(r[0], r[1], r[3]) for r in rows]
         filters = await self._filters(tx, {r[0] for r in rows})
-        chats = {r[0]: ChatRouting(r[0], bool(r[2]), filters.get(r[0], ())) for r in rows}
+        settings = await settings_of_chats(tx, dialect, {r[0] for r in rows})
+        chats = {
+            r[0]: ChatRouting(r[0], bool(r[2]), filters.get(r[0], ()), settings.get(r[0]))
+            for r in rows
+        }
         texts = await self._texts(tx, [t.article_id for t in newest]) if filters else {}
         cards = [
             (target.article_id, delivery.chat_id, delivery.thread_id)

@@ -16,7 +16,7 @@ from typing import Any
 from bot.chat_settings import ChatSettings
 from bot.clock import to_timestamp
 from bot.filters import MAX_TERMS, ChatFilter, Term, parse_term
-from bot.storage.db import Database, Row
+from bot.storage.db import Database, Dialect, Row, Tx
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +77,21 @@ _RELEASE_CLAIMS = (
 )
 
 
+async def settings_of_chats(
+    tx: Tx, dialect: Dialect, chat_ids: Iterable[int]
+) -> dict[int, ChatSettings]:
+    """``SqlChats.settings_of_chats`` inside a transaction (routing reads
+    them in the one that queues the cards)."""
+    ids = sorted(set(chat_ids))
+    if not ids:
+        return {}
+    rows = await tx.fetch(
+        f"SELECT chat_id, settings FROM chat_settings WHERE {dialect.in_ids('chat_id')}",
+        dialect.ids(ids),
+    )
+    return {int(r[0]): ChatSettings.from_json(r[1]) for r in rows}
+
+
 class SqlChats:
     def __init__(self, db: Database) -> None:
         self._db = db
@@ -127,15 +142,7 @@ class SqlChats:
     async def settings_of_chats(self, chat_ids: Iterable[int]) -> dict[int, ChatSettings]:
         """The settings of each of ``chat_ids`` that chose any (the others
         have the defaults)."""
-        ids = sorted(set(chat_ids))
-        if not ids:
-            return {}
-        dialect = self._db.dialect
-        rows = await self._db.fetch(
-            f"SELECT chat_id, settings FROM chat_settings WHERE {dialect.in_ids('chat_id')}",
-            dialect.ids(ids),
-        )
-        return {int(r[0]): ChatSettings.from_json(r[1]) for r in rows}
+        return await settings_of_chats(self._db, self._db.dialect, chat_ids)
 
     async def chats_with_settings(self) -> dict[int, ChatSettings]:
         """Every active chat that chose anything (digest schedules, quiet

@@ -70,6 +70,7 @@ from bot.telegram.feed_buttons import PATTERN as FEED_BUTTONS
 from bot.telegram.operations import Operations
 from bot.telegram.permissions import PermissionChecker
 from bot.telegram.ratelimit import MessageRateLimiter
+from bot.telegram.settings_handlers import SETTINGS_COMMANDS, SETTINGS_PATTERN, settings_button
 
 log = logging.getLogger(__name__)
 
@@ -207,6 +208,7 @@ class NewsbotApplication:
             ("feed", feed_handlers.feed_command),
             ("export", feed_handlers.export_command),
             ("reload", reload_handlers.reload_command),
+            *SETTINGS_COMMANDS,
         ):
             app.add_handler(CommandHandler(name, callback, filters=everywhere))
         app.add_handler(CallbackQueryHandler(follow.confirm_follow, pattern=follow.CONFIRM_PATTERN))
@@ -216,6 +218,7 @@ class NewsbotApplication:
                 filters.UpdateType.MESSAGE & filters.Document.ALL, feed_handlers.document
             )
         )
+        app.add_handler(CallbackQueryHandler(settings_button, pattern=SETTINGS_PATTERN))
         app.add_handler(CallbackQueryHandler(handlers.button))
         app.add_handler(InlineQueryHandler(inline.inline_query))
         app.add_handler(ChosenInlineResultHandler(inline.chosen_inline_result))
@@ -237,6 +240,8 @@ class NewsbotApplication:
                 titles,
                 bot_username=application.bot.username,
                 current=self.current,
+                send_photo=application.bot.send_photo,
+                default_timezone=self.config.telegram.default_timezone,
             )
             if not application.bot.supports_inline_queries:
                 log.info(

@@ -211,7 +211,12 @@ async def _show_article(
         return
     username = context.bot.username
     titles = {c.id: c.title for c in bot.runtime.news.categories}
-    card = render_card(article, titles, article_link=article_link(username, article.id))
+    card = render_card(
+        article,
+        titles,
+        article_link=article_link(username, article.id),
+        zone=await bot.runtime.news.chat_zone(chat.id),
+    )
     await send_card(context.bot.send_message, chat.id, card)
     found, _ = _known(bot, article.categories)
     if chat.type == ChatType.PRIVATE and found:

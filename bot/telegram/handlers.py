@@ -68,6 +68,10 @@ COMMANDS: list[tuple[str, str]] = [
     ("latest", "Newest headlines: /latest [category] [N]"),
     ("search", "Search headlines: /search words"),
     ("link", "Follow links, a QR code and a web button: /link space"),
+    ("settings", "Card options, time zone, pause: buttons for each"),
+    ("pause", "No new cards until /resume"),
+    ("resume", "New cards again after /pause"),
+    ("timezone", "Times in your zone: /timezone Europe/Berlin"),
     ("whoami", "Your user id and this chat's id"),
     ("health", "Feed status, for the bot's operators"),
     ("reload", "Read the config file again, for the bot's operators"),
@@ -247,8 +251,10 @@ async def help_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
         "In a group with topics, /subscribe inside a topic sends that category's cards there.",
         "<b>Channels</b>: add me as an administrator who can post, then in a private chat "
         "with me send <code>/subscribe @yourchannel space science</code>. "
-        "<code>/mysubs @yourchannel</code>, <code>/unsubscribe @yourchannel all</code> "
-        "and <code>/filter @yourchannel +mars</code> work the same way. A private channel "
+        "<code>/mysubs @yourchannel</code>, <code>/unsubscribe @yourchannel all</code>, "
+        "<code>/filter @yourchannel +mars</code>, <code>/settings @yourchannel</code>, "
+        "<code>/pause @yourchannel</code> and <code>/timezone @yourchannel Europe/Berlin</code> "
+        "work the same way. A private channel "
         "has no @name: forward me any of its posts and I'll show its buttons and its id.",
     ]
     from bot.telegram.feed_handlers import operator_help  # it imports this module
@@ -413,7 +419,8 @@ async def latest(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await reply(update, context, escape(empty))
         return
     heading = (f"Latest in {category.title}" if category else "Latest headlines") + mark
-    await reply(update, context, render_list(heading, articles), news=True)
+    shown_in = await bot.runtime.news.chat_zone(chat.id if chat else 0)
+    await reply(update, context, render_list(heading, articles, zone=shown_in), news=True)
 
 
 async def search(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -437,7 +444,9 @@ async def _send_search_page(
         text = escape(f'Nothing found for "{short}".' if offset == 0 else "No more results.")
         markup = None
     else:
-        text = render_list(f'Results for "{short}"', shown, first_number=offset + 1)
+        chat = update.effective_chat
+        shown_in = await bot.runtime.news.chat_zone(chat.id if chat else 0)
+        text = render_list(f'Results for "{short}"', shown, offset + 1, shown_in)
         markup = None
         if len(found) > SEARCH_PAGE:
             key = await bot.runtime.storage.state.remember_search(query, bot.runtime.clock.now())

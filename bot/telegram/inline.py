@@ -20,6 +20,7 @@ import logging
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, tzinfo
 
 from telegram import (
     InlineKeyboardButton,
@@ -92,8 +93,10 @@ async def find_inline_answer(
     request: InlineRequest,
     category_titles: Mapping[str, str],
     bot_username: str | None,
+    zone: tzinfo = UTC,
 ) -> InlineAnswer:
-    """The page of results for ``request``, and the offset of the next one."""
+    """The page of results for ``request`` (times in ``zone``), and the
+    offset of the next one."""
     category_id = request.category.id if request.category else None
     # One extra article tells whether another page exists.
     wanted = INLINE_PAGE + 1
@@ -104,18 +107,21 @@ async def find_inline_answer(
     page = found[:INLINE_PAGE]
     following = request.offset + INLINE_PAGE
     more = len(found) > INLINE_PAGE and following < MAX_INLINE_DEPTH
-    results = [inline_result(a, category_titles, bot_username) for a in page]
+    results = [inline_result(a, category_titles, bot_username, zone) for a in page]
     return InlineAnswer(results, str(following) if more else None)
 
 
 def inline_result(
-    article: Article, category_titles: Mapping[str, str], bot_username: str | None
+    article: Article,
+    category_titles: Mapping[str, str],
+    bot_username: str | None,
+    zone: tzinfo = UTC,
 ) -> InlineQueryResultArticle:
     """One offered story; picked, it posts the same card the bot sends
     subscribers, with its Read and Share buttons (links, which work in any
     chat: buttons that call the bot back do not belong in other people's chats)."""
     link = article_link(bot_username, article.id) if bot_username else None
-    card = render_card(article, category_titles, article_link=link)
+    card = render_card(article, category_titles, article_link=link, zone=zone)
     markup = (
         InlineKeyboardMarkup([[InlineKeyboardButton(b.label, url=b.url) for b in card.buttons]])
         if card.buttons
@@ -126,7 +132,7 @@ def inline_result(
         # Article ids are unique within an answer and short (Telegram: 1-64 bytes).
         id=str(article.id),
         title=cut_at_word(article.title, RESULT_TITLE_LIMIT) or "(untitled)",
-        description=f"{cut_at_word(article.source, SOURCE_LIMIT)} · {format_time(article.published)}",
+        description=f"{cut_at_word(article.source, SOURCE_LIMIT)} · {format_time(article.published, zone)}",
         thumbnail_url=image if image and image.startswith(("https://", "http://")) else None,
         input_message_content=InputTextMessageContent(
             card.html,
@@ -150,7 +156,10 @@ async def inline_query(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
         await query.answer([], cache_time=CACHE_SECONDS)
         return
     titles = {c.id: c.title for c in news.categories}
-    answer = await find_inline_answer(news, request, titles, context.bot.username)
+    # The asker's own zone: their private chat's /timezone (inline queries
+    # come from a person, wherever the result is posted).
+    asker_zone = await news.chat_zone(query.from_user.id)
+    answer = await find_inline_answer(news, request, titles, context.bot.username, asker_zone)
     log.debug(
         "inline: %d results for %r offset %d in %.1f ms",
         len(answer.results),
