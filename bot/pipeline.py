@@ -357,6 +357,7 @@ class Poller:
             fetch_url=fetched.permanent_url,
             deliver_limit=self._config.delivery.max_new_per_feed,
             items=items,
+            edit_window=self._config.delivery.edit_window,
         )
         return FeedOutcome(feed.id, feed.url, "new", stored.new_articles, stored.deliveries)
 

@@ -205,6 +205,8 @@ class NewsbotApplication:
                 runtime.clock,
                 titles,
                 bot_username=application.bot.username,
+                edit_message_text=application.bot.edit_message_text,
+                edit_message_caption=application.bot.edit_message_caption,
             )
             if not application.bot.supports_inline_queries:
                 log.info(
