@@ -381,10 +381,19 @@ class Sender:
             if self._in_flight:
                 await asyncio.wait(list(self._in_flight.values()), timeout=0.5)
                 continue
-            if not await self._storage.outbox.has_pending_deliveries():
+            if not await self._storage.outbox.has_pending_deliveries() and not (
+                await self._edits_due()
+            ):
                 return
             ready = self._pacer.next_ready()
             await asyncio.sleep(min(0.5, max(0.01, (ready or 0) - time.monotonic())))
+
+    async def _edits_due(self) -> bool:
+        """Is an edit due now (waiting only for its chat's pacing)?"""
+        if not self._edit_methods:
+            return False
+        due = await self._storage.edits.next_edit_time()
+        return due is not None and due <= self._clock.now()
 
     async def _idle(self) -> None:
         """Sleep until a chat's pacing ends, a retry falls due, or new cards arrive."""
@@ -395,6 +404,10 @@ class Sender:
         if not self.storage_trouble:
             try:
                 due = await self._storage.outbox.next_delivery_time()
+                if self._edit_methods:
+                    next_edit = await self._storage.edits.next_edit_time()
+                    if next_edit is not None and (due is None or next_edit < due):
+                        due = next_edit
             except StorageError as error:
                 self._storage_failed(error, "read the outbox")
                 due = None

@@ -203,8 +203,18 @@ class SqlCardEdits:
             )
 
     async def next_edit_time(self) -> datetime | None:
+        """When the next edit can be claimed: its due time, or later while
+        its chat is paused or another sender holds it. Edits of inactive or
+        suspended chats wait for the chat, not for time, and are left out."""
+        dialect = self._db.dialect
+        ready = dialect.greatest(
+            dialect.greatest("d.edit_due_at", "d.edit_claim_expires_at"), "c.paused_until"
+        )
         value = await self._db.fetchval(
-            "SELECT min(edit_due_at) FROM deliveries WHERE edit_due_at IS NOT NULL"
+            f"""
+            SELECT min({ready}) FROM deliveries AS d JOIN chats AS c ON c.id = d.chat_id
+            WHERE d.edit_due_at IS NOT NULL AND c.active AND c.suspended_reason IS NULL
+            """
         )
         return from_timestamp(value) if value is not None else None
 
