@@ -237,8 +237,8 @@ class DeliveryConfig(_Model):
     # feed that suddenly lists hundreds of "new" items must not flood chats.
     max_new_per_feed: int = Field(default=20, ge=1, le=1000)
     # A sent card follows corrections of its story's title or summary for
-    # this long after it was sent (0: never edited).
-    edit_window: Duration = Field(default=48 * 3600.0, ge=0)
+    # this long after it was sent.
+    edit_window: Duration = 48 * 3600.0
 
 
 class AlertsConfig(_Model):

@@ -538,10 +538,14 @@ class Sender:
             await self._record(
                 row,
                 "was sent",
-                lambda: self._storage.outbox.mark_sent(
-                    row.id, message.message_id, now, card_kind="photo" if message.photo else "text"
-                ),
+                functools.partial(self._mark_sent, row, message, now),
             )
+
+    async def _mark_sent(self, row: PendingDelivery, message: Message, now: datetime) -> None:
+        await self._storage.outbox.mark_sent(row.id, message.message_id, now)
+        if message.photo:
+            # Telegram edits a photo card's caption, not a text (bot.edits).
+            await self._storage.edits.record_card_kind(row.id, "photo")
 
     async def _edit(self, row: CardEdit) -> None:
         card = self._card(row.article)

@@ -585,3 +585,10 @@ def test_telegrams_words_for_an_edit_already_shown() -> None:
     reason = "Bad Request: message is not modified: specified new message content and ..."
     assert not_modified(reason) and not message_gone(reason)
     assert not message_gone("Forbidden: bot was blocked by the user")
+
+
+def test_the_edit_window_is_48_hours_unless_configured() -> None:
+    assert DeliveryConfig().edit_window == 48 * 3600
+    assert DeliveryConfig(edit_window="90m").edit_window == 5400  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="edit_window"):
+        DeliveryConfig(edit_window=-1)

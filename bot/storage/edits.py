@@ -155,6 +155,13 @@ class SqlCardEdits:
             for r in rows
         ]
 
+    async def record_card_kind(self, delivery_id: int, kind: CardKind) -> None:
+        """The sent card is a message of this kind (a photo's caption is
+        edited by another method than a text); cards are "text" unless told."""
+        await self._db.execute(
+            "UPDATE deliveries SET card_kind = ? WHERE id = ?", kind, delivery_id
+        )
+
     async def mark_edited(self, edit: CardEdit, now: datetime, next_due: datetime | None) -> None:
         """The card shows the article as claimed. A correction that came
         since (``edit_generation`` moved on) is edited at ``next_due``."""

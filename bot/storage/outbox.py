@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from bot.clock import from_timestamp, to_timestamp
-from bot.edits import CardKind
 from bot.models import Article
 from bot.storage.db import Database, Dialect, Tx
 from bot.storage.rows import ARTICLE_COLUMNS, article_from_row
@@ -168,18 +167,13 @@ class SqlOutbox:
             )
         )
 
-    async def mark_sent(
-        self, delivery_id: int, message_id: int, now: datetime, *, card_kind: CardKind = "text"
-    ) -> None:
-        """``card_kind``: the kind of message the card became, which says how
-        it is edited later (``bot.edits``)."""
+    async def mark_sent(self, delivery_id: int, message_id: int, now: datetime) -> None:
         await self._db.execute(
-            "UPDATE deliveries SET status = 'sent', message_id = ?, sent_at = ?, card_kind = ?, "
+            "UPDATE deliveries SET status = 'sent', message_id = ?, sent_at = ?, "
             "attempts = attempts + 1, error = NULL, claimed_by = NULL, claim_expires_at = 0 "
             "WHERE id = ?",
             message_id,
             to_timestamp(now),
-            card_kind,
             delivery_id,
         )
 
