@@ -6,6 +6,7 @@ clock moved by hand."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from collections.abc import AsyncIterator, Callable
@@ -31,6 +32,7 @@ from bot.edits import (
     not_modified,
 )
 from bot.runtime import Runtime
+from bot.telegram.ratelimit import MessageRateLimiter
 from tests.fake_telegram import DEFAULT_BOT_ID, ApiError, FakeTelegram, FloodLimits
 from tests.feed_server import FeedServer, Route
 from tests.support import REAL_FEEDS, loopback_config
@@ -457,6 +459,45 @@ async def test_an_edit_whose_sender_died_is_taken_by_the_next_after_its_lease(
     assert rig.edit_calls() == 0
     await rig.send_due(300)
     assert rig.edits(PRIVATE) == ["Story 2, corrected"]
+
+
+async def test_the_new_active_sender_takes_over_the_edits_a_dead_one_claimed(
+    make_rig: Callable[..., Any],
+) -> None:
+    rig = await sent_story(make_rig, chats=(PRIVATE,))
+    storage = rig.runtime.storage
+    rig.route.body = rss(item(2, "Story 2, corrected"), item(1))
+    await rig.poll_and_send(60)
+    rig.clock.advance(EDIT_INTERVAL.total_seconds())
+    assert await storage.edits.claim_edits(rig.clock.now(), 10, worker="dead", lease_seconds=300)
+    assert await storage.edits.take_over_edit_claims(rig.sender.worker) == 1
+    await rig.sender.drain(within=30)
+    assert rig.edits(PRIVATE) == ["Story 2, corrected"]
+
+
+async def test_caption_edits_count_against_a_groups_message_budget() -> None:
+    """The bot's rate limiter holds an edited photo card like a new card
+    once the group's 20 messages a minute are used up."""
+    limiter = MessageRateLimiter(max_retries=0)
+    await limiter.initialize()
+
+    async def answer(*_args: Any, **_kwargs: Any) -> dict[str, Any]:
+        return {"ok": True}
+
+    for _ in range(20):
+        await limiter.process_request(
+            answer, (), {}, "sendMessage", {"chat_id": GROUP, "text": "x"}, None
+        )
+    edit = asyncio.create_task(
+        limiter.process_request(
+            answer, (), {}, "editMessageCaption", {"chat_id": GROUP, "caption": "x"}, None
+        )
+    )
+    # Held for most of a minute, not answered straight away.
+    done, _ = await asyncio.wait([edit], timeout=0.5)
+    assert not done
+    edit.cancel()
+    await limiter.shutdown()
 
 
 # -- the pure rules -----------------------------------------------------------------

@@ -209,6 +209,17 @@ class SqlCardEdits:
                 self._db.dialect.ids(edit_ids),
             )
 
+    async def take_over_edit_claims(self, worker: str) -> int:
+        """Free every edit claimed by another sender (see
+        ``outbox.take_over_claims``): an edit made twice is harmless, the
+        second one is "not modified"."""
+        return await self._db.execute(
+            "UPDATE deliveries SET edit_claimed_by = NULL, edit_claim_expires_at = 0 "
+            "WHERE edit_due_at IS NOT NULL AND edit_claimed_by IS NOT NULL "
+            "AND edit_claimed_by != ?",
+            worker,
+        )
+
     async def next_edit_time(self) -> datetime | None:
         """When the next edit can be claimed: its due time, or later while
         its chat is paused or another sender holds it. Edits of inactive or

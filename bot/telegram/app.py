@@ -436,6 +436,7 @@ class NewsbotApplication:
                 self._sending.set()
                 try:
                     freed = await runtime.storage.outbox.take_over_claims(sender.worker)
+                    freed += await runtime.storage.edits.take_over_edit_claims(sender.worker)
                 except StorageError as error:
                     # Their leases will run out and free them all the same.
                     log.warning("deliver: could not take over claimed cards: %s", error)
