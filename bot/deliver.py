@@ -480,8 +480,11 @@ class Sender:
             if self._stopping.is_set() or self.storage_trouble or row.chat_id in self._in_flight:
                 unstarted.append(row.id)
                 continue
-            if edit_too_late(row.sent_at, now, window) or row.kind not in self._edit_methods:
-                self._start(row, self._drop_edit(row, None, "is past its edit window"))
+            if edit_too_late(row.sent_at, now, window):
+                self._start(row, self._drop_edit(row, None, "past its edit window"))
+                continue
+            if row.kind not in self._edit_methods:
+                self._start(row, self._drop_edit(row, None, f"no way to edit a {row.kind} card"))
                 continue
             await self._pacer.wait_slot(self._stopping)
             if self._stopping.is_set():

@@ -245,6 +245,19 @@ async def test_a_correction_after_the_edit_window_edits_nothing(
     assert rig.cards(PRIVATE) == rig.cards(GROUP) == ["Story 2"]
 
 
+async def test_an_edit_left_waiting_past_the_window_while_no_sender_ran_is_dropped(
+    make_rig: Callable[..., Any],
+) -> None:
+    rig = await sent_story(make_rig, chats=(PRIVATE,), edit_window=3600)
+    rig.route.body = rss(item(2, "Story 2, corrected"), item(1))
+    rig.clock.advance(60)
+    await rig.poll()
+    assert await rig.runtime.storage.edits.waiting_edits() == 1
+    await rig.send_due(2 * 3600)
+    assert rig.edit_calls() == 0
+    assert await rig.runtime.storage.edits.waiting_edits() == 0
+
+
 async def test_a_correction_near_the_end_of_the_window_is_edited_before_it_closes(
     make_rig: Callable[..., Any],
 ) -> None:
