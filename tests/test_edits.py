@@ -202,7 +202,12 @@ async def test_a_corrected_headline_edits_each_sent_card_once_and_sends_no_secon
         assert rig.fake.edited_messages(chat_id)[0]["message_id"] == message_id
         content = rig.fake.message_content(chat_id, message_id) or ""
         assert content.startswith("Story 2, corrected\n")
-        assert card["text"] != rig.fake.edited_messages(chat_id)[0]["text"]
+        # Its buttons stay, and Share shares the corrected headline.
+        (sent_buttons,) = card["reply_markup"]["inline_keyboard"]
+        (edited_buttons,) = rig.fake.edited_messages(chat_id)[0]["reply_markup"]["inline_keyboard"]
+        assert [b["text"] for b in edited_buttons] == [b["text"] for b in sent_buttons]
+        assert edited_buttons[0] == sent_buttons[0]
+        assert "Story%202%2C%20corrected" in edited_buttons[1]["url"]
 
     # Nothing more to do: no second edit, no second card, however long.
     await rig.poll_and_send(3600)
