@@ -236,6 +236,9 @@ class DeliveryConfig(_Model):
     # At most this many new articles of one feed per round become cards: a
     # feed that suddenly lists hundreds of "new" items must not flood chats.
     max_new_per_feed: int = Field(default=20, ge=1, le=1000)
+    # A sent card follows corrections of its story's title or summary for
+    # this long after it was sent.
+    edit_window: Duration = 48 * 3600.0
 
 
 class AlertsConfig(_Model):

@@ -34,6 +34,14 @@ flight (at most one per chat). What each Telegram error means for the row:
 - other 5xx answered by Telegram: retry with backoff; failed after max_attempts.
 - InvalidToken: stop sending; every card stays pending.
 
+Sent cards follow corrections of their story (``bot.edits`` says which and
+when): due edits are claimed like cards and go through the same pacing, so
+an edit takes a card's place in the global and the per-chat budget. What an
+edit's error means is what it means for a send, for the chat (flood control,
+lost rights, blocked, migrated); for the edit itself, a message that was
+deleted or can no longer be edited drops it quietly, and "message is not
+modified" means it is done.
+
 Recording an outcome can fail too (disk full, a lock held past the busy
 timeout). The outcome is then kept and written again with backoff while the
 chat's next card waits, and no new card is sent until storage works again:
@@ -50,7 +58,7 @@ import time
 import warnings
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, LinkPreviewOptions, Message
@@ -70,18 +78,29 @@ from bot.chat_settings import DEFAULT_SETTINGS, ChatSettings
 from bot.clock import Clock
 from bot.config import DeliveryConfig
 from bot.delivery_events import DeliveryEvents
+from bot.edits import (
+    CardKind,
+    edit_retry_delay,
+    edit_too_late,
+    message_gone,
+    next_edit_after,
+    not_modified,
+)
 from bot.errors import StorageError
+from bot.models import Article
 from bot.reload import CurrentConfig
-from bot.render import Card, escape, render_card
+from bot.render import CAPTION_LIMIT, Card, escape, render_card
 from bot.roles import worker_name
-from bot.storage import PendingDelivery, Storage
+from bot.storage import CardEdit, PendingDelivery, Storage
 from bot.telegram.links import article_link
+from bot.text import cut_html
 from bot.timezones import zone
 
 log = logging.getLogger(__name__)
 
 SendMessage = Callable[..., Awaitable[Message]]
 SendPhoto = Callable[..., Awaitable[Message]]
+EditMessage = Callable[..., Awaitable[Message | bool]]
 _BATCH = 100
 _IDLE_WAIT = 5.0
 _MAX_RETRY_DELAY = 600.0
@@ -207,6 +226,45 @@ def _rejects_photo(error: BadRequest) -> bool:
     return any(words in reason for words in _PHOTO_REFUSED)
 
 
+async def edit_card(
+    edit: EditMessage, kind: CardKind, chat_id: int, message_id: int, card: Card
+) -> None:
+    """Make sent card ``message_id`` show ``card``: its text, or its caption
+    for a photo card (``edit`` is editMessageText or editMessageCaption to
+    match). Rejected markup or buttons fall back as in ``send_card``."""
+    content = "caption" if kind == "photo" else "text"
+    # A photo card's caption is the card cut to Telegram's caption limit,
+    # whatever the chat's photo option says now.
+    shown = card.html
+    if kind == "photo":
+        shown = card.caption or cut_html(card.html, CAPTION_LIMIT)
+    # A caption has no link preview of its own: the photo is the preview.
+    extra: dict[str, Any] = {} if kind == "photo" else {"link_preview_options": preview(card)}
+    try:
+        await edit(
+            chat_id=chat_id,
+            message_id=message_id,
+            parse_mode=ParseMode.HTML,
+            reply_markup=keyboard(card),
+            **{content: shown},
+            **extra,
+        )
+        return
+    except BadRequest as error:
+        if not _rejects_buttons(error) and not _rejects_markup(error):
+            raise
+        log.warning("deliver: chat %s rejected an edited card (%s); plain text", chat_id, error)
+        markup = None if _rejects_buttons(error) else keyboard(card)
+    await edit(
+        chat_id=chat_id,
+        message_id=message_id,
+        parse_mode=None,
+        reply_markup=markup,
+        **{content: card.plain},
+        **extra,
+    )
+
+
 def _rejects_markup(error: BadRequest) -> bool:
     return "entit" in error.message.lower()
 
@@ -282,6 +340,8 @@ class Sender:
         current: CurrentConfig | None = None,
         send_photo: SendPhoto | None = None,
         default_timezone: str = "UTC",
+        edit_message_text: EditMessage | None = None,
+        edit_message_caption: EditMessage | None = None,
     ) -> None:
         """With ``current`` the sender follows reloads: every card reads the
         delivery settings and category titles held there then (the pacing
@@ -291,6 +351,13 @@ class Sender:
         # Photo cards need sendPhoto; without it every card goes as text.
         self._send_photo = send_photo
         self._default_timezone = default_timezone
+        # How each kind of sent card is edited; without them no card is.
+        self._edit_methods: dict[CardKind, EditMessage] = {}
+        if edit_message_text is not None:
+            self._edit_methods["text"] = edit_message_text
+        if edit_message_caption is not None:
+            self._edit_methods["photo"] = edit_message_caption
+        self.edited = 0
         # Known once getMe answered: the Share button then links back here.
         self._bot_username = bot_username
         self._send_message = send_message
@@ -401,10 +468,19 @@ class Sender:
             if self._in_flight:
                 await asyncio.wait(list(self._in_flight.values()), timeout=0.5)
                 continue
-            if not await self._storage.outbox.has_pending_deliveries():
+            if not await self._storage.outbox.has_pending_deliveries() and not (
+                await self._edits_due()
+            ):
                 return
             ready = self._pacer.next_ready()
             await asyncio.sleep(min(0.5, max(0.01, (ready or 0) - time.monotonic())))
+
+    async def _edits_due(self) -> bool:
+        """Is an edit due now (waiting only for its chat's pacing)?"""
+        if not self._edit_methods:
+            return False
+        due = await self._storage.edits.next_edit_time()
+        return due is not None and due <= self._clock.now()
 
     async def _idle(self) -> None:
         """Sleep until a chat's pacing ends, a retry falls due, or new cards arrive."""
@@ -415,6 +491,10 @@ class Sender:
         if not self.storage_trouble:
             try:
                 due = await self._storage.outbox.next_delivery_time()
+                if self._edit_methods:
+                    next_edit = await self._storage.edits.next_edit_time()
+                    if next_edit is not None and (due is None or next_edit < due):
+                        due = next_edit
             except StorageError as error:
                 self._storage_failed(error, "read the outbox")
                 due = None
@@ -475,12 +555,7 @@ class Sender:
                 # client under it, after Telegram may have accepted the card.
                 unstarted.append(row.id)
                 continue
-            spacing = (
-                self._config.private_chat_interval
-                if row.chat_type == "private"
-                else self._config.group_chat_interval
-            )
-            self._pacer.chat_ready_at[row.chat_id] = time.monotonic() + spacing
+            self._pacer.chat_ready_at[row.chat_id] = time.monotonic() + self._spacing(row.chat_type)
             self._start(row, self._deliver(row, looks.get(row.chat_id, DEFAULT_SETTINGS)))
             started += 1
         if unstarted:
@@ -488,9 +563,49 @@ class Sender:
             # back now rather than when their lease runs out.
             with contextlib.suppress(StorageError):
                 await self._storage.outbox.release_deliveries(unstarted, self.worker)
+        return started + await self._dispatch_edits()
+
+    async def _dispatch_edits(self) -> int:
+        """Start the due edits of sent cards, paced like cards: one per chat
+        at a time, each taking a global slot and its chat's spacing."""
+        if not self._edit_methods or self.storage_trouble or self._stopping.is_set():
+            return 0
+        busy = self._pacer.busy_chats() | set(self._in_flight)
+        now = self._clock.now()
+        rows = await self._storage.edits.claim_edits(
+            now, _BATCH, worker=self.worker, lease_seconds=CLAIM_LEASE, exclude_chats=busy
+        )
+        window = timedelta(seconds=self._config.edit_window)
+        started = 0
+        unstarted = []
+        for row in rows:
+            if self._stopping.is_set() or self.storage_trouble or row.chat_id in self._in_flight:
+                unstarted.append(row.id)
+                continue
+            if edit_too_late(row.sent_at, now, window):
+                self._start(row, self._drop_edit(row, None, "past its edit window"))
+                continue
+            if row.kind not in self._edit_methods:
+                self._start(row, self._drop_edit(row, None, f"no way to edit a {row.kind} card"))
+                continue
+            await self._pacer.wait_slot(self._stopping)
+            if self._stopping.is_set():
+                unstarted.append(row.id)
+                continue
+            self._pacer.chat_ready_at[row.chat_id] = time.monotonic() + self._spacing(row.chat_type)
+            self._start(row, self._edit(row))
+            started += 1
+        if unstarted:
+            with contextlib.suppress(StorageError):
+                await self._storage.edits.release_edits(unstarted, self.worker)
         return started
 
-    def _start(self, row: PendingDelivery, work: Coroutine[Any, Any, None]) -> None:
+    def _spacing(self, chat_type: str) -> float:
+        if chat_type == "private":
+            return self._config.private_chat_interval
+        return self._config.group_chat_interval
+
+    def _start(self, row: PendingDelivery | CardEdit, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(work)
         self._in_flight[row.chat_id] = task
         task.add_done_callback(self._forget_task)
@@ -513,15 +628,19 @@ class Sender:
             row, "was dropped", lambda: self._storage.outbox.mark_dropped(row.id, "paused")
         )
 
-    async def _deliver(self, row: PendingDelivery, settings: ChatSettings) -> None:
-        link = article_link(self._bot_username, row.article.id) if self._bot_username else None
-        card = render_card(
-            row.article,
+    def _card(self, article: Article, settings: ChatSettings) -> Card:
+        """The card of an article in a chat, the same for its send and its edits."""
+        link = article_link(self._bot_username, article.id) if self._bot_username else None
+        return render_card(
+            article,
             self._categories,
             article_link=link,
             settings=settings,
             zone=zone(settings.timezone, self._zone_default),
         )
+
+    async def _deliver(self, row: PendingDelivery, settings: ChatSettings) -> None:
+        card = self._card(row.article, settings)
         started = time.monotonic()
         try:
             message = await send_card(
@@ -538,7 +657,99 @@ class Sender:
             await self._record(
                 row,
                 "was sent",
-                lambda: self._storage.outbox.mark_sent(row.id, message.message_id, now),
+                functools.partial(self._mark_sent, row, message, now),
+            )
+
+    async def _mark_sent(self, row: PendingDelivery, message: Message, now: datetime) -> None:
+        await self._storage.outbox.mark_sent(row.id, message.message_id, now)
+        if message.photo:
+            # Telegram edits a photo card's caption, not a text (bot.edits).
+            await self._storage.edits.record_card_kind(row.id, "photo")
+
+    async def _edit(self, row: CardEdit) -> None:
+        edit = self._edit_methods[row.kind]
+        try:
+            # Edited as the chat wants its cards now (summary, zone).
+            settings = await self._storage.chats.chat_settings(row.chat_id)
+            card = self._card(row.article, settings)
+            await edit_card(edit, row.kind, row.chat_id, row.message_id, card)
+        except Exception as error:
+            if isinstance(error, BadRequest) and not_modified(error.message):
+                await self._edit_done(row)
+            else:
+                await self._after_edit_failure(row, error)
+        else:
+            self.edited += 1
+            self._flooded_chats.clear()
+            await self._edit_done(row)
+
+    async def _edit_done(self, row: CardEdit) -> None:
+        now = self._clock.now()
+        again = next_edit_after(now, row.sent_at, timedelta(seconds=self._config.edit_window))
+        await self._record(
+            row, "was edited", lambda: self._storage.edits.mark_edited(row, now, again)
+        )
+
+    async def _drop_edit(self, row: CardEdit, refused: str | None, why: str) -> None:
+        log.debug("deliver: edit of card %d in %s dropped: %s", row.id, row.chat_id, why)
+        await self._record(
+            row, "dropped its edit", lambda: self._storage.edits.drop_edit(row.id, refused)
+        )
+
+    async def _after_edit_failure(self, row: CardEdit, error: Exception) -> None:
+        """What a failed edit means: for the chat, what a failed send would
+        (see ``_chat_refusal``); for the edit, done, dropped or retried."""
+        now = self._clock.now()
+        if isinstance(error, RetryAfter):
+            until = self._pause_for_flood(row.chat_id, _retry_seconds(error))
+
+            async def pause() -> None:
+                await self._storage.chats.pause_chat(row.chat_id, until)
+                await self._storage.edits.retry_edit(row.id, until, count_attempt=False)
+
+            await self._record(row, "was told to wait", pause)
+        elif isinstance(error, BadRequest) and message_gone(error.message):
+            # Someone deleted the card, or it is too old to edit: nothing to
+            # follow any more, and nothing worth a warning.
+            await self._drop_edit(row, error.message, error.message)
+        elif (refusal := self._chat_refusal(row.chat_id, error, now)) is not None:
+            outcome, write = refusal
+            if isinstance(error, ChatMigrated):
+                # Message ids do not carry over to the new supergroup.
+                await self._record(row, outcome, write)
+                await self._drop_edit(row, error.message, "the chat moved")
+            elif isinstance(error, TelegramError) and lost_rights(error):
+                # The edit stays due, like the chat's cards, for when the right is back.
+                async def suspend() -> None:
+                    await write()
+                    await self._storage.edits.release_edits([row.id], self.worker)
+
+                await self._record(row, outcome, suspend)
+            else:  # the bot is out of the chat: nothing there to follow
+                await self._record(row, outcome, write)
+                await self._drop_edit(row, None, outcome)
+        elif isinstance(error, InvalidToken):
+            log.error("deliver: Telegram rejected the bot token; delivery stopped")
+            self.token_rejected = True
+            self._stopping.set()
+        elif isinstance(error, BadRequest):
+            log.warning("deliver: edit of card %d in %s refused: %s", row.id, row.chat_id, error)
+            await self._drop_edit(row, None, error.message)
+        else:
+            if isinstance(error, TelegramError) and telegram_unreachable(error):
+                self._pacer.pause(min(2.0 ** min(self._network_errors + 1, 10), _MAX_OUTAGE_PAUSE))
+            elif not isinstance(error, TelegramError):
+                log.error("deliver: unexpected error editing card %d", row.id, exc_info=error)
+            attempts = row.attempts + 1
+            if attempts >= self._config.max_attempts:
+                log.warning("deliver: edit of card %d given up: %s", row.id, error)
+                await self._drop_edit(row, None, str(error))
+                return
+            due = now + edit_retry_delay(attempts)
+            await self._record(
+                row,
+                "was put back",
+                lambda: self._storage.edits.retry_edit(row.id, due, count_attempt=True),
             )
 
     async def _after_failure(self, row: PendingDelivery, error: Exception, started: float) -> None:
@@ -558,50 +769,15 @@ class Sender:
 
             await self._record(row, "fell back to General", fall_back)
             self.wake()
-        elif isinstance(error, TelegramError) and lost_rights(error):
-            log.warning(
-                "deliver: chat %s no longer lets the bot post (%s); its cards wait",
-                row.chat_id,
-                error.message,
-            )
-            await self._record(
-                row,
-                "suspended its chat",
-                lambda: storage.chats.suspend_chat(row.chat_id, error.message, now),
-            )
-        elif isinstance(error, Forbidden):
-
-            async def deactivate() -> None:
-                dropped = await storage.chats.deactivate_chat(row.chat_id, error.message, now)
-                log.info(
-                    "deliver: chat %s deactivated (%s), %d cards dropped",
-                    row.chat_id,
-                    error,
-                    dropped,
-                )
-
-            await self._record(row, "deactivated its chat", deactivate)
-        elif isinstance(error, ChatMigrated):
-            log.info("deliver: chat %s migrated to %s", row.chat_id, error.new_chat_id)
-            new_id = error.new_chat_id
-            await self._record(
-                row, "moved its chat", lambda: storage.chats.migrate_chat(row.chat_id, new_id, now)
-            )
-            self.wake()
+        elif (refusal := self._chat_refusal(row.chat_id, error, now)) is not None:
+            await self._record(row, *refusal)
         elif isinstance(error, BadRequest):
-            if "chat not found" in error.message.lower():
-                await self._record(
-                    row,
-                    "deactivated its chat",
-                    lambda: storage.chats.deactivate_chat(row.chat_id, error.message, now),
-                )
-            else:
-                self.failed += 1
-                self.events.card_failed("rejected")
-                log.warning("deliver: card %d to %s failed: %s", row.id, row.chat_id, error)
-                await self._record(
-                    row, "failed", lambda: storage.outbox.mark_failed(row.id, error.message)
-                )
+            self.failed += 1
+            self.events.card_failed("rejected")
+            log.warning("deliver: card %d to %s failed: %s", row.id, row.chat_id, error)
+            await self._record(
+                row, "failed", lambda: storage.outbox.mark_failed(row.id, error.message)
+            )
         elif isinstance(error, InvalidToken):
             # Nothing can be sent with a revoked token: keep every card pending
             # for when the operator fixes it, and stop hammering the API.
@@ -613,6 +789,50 @@ class Sender:
         else:  # a bug: keep the row, keep the sender alive
             log.error("deliver: unexpected error sending card %d", row.id, exc_info=error)
             await self._retry_later(row, f"internal: {type(error).__name__}")
+
+    def _chat_refusal(
+        self, chat_id: int, error: Exception, now: datetime
+    ) -> tuple[str, Callable[[], Awaitable[object]]] | None:
+        """What an error that concerns the chat, not the message, does to the
+        chat (the outcome, and the write that records it), the same for a
+        send and for an edit; None for any other error."""
+        storage = self._storage
+        if isinstance(error, TelegramError) and lost_rights(error):
+            log.warning(
+                "deliver: chat %s no longer lets the bot post (%s); its cards wait",
+                chat_id,
+                error.message,
+            )
+            reason = error.message
+            return "suspended its chat", lambda: storage.chats.suspend_chat(chat_id, reason, now)
+        if isinstance(error, Forbidden):
+            forbidden = error
+
+            async def deactivate() -> None:
+                dropped = await storage.chats.deactivate_chat(chat_id, forbidden.message, now)
+                log.info(
+                    "deliver: chat %s deactivated (%s), %d cards dropped",
+                    chat_id,
+                    forbidden,
+                    dropped,
+                )
+
+            return "deactivated its chat", deactivate
+        if isinstance(error, ChatMigrated):
+            log.info("deliver: chat %s migrated to %s", chat_id, error.new_chat_id)
+            new_id = error.new_chat_id
+
+            async def migrate() -> None:
+                await storage.chats.migrate_chat(chat_id, new_id, now)
+                self.wake()
+
+            return "moved its chat", migrate
+        if isinstance(error, BadRequest) and "chat not found" in error.message.lower():
+            reason = error.message
+            return "deactivated its chat", lambda: storage.chats.deactivate_chat(
+                chat_id, reason, now
+            )
+        return None
 
     async def _tell_topic_gone(self, chat_id: int, category_ids: list[str]) -> None:
         """Say once, in General, where the cards of a closed topic go now.
@@ -633,20 +853,7 @@ class Sender:
         """A 429 pauses the chat it came for. Several chats told to wait in a
         row, with nothing sent between, is the bot's overall limit: then
         every send pauses."""
-        self._flooded_chats.add(row.chat_id)
-        self.events.told_to_wait()
-        ready = time.monotonic() + seconds
-        self._pacer.chat_ready_at[row.chat_id] = max(
-            self._pacer.chat_ready_at.get(row.chat_id, 0.0), ready
-        )
-        if len(self._flooded_chats) >= _GLOBAL_FLOOD_CHATS:
-            log.warning("deliver: flood control for the whole bot, pausing %.1fs", seconds)
-            self._pacer.pause(seconds)
-        else:
-            log.warning(
-                "deliver: flood control for chat %s, pausing it %.1fs", row.chat_id, seconds
-            )
-        until = self._clock.now() + timedelta(seconds=seconds)
+        until = self._pause_for_flood(row.chat_id, seconds)
 
         async def pause() -> None:
             await self._storage.chats.pause_chat(row.chat_id, until)
@@ -655,6 +862,20 @@ class Sender:
             )
 
         await self._record(row, "was told to wait", pause)
+
+    def _pause_for_flood(self, chat_id: int, seconds: float) -> datetime:
+        """Hold a chat's sends and edits for ``seconds`` (the whole bot's, when
+        several chats were told to wait in a row); returns until when."""
+        self._flooded_chats.add(chat_id)
+        self.events.told_to_wait()
+        ready = time.monotonic() + seconds
+        self._pacer.chat_ready_at[chat_id] = max(self._pacer.chat_ready_at.get(chat_id, 0.0), ready)
+        if len(self._flooded_chats) >= _GLOBAL_FLOOD_CHATS:
+            log.warning("deliver: flood control for the whole bot, pausing %.1fs", seconds)
+            self._pacer.pause(seconds)
+        else:
+            log.warning("deliver: flood control for chat %s, pausing it %.1fs", chat_id, seconds)
+        return self._clock.now() + timedelta(seconds=seconds)
 
     async def _network_trouble(
         self, row: PendingDelivery, error: TelegramError, started: float
@@ -703,7 +924,7 @@ class Sender:
         )
 
     async def _record(
-        self, row: PendingDelivery, outcome: str, write: Callable[[], Awaitable[object]]
+        self, row: PendingDelivery | CardEdit, outcome: str, write: Callable[[], Awaitable[object]]
     ) -> None:
         """Write a send's outcome, again and again with backoff if storage
         fails: the chat counts as busy meanwhile (this task is its in-flight

@@ -401,6 +401,7 @@ class Poller:
             fetch_url=fetched.permanent_url,
             deliver_limit=self._deliver_limit(feed),
             items=items,
+            edit_window=self._config.delivery.edit_window,
         )
         return FeedOutcome(feed.id, feed.url, "new", stored.new_articles, stored.deliveries)
 

@@ -20,6 +20,12 @@ What it models, because these are the behaviours a bot gets wrong:
   checker of :mod:`tests.telegram_html` (Markdown modes pass unchecked), the 4096
   UTF-16 limit, inline keyboard callback_data of 1..64 bytes, "message is not
   modified";
+* edits of the bot's messages (editMessageText, editMessageCaption for photos)
+  answering as Telegram does for a message that was deleted ("message to edit
+  not found", see :meth:`FakeTelegram.delete_message`), is a user's ("message
+  can't be edited"), is of the other kind ("there is no text in the message to
+  edit") or has an impossible id (MESSAGE_ID_INVALID), and refused like a send
+  once the bot lost its rights; :meth:`FakeTelegram.edited_messages` records them;
 * chats and memberships that follow the pushed updates: after a
   ``my_chat_member`` update saying the user blocked the bot, sendMessage to that
   chat answers 403 "bot was blocked by the user", after a migration the old
@@ -236,6 +242,9 @@ class FloodLimits:
             "sendMediaGroup",
             "copyMessage",
             "forwardMessage",
+            # Edits count against the same budgets.
+            "editMessageText",
+            "editMessageCaption",
         }
     )
 
@@ -820,6 +829,33 @@ class FakeTelegram:
     def sent_texts(self, chat_id: int | str | None = None) -> list[str]:
         """The ``text`` parameter (HTML source, if any) of each successful sendMessage."""
         return [str(p.get("text", "")) for p in self.sent_messages(chat_id)]
+
+    def edited_messages(self, chat_id: int | str | None = None) -> list[dict[str, Any]]:
+        """Parameters of the editMessageText and editMessageCaption calls that
+        succeeded, oldest first."""
+        with self._lock:
+            return [
+                c.params
+                for c in self._calls
+                if c.ok
+                and c.method in ("editMessageText", "editMessageCaption")
+                and (chat_id is None or _same_chat(c.chat_id, chat_id))
+            ]
+
+    def message_content(self, chat_id: int, message_id: int) -> str | None:
+        """What a message of the bot shows now (its text, or a photo's caption);
+        None once deleted."""
+        with self._lock:
+            message = self._messages.get((chat_id, message_id))
+            if message is None:
+                return None
+            return str(message.get("text", message.get("caption", "")))
+
+    def delete_message(self, chat_id: int, message_id: int) -> None:
+        """A user (or an admin) deleted the message: edits of it are refused."""
+        with self._lock:
+            self._messages.pop((chat_id, message_id), None)
+            self._user_messages.discard((chat_id, message_id))
 
     def clear_calls(self) -> None:
         with self._lock:
@@ -1884,6 +1920,10 @@ class FakeTelegram:
         message_id = params.get("message_id")
         if not isinstance(message_id, int):
             raise _bad_request("message identifier is not specified")
+        if message_id <= 0:
+            raise _bad_request("MESSAGE_ID_INVALID")
+        # A bot that was blocked, removed or restricted cannot edit either.
+        self._check_can_send(chat)
         message = self._messages.get((chat["id"], message_id))
         if message is None:
             raise _bad_request("message to edit not found")
@@ -1894,6 +1934,8 @@ class FakeTelegram:
     def _edit_message_text(self, params: JSON) -> JSON | bool:
         with self._lock:
             message, inline = self._message_to_edit(params)
+            if not inline and "photo" in message:
+                raise _bad_request("there is no text in the message to edit")
             text, entities = self._text_and_entities(params)
             markup = self._check_reply_markup(params.get("reply_markup"))
             if (
@@ -1905,6 +1947,8 @@ class FakeTelegram:
                     "message is not modified: specified new message content and reply markup "
                     "are exactly the same as a current content and reply markup of the message"
                 )
+            if not inline:
+                self._check_flood("editMessageText", message["chat"])
             message["text"] = text
             message["edit_date"] = int(time.time())
             if entities:
@@ -1915,6 +1959,40 @@ class FakeTelegram:
                 message["reply_markup"] = markup
             else:
                 message.pop("reply_markup", None)
+            return True if inline else copy.deepcopy(message)
+
+    def _edit_message_caption(self, params: JSON) -> JSON | bool:
+        with self._lock:
+            message, inline = self._message_to_edit(params)
+            if not inline and "photo" not in message:
+                raise _bad_request("there is no caption in the message to edit")
+            caption, entities = "", []
+            if params.get("caption"):
+                caption, entities = self._text_and_entities({**params, "text": params["caption"]})
+                if utf16_length(caption) > 1024:
+                    raise _bad_request("message caption is too long")
+            markup = self._check_reply_markup(params.get("reply_markup"))
+            if (
+                message.get("caption", "") == caption
+                and message.get("caption_entities", []) == entities
+                and message.get("reply_markup") == markup
+            ):
+                raise _bad_request(
+                    "message is not modified: specified new message content and reply markup "
+                    "are exactly the same as a current content and reply markup of the message"
+                )
+            if not inline:
+                self._check_flood("editMessageCaption", message["chat"])
+            for key, value in (("caption", caption), ("caption_entities", entities)):
+                if value:
+                    message[key] = value
+                else:
+                    message.pop(key, None)
+            if markup is not None:
+                message["reply_markup"] = markup
+            else:
+                message.pop("reply_markup", None)
+            message["edit_date"] = int(time.time())
             return True if inline else copy.deepcopy(message)
 
     def _edit_message_reply_markup(self, params: JSON) -> JSON | bool:
@@ -2181,6 +2259,7 @@ _HANDLERS: dict[str, Callable[[FakeTelegram, JSON], Any]] = {
     "deleteMyCommands": FakeTelegram._delete_my_commands,
     "sendMessage": FakeTelegram._send_message,
     "editMessageText": FakeTelegram._edit_message_text,
+    "editMessageCaption": FakeTelegram._edit_message_caption,
     "editMessageReplyMarkup": FakeTelegram._edit_message_reply_markup,
     "deleteMessage": FakeTelegram._delete_message,
     "answerCallbackQuery": FakeTelegram._answer_callback_query,

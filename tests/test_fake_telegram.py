@@ -1099,3 +1099,63 @@ async def test_send_photo_into_a_forum_topic_checks_the_topic(
     async with bot_for(fake_telegram) as bot:
         with pytest.raises(BadRequest):
             await bot.send_photo(-1001, "https://images.example/a.jpg", message_thread_id=topic)
+
+
+async def test_edits_of_the_bots_messages_are_recorded_and_change_what_they_show(
+    fake_telegram: FakeTelegram,
+) -> None:
+    async with fake_telegram.make_bot() as bot:
+        text = await bot.send_message(7, "<b>Old</b> headline", parse_mode="HTML")
+        photo = await bot.send_photo(7, "https://news.example/p.jpg", caption="Old caption")
+        await bot.edit_message_text("<b>New</b> headline", 7, text.message_id, parse_mode="HTML")
+        await bot.edit_message_caption(7, photo.message_id, caption="New caption")
+        with pytest.raises(BadRequest, match="Message is not modified"):
+            await bot.edit_message_caption(7, photo.message_id, caption="New caption")
+
+    assert [p.get("text", p.get("caption")) for p in fake_telegram.edited_messages(7)] == [
+        "<b>New</b> headline",
+        "New caption",
+    ]
+    assert fake_telegram.message_content(7, text.message_id) == "New headline"
+    assert fake_telegram.message_content(7, photo.message_id) == "New caption"
+
+
+async def test_edits_that_cannot_be_made_are_refused_in_telegrams_words(
+    fake_telegram: FakeTelegram,
+) -> None:
+    async with fake_telegram.make_bot() as bot:
+        text = await bot.send_message(7, "A card")
+        photo = await bot.send_photo(7, "https://news.example/p.jpg", caption="A photo card")
+        with pytest.raises(BadRequest, match="There is no caption in the message to edit"):
+            await bot.edit_message_caption(7, text.message_id, caption="x")
+        with pytest.raises(BadRequest, match="There is no text in the message to edit"):
+            await bot.edit_message_text("x", 7, photo.message_id)
+        with pytest.raises(BadRequest, match="Message_id_invalid"):
+            await bot.edit_message_text("x", 7, 0)
+        fake_telegram.delete_message(7, text.message_id)
+        with pytest.raises(BadRequest, match="Message to edit not found"):
+            await bot.edit_message_text("x", 7, text.message_id)
+        assert fake_telegram.message_content(7, text.message_id) is None
+
+        # A bot removed from a group (or restricted in it) cannot edit there either.
+        group = await bot.send_message(-1005, "In a group")
+        fake_telegram.set_member(-1005, DEFAULT_BOT_ID, "restricted", can_send_messages=False)
+        with pytest.raises(BadRequest, match="Not enough rights"):
+            await bot.edit_message_text("x", -1005, group.message_id)
+        fake_telegram.set_member(-1005, DEFAULT_BOT_ID, "kicked")
+        with pytest.raises(Forbidden, match="bot was kicked"):
+            await bot.edit_message_text("x", -1005, group.message_id)
+    assert fake_telegram.edited_messages() == []
+
+
+@ignore_ptb_timedelta_warning
+async def test_edits_count_against_the_flood_limits_like_sends(
+    fake_telegram: FakeTelegram,
+) -> None:
+    fake_telegram.enable_flood_limits(FloodLimits(private_chat_interval=60.0))
+    async with fake_telegram.make_bot() as bot:
+        sent = await bot.send_message(7, "A card")
+        with pytest.raises(RetryAfter):
+            await bot.edit_message_text("Edited at once", 7, sent.message_id)
+    assert fake_telegram.flood_429_count == 1
+    assert fake_telegram.message_content(7, sent.message_id) == "A card"

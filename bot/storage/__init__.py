@@ -22,10 +22,12 @@ from bot.storage import schema_postgres, schema_sqlite
 from bot.storage.articles import SqlArticles, StoreOutcome
 from bot.storage.chats import Chat, SqlChats, SuspendedChat
 from bot.storage.db import Backend, Database, PostgresDatabase, SqliteDatabase
+from bot.storage.edits import CardEdit, SqlCardEdits
 from bot.storage.feeds import SqlFeeds
 from bot.storage.outbox import PendingDelivery, SqlOutbox
 from bot.storage.protocols import (
     ArticleStore,
+    CardEditQueue,
     ChatStore,
     FeedStore,
     Outbox,
@@ -40,6 +42,7 @@ PASSWORD_ENV = "NEWSBOT_DATABASE_PASSWORD"
 
 __all__ = [
     "PASSWORD_ENV",
+    "CardEdit",
     "Chat",
     "PendingDelivery",
     "Storage",
@@ -59,6 +62,7 @@ class Storage:
     chats: ChatStore
     outbox: Outbox
     state: StateStore
+    edits: CardEditQueue
 
     @property
     def backend(self) -> Backend:
@@ -128,4 +132,5 @@ async def open_storage(config: StorageConfig) -> Storage:
         chats=SqlChats(db),
         outbox=SqlOutbox(db),
         state=SqlState(db),
+        edits=SqlCardEdits(db),
     )

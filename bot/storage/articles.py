@@ -23,7 +23,7 @@ from bot.decide import FeedDecision, StoredEntry, decide
 from bot.filters import ArticleText, ChatFilter
 from bot.models import Article, FeedForUpdate, NewArticle
 from bot.route import ChatRouting, Subscription, route
-from bot.storage import feeds, outbox
+from bot.storage import edits, feeds, outbox
 from bot.storage.chats import filter_from_row, settings_of_chats
 from bot.storage.db import Database, Tx
 from bot.storage.rows import ARTICLE_COLUMNS, article_from_row, tags_from_column, tags_to_column
@@ -67,6 +67,7 @@ class SqlArticles:
         fetch_url: str | None,
         deliver_limit: int = 1_000_000,
         items: Mapping[str, str] | None = None,
+        edit_window: float = 48 * 3600.0,
     ) -> StoreOutcome:
         """Store a successful parse. ``articles`` come in the feed's own
         order (first = newest). Unless this is the feed's first fetch, the
@@ -74,7 +75,9 @@ class SqlArticles:
         that suddenly lists hundreds of "new" items cannot flood anyone.
         ``items`` are the parsed body's items (digest -> entry key, see
         ``bot.items``) to remember in place of the last body's; ``articles``
-        may then be only the entries of its new and changed items."""
+        may then be only the entries of its new and changed items.
+        Corrections of stories already sent ask for their cards to be
+        edited, up to ``edit_window`` seconds after each was sent."""
         ts = to_timestamp(now)
         async with self._db.transaction() as tx:
             if self._db.backend == "postgresql":
@@ -102,7 +105,7 @@ class SqlArticles:
             known_urls, published = await self._known_urls(tx, urls)
             decision = decide(feed.id, articles, known_keys, known_urls, generic)
             targets = await self._insert_new(tx, feed, decision.new, ts)
-            await self._correct(tx, decision, ts)
+            await self._correct(tx, decision, ts, edit_window)
             targets += await self._merge_same_stories(tx, feed, decision, published)
             delivered = 0
             if feed.ever_fetched and targets:
@@ -201,13 +204,17 @@ class SqlArticles:
         )
         return targets
 
-    async def _correct(self, tx: Tx, decision: FeedDecision, ts: int) -> None:
+    async def _correct(self, tx: Tx, decision: FeedDecision, ts: int, edit_window: float) -> None:
         """The publisher corrected a title or summary: keep the new text (the
-        search index follows by trigger) and when it changed."""
+        search index follows by trigger) and when it changed, and have the
+        cards already sent follow it."""
         if decision.changed:
             await tx.executemany(
                 "UPDATE articles SET title = ?, summary = ?, changed_at = ? WHERE id = ?",
                 [(c.title, c.summary, ts, c.article_id) for c in decision.changed],
+            )
+            await edits.schedule_edits(
+                tx, self._db.dialect, [c.article_id for c in decision.changed], ts, edit_window
             )
 
     async def _merge_same_stories(

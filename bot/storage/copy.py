@@ -78,7 +78,8 @@ TABLES: Sequence[Table] = (
         (
             "id", "article_id", "chat_id", "status", "attempts", "next_attempt_at",
             "message_id", "error", "created_at", "sent_at", "claimed_by", "claim_expires_at",
-            "thread_id",
+            "thread_id", "card_kind", "edit_generation", "edit_due_at", "edit_attempts",
+            "edit_claimed_by", "edit_claim_expires_at", "edited_at", "edit_refused",
         ),
         key=("id",),
         identity="id",

@@ -13,12 +13,14 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from bot.chat_settings import ChatSettings
 from bot.config import FeedConfig
+from bot.edits import CardKind
 from bot.filters import ChatFilter, Term
 from bot.models import Article, FeedForUpdate, FeedHealth, NewArticle
 
 if TYPE_CHECKING:
     from bot.storage.articles import StoreOutcome
     from bot.storage.chats import Chat, FiltersAdded, SubscribedTopic, SuspendedChat, Topic
+    from bot.storage.edits import CardEdit
     from bot.storage.outbox import PendingDelivery
 
 
@@ -89,6 +91,7 @@ class ArticleStore(Protocol):
         fetch_url: str | None,
         deliver_limit: int = ...,
         items: Mapping[str, str] | None = ...,
+        edit_window: float = ...,
     ) -> StoreOutcome: ...
 
     async def latest_articles(
@@ -216,6 +219,36 @@ class Outbox(Protocol):
     async def pending_count(self) -> int: ...
 
     async def next_delivery_time(self) -> datetime | None: ...
+
+
+class CardEditQueue(Protocol):
+    async def claim_edits(
+        self,
+        now: datetime,
+        limit: int,
+        *,
+        worker: str,
+        lease_seconds: float,
+        exclude_chats: Iterable[int] = ...,
+    ) -> list[CardEdit]: ...
+
+    async def record_card_kind(self, delivery_id: int, kind: CardKind) -> None: ...
+
+    async def mark_edited(
+        self, edit: CardEdit, now: datetime, next_due: datetime | None
+    ) -> None: ...
+
+    async def retry_edit(self, edit_id: int, due: datetime, *, count_attempt: bool) -> None: ...
+
+    async def drop_edit(self, edit_id: int, refused: str | None = ...) -> None: ...
+
+    async def release_edits(self, edit_ids: Sequence[int], worker: str) -> None: ...
+
+    async def take_over_edit_claims(self, worker: str) -> int: ...
+
+    async def next_edit_time(self) -> datetime | None: ...
+
+    async def waiting_edits(self) -> int: ...
 
 
 class StateStore(Protocol):

@@ -207,6 +207,20 @@ MIGRATIONS: list[str] = [
         updated_at  BIGINT NOT NULL
     );
     """,
+    # 7 -> 8: sent cards follow corrections of their story (as SQLite's 9 -> 10).
+    """
+    ALTER TABLE deliveries ADD COLUMN card_kind TEXT NOT NULL DEFAULT 'text'
+        CHECK (card_kind IN ('text', 'photo'));
+    ALTER TABLE deliveries ADD COLUMN edit_generation BIGINT NOT NULL DEFAULT 0;
+    ALTER TABLE deliveries ADD COLUMN edit_due_at BIGINT;
+    ALTER TABLE deliveries ADD COLUMN edit_attempts INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE deliveries ADD COLUMN edit_claimed_by TEXT;
+    ALTER TABLE deliveries ADD COLUMN edit_claim_expires_at BIGINT NOT NULL DEFAULT 0;
+    ALTER TABLE deliveries ADD COLUMN edited_at BIGINT;
+    ALTER TABLE deliveries ADD COLUMN edit_refused TEXT;
+    CREATE INDEX deliveries_edits_due ON deliveries(edit_due_at) WHERE edit_due_at IS NOT NULL;
+    CREATE INDEX deliveries_sent_by_article ON deliveries(article_id) WHERE status = 'sent';
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -235,6 +235,28 @@ MIGRATIONS: list[str] = [
         updated_at  INTEGER NOT NULL
     );
     """,
+    # 9 -> 10: sent cards follow corrections of their story (bot/edits.py):
+    # what kind of message each card is, and its queue of edits, claimed
+    # with a lease like the cards themselves.
+    """
+    ALTER TABLE deliveries ADD COLUMN card_kind TEXT NOT NULL DEFAULT 'text'
+        CHECK (card_kind IN ('text', 'photo'));
+    -- Counts the corrections asked of the card: an edit done clears the
+    -- queue only if no newer one came while it was under way.
+    ALTER TABLE deliveries ADD COLUMN edit_generation INTEGER NOT NULL DEFAULT 0;
+    -- When the card is to be edited; NULL: nothing to edit.
+    ALTER TABLE deliveries ADD COLUMN edit_due_at INTEGER;
+    ALTER TABLE deliveries ADD COLUMN edit_attempts INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE deliveries ADD COLUMN edit_claimed_by TEXT;
+    ALTER TABLE deliveries ADD COLUMN edit_claim_expires_at INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE deliveries ADD COLUMN edited_at INTEGER;
+    -- Why Telegram will never edit this card (the message was deleted, or
+    -- is too old): it is not tried again.
+    ALTER TABLE deliveries ADD COLUMN edit_refused TEXT;
+    CREATE INDEX deliveries_edits_due ON deliveries(edit_due_at) WHERE edit_due_at IS NOT NULL;
+    -- A correction looks up the sent cards of its article.
+    CREATE INDEX deliveries_sent_by_article ON deliveries(article_id) WHERE status = 'sent';
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

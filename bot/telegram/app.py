@@ -242,6 +242,8 @@ class NewsbotApplication:
                 current=self.current,
                 send_photo=application.bot.send_photo,
                 default_timezone=self.config.telegram.default_timezone,
+                edit_message_text=application.bot.edit_message_text,
+                edit_message_caption=application.bot.edit_message_caption,
             )
             if not application.bot.supports_inline_queries:
                 log.info(
@@ -527,6 +529,7 @@ class NewsbotApplication:
                 self._sending.set()
                 try:
                     freed = await runtime.storage.outbox.take_over_claims(sender.worker)
+                    freed += await runtime.storage.edits.take_over_edit_claims(sender.worker)
                 except StorageError as error:
                     # Their leases will run out and free them all the same.
                     log.warning("deliver: could not take over claimed cards: %s", error)

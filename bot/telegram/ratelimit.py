@@ -22,6 +22,7 @@ MESSAGE_METHODS = frozenset(
     {
         "sendMessage",
         "editMessageText",
+        "editMessageCaption",
         "editMessageReplyMarkup",
         "sendPhoto",
         "sendMediaGroup",
