@@ -236,6 +236,9 @@ class DeliveryConfig(_Model):
     # At most this many new articles of one feed per round become cards: a
     # feed that suddenly lists hundreds of "new" items must not flood chats.
     max_new_per_feed: int = Field(default=20, ge=1, le=1000)
+    # At most this many instant cards per chat in any hour; the rest of that
+    # hour arrives as one "N more stories" message (bot/digest.py).
+    max_cards_per_hour: int = Field(default=30, ge=1, le=10_000)
 
 
 class AlertsConfig(_Model):

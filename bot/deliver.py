@@ -34,6 +34,14 @@ flight (at most one per chat). What each Telegram error means for the row:
 - other 5xx answered by Telegram: retry with backoff; failed after max_attempts.
 - InvalidToken: stop sending; every card stays pending.
 
+Chats shape their delivery (``bot/digest.py``): a card claimed for a chat
+in digest mode, in its quiet hours or at ``max_cards_per_hour`` is held
+instead of sent, with the chat's other waiting cards; every few seconds
+(and at each new minute) the sender gathers what is due into digests or
+releases it (``bot/digest_delivery.py``). A digest is claimed through its
+oldest card and sent as one message (several only beyond 4096 characters)
+with the same pacing and outcomes as a card; its cards become sent together.
+
 Recording an outcome can fail too (disk full, a lock held past the busy
 timeout). The outcome is then kept and written again with backoff while the
 chat's next card waits, and no new card is sent until storage works again:
@@ -50,7 +58,7 @@ import time
 import warnings
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, LinkPreviewOptions, Message
@@ -69,6 +77,7 @@ from telegram.warnings import PTBDeprecationWarning
 from bot.clock import Clock
 from bot.config import DeliveryConfig
 from bot.delivery_events import DeliveryEvents
+from bot.digest_delivery import digest_messages, hold_decisions, release_due
 from bot.errors import StorageError
 from bot.render import Card, escape, render_card
 from bot.roles import worker_name
@@ -100,6 +109,9 @@ _LOST_RIGHTS = (
 )
 # Telegram's words for a forum topic that cannot take cards any more.
 _TOPIC_GONE = ("message thread not found", "topic_closed", "topic_deleted")
+# Held cards due for release are looked for at least this often (and at
+# each new minute of the clock, when digest times and quiet hours end).
+_RELEASE_CHECK = timedelta(seconds=10)
 # Telegram's front end answering for a Telegram that is not there.
 _UNREACHABLE = ("bad gateway", "service unavailable", "gateway timeout", "(502)", "(503)", "(504)")
 
@@ -225,8 +237,12 @@ class Sender:
         category_titles: Mapping[str, str],
         *,
         bot_username: str | None = None,
+        default_timezone: str = "UTC",
     ) -> None:
         self._storage = storage
+        # The zone of chats that chose none (digest times, quiet hours).
+        self._default_timezone = default_timezone
+        self._release_checked: datetime | None = None
         # Known once getMe answered: the Share button then links back here.
         self._bot_username = bot_username
         self._send_message = send_message
@@ -354,12 +370,26 @@ class Sender:
             return 0
         busy = self._pacer.busy_chats() | set(self._in_flight)
         now = self._clock.now()
+        await self._release_held(now)
         rows = await self._storage.outbox.claim_deliveries(
             now, _BATCH, worker=self.worker, lease_seconds=CLAIM_LEASE, exclude_chats=busy
         )
         if not self._failing_writes:
             # A read that works says nothing while an outcome still waits.
             self._storage_recovered()
+        try:
+            holds = await hold_decisions(
+                self._storage,
+                rows,
+                now,
+                default_timezone=self._default_timezone,
+                cap=self._config.max_cards_per_hour,
+            )
+        except StorageError:
+            # Hand the claims back at once, not when their lease runs out.
+            with contextlib.suppress(StorageError):
+                await self._storage.outbox.release_deliveries([r.id for r in rows], self.worker)
+            raise
         started = 0
         too_old = now - timedelta(seconds=self._config.max_age)
         unstarted = []
@@ -367,7 +397,20 @@ class Sender:
             if self._stopping.is_set() or self.storage_trouble or row.chat_id in self._in_flight:
                 unstarted.append(row.id)
                 continue
-            if row.created_at < too_old:
+            hold = holds.get(row.chat_id) if row.digest_id is None else None
+            if hold is not None:
+                # Not sent and no pacing slot used: the next batch goes on at once.
+                try:
+                    await self._storage.outbox.hold_cards(
+                        row.chat_id, hold.reason, hold.until, self.worker
+                    )
+                except StorageError as error:
+                    self._storage_failed(error, "hold a card")
+                    unstarted.append(row.id)
+                    continue
+                started += 1
+                continue
+            if row.created_at < too_old and row.digest_id is None:
                 # Checked when a card comes up, not only at start-up: after a
                 # long outage in a running bot, week-old news is not news.
                 self._start(row, self._drop_stale(row))
@@ -385,7 +428,10 @@ class Sender:
                 else self._config.group_chat_interval
             )
             self._pacer.chat_ready_at[row.chat_id] = time.monotonic() + spacing
-            self._start(row, self._deliver(row))
+            if row.digest_id is not None:
+                self._start(row, self._deliver_digest(row, spacing))
+            else:
+                self._start(row, self._deliver(row))
             started += 1
         if unstarted:
             # Claimed but not sent (stopping, or storage trouble): hand them
@@ -430,6 +476,80 @@ class Sender:
                 "was sent",
                 lambda: self._storage.outbox.mark_sent(row.id, message.message_id, now),
             )
+
+    async def _release_held(self, now: datetime) -> None:
+        """Gather due digests and release held cards, every few seconds and at
+        each new minute; trouble here never stops the sending of cards."""
+        last = self._release_checked
+        if (
+            last is not None
+            and now - last < _RELEASE_CHECK
+            and now.replace(second=0, microsecond=0) <= last.replace(second=0, microsecond=0)
+        ):
+            return
+        self._release_checked = now
+        try:
+            await release_due(self._storage, now, default_timezone=self._default_timezone)
+        except StorageError as error:
+            log.warning("deliver: could not release held cards (%s); trying again soon", error)
+        except Exception:
+            log.exception("deliver: releasing held cards failed")
+
+    async def _deliver_digest(self, row: PendingDelivery, spacing: float) -> None:
+        """Send the digest ``row``'s claim stands for; its parts (a digest
+        beyond 4096 characters) follow each other at the chat's pacing. A
+        failure counts for the whole digest: retried, it is sent whole again."""
+        assert row.digest_id is not None
+        digest_id = row.digest_id
+        started = time.monotonic()
+        now = self._clock.now()
+        try:
+            messages = await digest_messages(
+                self._storage,
+                row,
+                self._categories,
+                now,
+                default_timezone=self._default_timezone,
+            )
+        except StorageError as error:
+            self._storage_failed(error, "read a digest")
+            with contextlib.suppress(StorageError):
+                await self._storage.outbox.release_deliveries([row.id], self.worker)
+            return
+        if not messages:
+            await self._record(
+                row, "was empty", lambda: self._storage.outbox.mark_dropped(row.id, "empty digest")
+            )
+            return
+        send = self._send_message
+        if row.thread_id is not None:
+            send = functools.partial(send, message_thread_id=row.thread_id)
+        try:
+            message: Message | None = None
+            for number, text in enumerate(messages):
+                if number:
+                    await asyncio.sleep(spacing)
+                message = await send(
+                    chat_id=row.chat_id,
+                    text=text,
+                    parse_mode=ParseMode.HTML,
+                    link_preview_options=LinkPreviewOptions(is_disabled=True),
+                )
+        except Exception as error:
+            await self._after_failure(row, error, started)
+            return
+        assert message is not None
+        self.sent += 1
+        self._network_errors = 0
+        self._flooded_chats.clear()
+        done = self._clock.now()
+        self.events.card_sent(row.created_at, done)
+        message_id = message.message_id
+        await self._record(
+            row,
+            "was sent",
+            lambda: self._storage.outbox.mark_digest_sent(digest_id, message_id, done),
+        )
 
     async def _after_failure(self, row: PendingDelivery, error: Exception, started: float) -> None:
         """Decide what a failed send means for the card and its chat, and record it."""

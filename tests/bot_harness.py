@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape as xml_escape
 
+from bot.clock import Clock
 from bot.config import Config, parse_config
 from bot.storage import Storage
 from bot.telegram.app import NewsbotApplication
@@ -291,15 +292,17 @@ async def running_bot(
     expect_error_logs: bool = False,
     polling: dict[str, Any] | None = None,
     extra_feeds: list[dict[str, Any]] | None = None,
+    clock: Clock | None = None,
     **delivery: Any,
 ) -> AsyncIterator[BotHarness]:
     """Start the bot with the seed feeds served; by default wait until their
-    first fetch is stored. On exit, fail if anything logged an ERROR."""
+    first fetch is stored. On exit, fail if anything logged an ERROR.
+    ``clock``: the bot's time (a ManualClock moves only when the test says)."""
     serve_seed_feeds(feeds)
     config = harness_config(
         tmp_path, fake, feeds, polling=polling, extra_feeds=extra_feeds, **delivery
     )
-    app = NewsbotApplication(config)
+    app = NewsbotApplication(config, clock=clock)
     harness = BotHarness(fake, feeds, app)
     root = logging.getLogger()
     root.addHandler(harness._errors)

@@ -60,7 +60,7 @@ from bot.roles import (
 from bot.runtime import Runtime
 from bot.storage import open_storage
 from bot.storage.db import PostgresDatabase
-from bot.telegram import filter_handlers, follow, handlers, inline
+from bot.telegram import digest_handlers, filter_handlers, follow, handlers, inline
 from bot.telegram.alerts import OperatorAlerts
 from bot.telegram.operations import Operations
 from bot.telegram.permissions import PermissionChecker
@@ -177,6 +177,8 @@ class NewsbotApplication:
             ("unsubscribe", handlers.unsubscribe),
             ("mysubs", handlers.mysubs),
             ("filter", filter_handlers.filter_command),
+            ("digest", digest_handlers.digest_command),
+            ("quiet", digest_handlers.quiet_command),
             ("latest", handlers.latest),
             ("search", handlers.search),
             ("health", handlers.health),
@@ -205,6 +207,7 @@ class NewsbotApplication:
                 runtime.clock,
                 titles,
                 bot_username=application.bot.username,
+                default_timezone=self.config.telegram.default_timezone,
             )
             if not application.bot.supports_inline_queries:
                 log.info(
