@@ -25,6 +25,7 @@ Berlin on the last Sunday of March is 03:30 CEST); one that happens twice
 
 from __future__ import annotations
 
+import html
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -237,7 +238,7 @@ def plan_release(
     one digest (``slot`` is set even when nothing was held: that time is
     done). Otherwise: cards whose hold ended (held for a digest by a chat
     that left digest mode end now) are released: the burst cap's as one
-    "N more" digest, quiet hours' as one digest when more than
+    "N more" digest, the others as one digest when more than
     ``QUIET_DIGEST_OVER`` piled up, else as the cards."""
     if digest_times:
         slot = due_digest(digest_times, zone, last_digest, now)
@@ -251,7 +252,10 @@ def plan_release(
     if any(c.reason == HELD_FOR_CAP for c in ended):
         return Release(KIND_MORE, ids)
     if len(ended) > QUIET_DIGEST_OVER:
-        return Release(KIND_QUIET, ids)
+        # Cards a chat kept for its digest before it left digest mode are
+        # still its digest.
+        kept = any(c.reason == HELD_FOR_DIGEST for c in ended)
+        return Release(KIND_DIGEST if kept else KIND_QUIET, ids)
     return Release(None, ids)
 
 
@@ -282,9 +286,16 @@ class DigestTexts:
     more: Callable[[int, str], str]  # (hidden count, category id) -> plain line
 
 
-def telegram_length(text: str) -> int:
-    """Telegram counts message length in UTF-16 code units."""
-    return len(text.encode("utf-16-le")) // 2
+_TAG = re.compile(r"<[^>]*>")
+
+
+def telegram_length(html_text: str) -> int:
+    """How long Telegram finds a message of our HTML: its limit counts the
+    text after entity parsing (tags gone, ``&amp;`` one character), in UTF-16
+    code units. Only for HTML made here, where every ``<`` of the text is
+    escaped."""
+    visible = html.unescape(_TAG.sub("", html_text))
+    return len(visible.encode("utf-16-le")) // 2
 
 
 def _headline(entry: DigestEntry) -> str:
@@ -305,7 +316,7 @@ def compose_digest(
     (in ``category_titles`` order; unknown ones last) its newest
     ``per_category`` headlines and a line for the rest. Normally one
     message; split between lines (never inside a tag or an entity) only
-    beyond ``limit``. Empty entries: no message."""
+    beyond ``limit`` as Telegram counts it. Empty entries: no message."""
     if not entries:
         return []
     order = {category: n for n, category in enumerate(category_titles)}

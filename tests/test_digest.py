@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from bot import digest
 from bot.digest import (
     HELD_FOR_CAP,
     HELD_FOR_DIGEST,
@@ -33,9 +34,8 @@ from bot.digest import (
     parse_time_of_day,
     plan_release,
     quiet_until,
-    telegram_length,
 )
-from tests.telegram_html import check_telegram_html
+from tests.telegram_html import check_telegram_html, telegram_length
 
 BERLIN = ZoneInfo("Europe/Berlin")
 NEW_YORK = ZoneInfo("America/New_York")
@@ -359,7 +359,11 @@ def test_leaving_digest_mode_releases_what_was_held_for_it() -> None:
     release = plan_release(
         held(7, HELD_FOR_DIGEST, None), digest_times=[], zone=BERLIN, last_digest=None, now=NOW
     )
-    assert release is not None and release.digest_kind == KIND_QUIET
+    assert release is not None and release.digest_kind == KIND_DIGEST
+    few = plan_release(
+        held(2, HELD_FOR_DIGEST, None), digest_times=[], zone=BERLIN, last_digest=None, now=NOW
+    )
+    assert few is not None and few.digest_kind is None and few.card_ids == (1, 2)
 
 
 def test_a_digest_goes_to_the_topic_its_cards_share_else_general() -> None:
@@ -430,6 +434,16 @@ def test_a_long_digest_is_split_between_headlines_only() -> None:
     assert joined.count("<a href=") == 400
 
 
+def test_a_digest_is_one_message_while_its_text_fits_however_long_its_links() -> None:
+    # Telegram counts the text after entity parsing: long URLs cost nothing.
+    entries = [
+        DigestEntry(f"Story {n}", "https://example.com/" + "x" * 400, "S", "space", NOW)
+        for n in range(10)
+    ]
+    (message,) = compose_digest(entries, TITLES, TEXTS)
+    assert len(message) > 4096 and telegram_length(message) < 4096
+
+
 @given(
     titles=st.lists(st.text(min_size=1, max_size=300), min_size=1, max_size=60),
     limit=st.integers(min_value=600, max_value=4096),
@@ -443,6 +457,8 @@ def test_every_part_of_a_digest_is_valid_html_within_the_limit(
     shown = 0
     for message in messages:
         assert telegram_length(message) <= limit
+        # The composer's own count is the one Telegram (and the fake) applies.
+        assert digest.telegram_length(message) == telegram_length(message)
         check_telegram_html(message)
         shown += message.count("<a href=")
     assert shown == sum(min(10, len(titles[k::3])) for k in range(3))

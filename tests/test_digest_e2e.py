@@ -22,10 +22,10 @@ from tests.bot_harness import (
     running_bot,
     space_items,
 )
-from tests.fake_telegram import Call, FakeTelegram
+from tests.fake_telegram import ApiError, Call, FakeTelegram
 from tests.feed_server import FeedServer
 from tests.support import REAL_FEEDS
-from tests.telegram_html import check_telegram_html
+from tests.telegram_html import check_telegram_html, telegram_length
 
 NASA = "wordpress-news-nasa-2023.rss.xml"
 ARS = "wordpress-news-arstechnica.rss.xml"
@@ -142,6 +142,12 @@ async def test_a_digest_arrives_at_its_minute_with_the_real_feeds_headlines_and_
         # The next digest time: nothing new, nothing sent.
         clock.advance(86400)
         sender(bot)
+
+        async def next_time_done() -> bool:
+            done = (await bot.storage.outbox.last_digest_times()).get(BOB)
+            return done is not None and done > digest_at + timedelta(hours=23)
+
+        await eventually(next_time_done, what="the next digest time handled")
         await bot.say(BOB, "/help")
         assert len(news_to(bot, BOB, since)) == 1
 
@@ -244,3 +250,69 @@ async def test_past_the_burst_cap_the_rest_of_the_hour_folds_into_one_message(
         assert fold.startswith("<b>5 more stories</b>")
         assert fold.count("<a href=") == 5
         assert await bot.storage.outbox.pending_count() == 0
+
+
+async def test_a_long_digest_comes_in_parts_and_a_failed_send_is_retried_whole(
+    tmp_path: Path, fake_telegram: FakeTelegram, feed_server: FeedServer
+) -> None:
+    clock = start_clock()
+    async with running_bot(tmp_path, fake_telegram, feed_server, clock=clock) as bot:
+        digest_at = clock.now() + timedelta(minutes=30)
+        await bot.say(BOB, "/subscribe space science ai_robotics")
+        await bot.say(BOB, f"/digest {digest_at:%H:%M}")
+        since = len(fake_telegram.calls())
+        long = "A very long headline about what happened today in the world of news " * 4
+
+        def stories(prefix: str) -> list[str]:
+            return [
+                item(f"{prefix}-long-{n}", f"{prefix} {n}: {long}", hours_ago=0.01 * n)
+                for n in range(12)
+            ]
+
+        feed_server.serve("/space.xml", space_items(*stories("space")))
+        feed_server.serve("/science.xml", rss(*stories("science")))
+        feed_server.serve("/robots.xml", rss(*stories("robots")))
+        clock.advance(60)
+
+        async def all_held() -> bool:
+            return await held(bot, BOB) == 36
+
+        await eventually(all_held, what="36 cards held")
+        fake_telegram.fail_next("sendMessage", ApiError.server_error(), chat_id=BOB)
+        clock.set(digest_at.replace(second=0))
+        sender(bot)
+
+        async def put_back() -> bool:
+            # Recorded, with its retry time counted from the clock as it was.
+            return bool(
+                await bot.storage.db.fetchval(
+                    "SELECT count(*) FROM deliveries WHERE chat_id = ? AND status = 'pending' "
+                    "AND error IS NOT NULL",
+                    BOB,
+                )
+            )
+
+        await eventually(put_back, what="the refused digest put back")
+        assert [c.ok for c in news_to(bot, BOB, since)] == [False]
+        clock.advance(60)  # past the retry's backoff
+        sender(bot)
+
+        async def in_parts() -> bool:
+            return len([c for c in news_to(bot, BOB, since) if c.ok]) >= 2
+
+        await eventually(in_parts, what="the digest in parts")
+
+        async def all_sent() -> bool:
+            return (await bot.storage.outbox.delivery_counts()).get("sent") == 36
+
+        await eventually(all_sent, what="every card of the digest sent")
+        parts = [str(c.params["text"]) for c in news_to(bot, BOB, since) if c.ok]
+        assert len(parts) == 2
+        assert parts[0].startswith("<b>Your digest, ") and not parts[1].startswith("<b>Your")
+        assert sum(part.count("<a href=") for part in parts) == 30
+        for part in parts:
+            assert telegram_length(part) <= 4096
+        # Split only because it had to be: the two would not fit in one.
+        assert telegram_length(parts[0]) + telegram_length(parts[1]) > 4096
+        assert "…and 2 more — /latest robots" not in "".join(parts)
+        assert "…and 2 more — /latest ai_robotics" in "".join(parts)
