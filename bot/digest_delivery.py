@@ -87,10 +87,13 @@ async def hold_decisions(
 async def release_due(storage: Storage, now: datetime, *, default_timezone: str) -> int:
     """Gather the digests and release the cards that are due; returns how
     many digests were gathered or card groups released."""
-    settings = await storage.chats.chats_with_settings()
+    settings = await storage.chats.chats_in_digest_mode()
     summaries = {s.chat_id: s for s in await storage.outbox.held_summaries()}
-    last = await storage.outbox.last_digest_times()
+    settings.update(
+        await storage.chats.settings_of_chats(c for c in summaries if c not in settings)
+    )
     candidates = set(summaries) | {c for c, s in settings.items() if s.digest_times}
+    last = await storage.outbox.last_digest_times(candidates)
     done = 0
     for chat_id in sorted(candidates):
         chosen = settings.get(chat_id, DEFAULT_SETTINGS)

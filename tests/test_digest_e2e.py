@@ -144,7 +144,7 @@ async def test_a_digest_arrives_at_its_minute_with_the_real_feeds_headlines_and_
         sender(bot)
 
         async def next_time_done() -> bool:
-            done = (await bot.storage.outbox.last_digest_times()).get(BOB)
+            done = (await bot.storage.outbox.last_digest_times([BOB])).get(BOB)
             return done is not None and done > digest_at + timedelta(hours=23)
 
         await eventually(next_time_done, what="the next digest time handled")

@@ -134,7 +134,7 @@ async def test_a_digest_is_claimed_once_through_its_oldest_card_and_sent_whole(
     assert await storage.outbox.mark_digest_sent(digest.id, 77, NOW) == 4
     counts = await storage.outbox.delivery_counts()
     assert counts == {"sent": 4, "pending": 4}  # chat 2: its claimed card and three behind
-    assert await storage.outbox.last_digest_times() == {1: NOW}
+    assert await storage.outbox.last_digest_times([1]) == {1: NOW}
     # A digest's cards are not instant cards: the burst cap does not count them.
     assert await storage.outbox.recent_card_times([1], NOW - timedelta(hours=1)) == {}
 
@@ -195,10 +195,10 @@ async def test_an_empty_digest_time_is_remembered(storage: Storage) -> None:
     await queue_cards(storage, {1: 1})
     await storage.outbox.mark_digest_time(1, NOW, NOW)
     await storage.outbox.mark_digest_time(1, NOW + timedelta(hours=8), NOW + timedelta(hours=8))
-    assert await storage.outbox.last_digest_times() == {1: NOW + timedelta(hours=8)}
+    assert await storage.outbox.last_digest_times([1]) == {1: NOW + timedelta(hours=8)}
     # Pruning keeps each chat's latest digest time.
     await storage.outbox.prune_finished(NOW + timedelta(days=30))
-    assert await storage.outbox.last_digest_times() == {1: NOW + timedelta(hours=8)}
+    assert await storage.outbox.last_digest_times([1]) == {1: NOW + timedelta(hours=8)}
 
 
 async def test_a_migrated_chat_keeps_its_held_cards(storage: Storage) -> None:
@@ -206,3 +206,17 @@ async def test_a_migrated_chat_keeps_its_held_cards(storage: Storage) -> None:
     await storage.outbox.hold_cards(-1, HELD_FOR_DIGEST, None, "w1")
     await storage.chats.migrate_chat(-1, -1001, NOW)
     assert len(await storage.outbox.held_cards(-1001)) == 2
+
+
+async def test_chats_in_digest_mode_are_the_active_ones_with_digest_times(
+    storage: Storage,
+) -> None:
+    await queue_cards(storage, {1: 1, 2: 1, 3: 1, 4: 1})
+    await storage.chats.update_chat_settings(1, {"digest_times": ("08:00",)}, NOW)
+    await storage.chats.update_chat_settings(2, {"quiet_hours": ("23:00", "07:00")}, NOW)
+    await storage.chats.update_chat_settings(3, {"digest_times": ("09:00",)}, NOW)
+    await storage.chats.deactivate_chat(3, "blocked", NOW)
+    await storage.chats.update_chat_settings(4, {"digest_times": ("08:00",)}, NOW)
+    await storage.chats.update_chat_settings(4, {"digest_times": ()}, NOW)
+    found = await storage.chats.chats_in_digest_mode()
+    assert {chat: s.digest_times for chat, s in found.items()} == {1: ("08:00",)}

@@ -78,8 +78,14 @@ TABLES: Sequence[Table] = (
         (
             "id", "article_id", "chat_id", "status", "attempts", "next_attempt_at",
             "message_id", "error", "created_at", "sent_at", "claimed_by", "claim_expires_at",
-            "thread_id",
+            "thread_id", "held_for", "held_until", "digest_id",
         ),
+        key=("id",),
+        identity="id",
+    ),
+    Table(
+        "digests",
+        ("id", "chat_id", "kind", "slot_at", "created_at"),
         key=("id",),
         identity="id",
     ),

@@ -388,12 +388,17 @@ class SqlOutbox:
             for r in rows
         ]
 
-    async def last_digest_times(self) -> dict[int, datetime]:
+    async def last_digest_times(self, chat_ids: Iterable[int]) -> dict[int, datetime]:
         """Each chat's latest digest time handled (sent or found empty)."""
+        ids = list(chat_ids)
+        if not ids:
+            return {}
         rows = await self._db.fetch(
-            "SELECT chat_id, max(slot_at) FROM digests WHERE slot_at IS NOT NULL GROUP BY chat_id"
+            "SELECT chat_id, max(slot_at) FROM digests WHERE slot_at IS NOT NULL "
+            f"AND {self._db.dialect.in_ids('chat_id')} GROUP BY chat_id",
+            self._db.dialect.ids(ids),
         )
-        return {r[0]: from_timestamp(r[1]) for r in rows}
+        return {r[0]: from_timestamp(r[1]) for r in rows if r[1] is not None}
 
     async def mark_digest_time(self, chat_id: int, slot: datetime, now: datetime) -> None:
         """Digest time ``slot`` of a chat is done (it found nothing held, or
