@@ -316,3 +316,32 @@ async def test_a_long_digest_comes_in_parts_and_a_failed_send_is_retried_whole(
         assert telegram_length(parts[0]) + telegram_length(parts[1]) > 4096
         assert "…and 2 more — /latest robots" not in "".join(parts)
         assert "…and 2 more — /latest ai_robotics" in "".join(parts)
+
+
+async def test_a_digest_to_a_chat_that_blocked_the_bot_drops_its_cards_with_the_chat(
+    tmp_path: Path, fake_telegram: FakeTelegram, feed_server: FeedServer
+) -> None:
+    clock = start_clock()
+    async with running_bot(tmp_path, fake_telegram, feed_server, clock=clock) as bot:
+        digest_at = clock.now() + timedelta(minutes=30)
+        await bot.say(BOB, "/subscribe space")
+        await bot.say(BOB, f"/digest {digest_at:%H:%M}")
+        stories = [item(f"blk-{n}", f"Blocked story {n}", hours_ago=0.01 * n) for n in range(3)]
+        feed_server.serve("/space.xml", space_items(*stories))
+        clock.advance(60)
+
+        async def all_held() -> bool:
+            return await held(bot, BOB) == 3
+
+        await eventually(all_held, what="three cards held")
+        fake_telegram.fail_next("sendMessage", ApiError.blocked_by_user(), chat_id=BOB)
+        clock.set(digest_at.replace(second=0))
+        sender(bot)
+
+        async def dropped() -> bool:
+            counts = await bot.storage.outbox.delivery_counts()
+            return counts == {"dropped": 3}
+
+        await eventually(dropped, what="the digest's cards dropped")
+        chat = await bot.storage.chats.get_chat(BOB)
+        assert chat is not None and not chat.active
