@@ -528,7 +528,10 @@ class Sender:
             message: Message | None = None
             for number, text in enumerate(messages):
                 if number:
+                    # Each part is a message: the chat's spacing and a global slot.
                     await asyncio.sleep(spacing)
+                    await self._pacer.wait_slot(self._stopping)
+                    self._pacer.chat_ready_at[row.chat_id] = time.monotonic() + spacing
                 message = await send(
                     chat_id=row.chat_id,
                     text=text,
