@@ -239,6 +239,9 @@ class DeliveryConfig(_Model):
     # A sent card follows corrections of its story's title or summary for
     # this long after it was sent.
     edit_window: Duration = 48 * 3600.0
+    # At most this many instant cards per chat in any hour; the rest of that
+    # hour arrives as one "N more stories" message (bot/digest.py).
+    max_cards_per_hour: int = Field(default=30, ge=1, le=10_000)
 
 
 class AlertsConfig(_Model):

@@ -42,6 +42,14 @@ lost rights, blocked, migrated); for the edit itself, a message that was
 deleted or can no longer be edited drops it quietly, and "message is not
 modified" means it is done.
 
+Chats shape their delivery (``bot/digest.py``): a card claimed for a chat
+in digest mode, in its quiet hours or at ``max_cards_per_hour`` is held
+instead of sent, with the chat's other waiting cards; every few seconds
+(and at each new minute) the sender gathers what is due into digests or
+releases it (``bot/digest_delivery.py``). A digest is claimed through its
+oldest card and sent as one message (several only beyond 4096 characters)
+with the same pacing and outcomes as a card; its cards become sent together.
+
 Recording an outcome can fail too (disk full, a lock held past the busy
 timeout). The outcome is then kept and written again with backoff while the
 chat's next card waits, and no new card is sent until storage works again:
@@ -78,6 +86,7 @@ from bot.chat_settings import DEFAULT_SETTINGS, ChatSettings
 from bot.clock import Clock
 from bot.config import DeliveryConfig
 from bot.delivery_events import DeliveryEvents
+from bot.digest_delivery import digest_messages, hold_decisions, release_due
 from bot.edits import (
     CardKind,
     edit_retry_delay,
@@ -133,6 +142,9 @@ _PHOTO_REFUSED = (
     "wrong remote file",
     "file must be non-empty",
 )
+# Held cards due for release are looked for at least this often (and at
+# each new minute of the clock, when digest times and quiet hours end).
+_RELEASE_CHECK = timedelta(seconds=10)
 # Telegram's front end answering for a Telegram that is not there.
 _UNREACHABLE = ("bad gateway", "service unavailable", "gateway timeout", "(502)", "(503)", "(504)")
 
@@ -358,6 +370,7 @@ class Sender:
         if edit_message_caption is not None:
             self._edit_methods["photo"] = edit_message_caption
         self.edited = 0
+        self._release_checked: datetime | None = None
         # Known once getMe answered: the Share button then links back here.
         self._bot_username = bot_username
         self._send_message = send_message
@@ -515,12 +528,26 @@ class Sender:
             return 0
         busy = self._pacer.busy_chats() | set(self._in_flight)
         now = self._clock.now()
+        await self._release_held(now)
         rows = await self._storage.outbox.claim_deliveries(
             now, _BATCH, worker=self.worker, lease_seconds=CLAIM_LEASE, exclude_chats=busy
         )
         if not self._failing_writes:
             # A read that works says nothing while an outcome still waits.
             self._storage_recovered()
+        try:
+            holds = await hold_decisions(
+                self._storage,
+                rows,
+                now,
+                default_timezone=self._zone_default,
+                cap=self._config.max_cards_per_hour,
+            )
+        except StorageError:
+            # Hand the claims back at once, not when their lease runs out.
+            with contextlib.suppress(StorageError):
+                await self._storage.outbox.release_deliveries([r.id for r in rows], self.worker)
+            raise
         started = 0
         too_old = now - timedelta(seconds=self._config.max_age)
         # How each chat wants its cards, read once for the whole batch.
@@ -539,7 +566,20 @@ class Sender:
             if self._stopping.is_set() or self.storage_trouble or row.chat_id in self._in_flight:
                 unstarted.append(row.id)
                 continue
-            if row.created_at < too_old:
+            hold = holds.get(row.chat_id) if row.digest_id is None else None
+            if hold is not None:
+                # Not sent and no pacing slot used: the next batch goes on at once.
+                try:
+                    await self._storage.outbox.hold_cards(
+                        row.chat_id, hold.reason, hold.until, self.worker
+                    )
+                except StorageError as error:
+                    self._storage_failed(error, "hold a card")
+                    unstarted.append(row.id)
+                    continue
+                started += 1
+                continue
+            if row.created_at < too_old and row.digest_id is None:
                 # Checked when a card comes up, not only at start-up: after a
                 # long outage in a running bot, week-old news is not news.
                 self._start(row, self._drop_stale(row))
@@ -556,7 +596,10 @@ class Sender:
                 unstarted.append(row.id)
                 continue
             self._pacer.chat_ready_at[row.chat_id] = time.monotonic() + self._spacing(row.chat_type)
-            self._start(row, self._deliver(row, looks.get(row.chat_id, DEFAULT_SETTINGS)))
+            if row.digest_id is not None:
+                self._start(row, self._deliver_digest(row, self._spacing(row.chat_type)))
+            else:
+                self._start(row, self._deliver(row, looks.get(row.chat_id, DEFAULT_SETTINGS)))
             started += 1
         if unstarted:
             # Claimed but not sent (stopping, or storage trouble): hand them
@@ -751,6 +794,83 @@ class Sender:
                 "was put back",
                 lambda: self._storage.edits.retry_edit(row.id, due, count_attempt=True),
             )
+
+    async def _release_held(self, now: datetime) -> None:
+        """Gather due digests and release held cards, every few seconds and at
+        each new minute; trouble here never stops the sending of cards."""
+        last = self._release_checked
+        if (
+            last is not None
+            and now - last < _RELEASE_CHECK
+            and now.replace(second=0, microsecond=0) <= last.replace(second=0, microsecond=0)
+        ):
+            return
+        self._release_checked = now
+        try:
+            await release_due(self._storage, now, default_timezone=self._zone_default)
+        except StorageError as error:
+            log.warning("deliver: could not release held cards (%s); trying again soon", error)
+        except Exception:
+            log.exception("deliver: releasing held cards failed")
+
+    async def _deliver_digest(self, row: PendingDelivery, spacing: float) -> None:
+        """Send the digest ``row``'s claim stands for; its parts (a digest
+        beyond 4096 characters) follow each other at the chat's pacing. A
+        failure counts for the whole digest: retried, it is sent whole again."""
+        assert row.digest_id is not None
+        digest_id = row.digest_id
+        started = time.monotonic()
+        now = self._clock.now()
+        try:
+            messages = await digest_messages(
+                self._storage,
+                row,
+                self._categories,
+                now,
+                default_timezone=self._zone_default,
+            )
+        except StorageError as error:
+            self._storage_failed(error, "read a digest")
+            with contextlib.suppress(StorageError):
+                await self._storage.outbox.release_deliveries([row.id], self.worker)
+            return
+        if not messages:
+            await self._record(
+                row, "was empty", lambda: self._storage.outbox.mark_dropped(row.id, "empty digest")
+            )
+            return
+        send = self._send_message
+        if row.thread_id is not None:
+            send = functools.partial(send, message_thread_id=row.thread_id)
+        try:
+            message: Message | None = None
+            for number, text in enumerate(messages):
+                if number:
+                    # Each part is a message: the chat's spacing and a global slot.
+                    await asyncio.sleep(spacing)
+                    await self._pacer.wait_slot(self._stopping)
+                    self._pacer.chat_ready_at[row.chat_id] = time.monotonic() + spacing
+                message = await send(
+                    chat_id=row.chat_id,
+                    text=text,
+                    parse_mode=ParseMode.HTML,
+                    link_preview_options=LinkPreviewOptions(is_disabled=True),
+                )
+        except Exception as error:
+            await self._after_failure(row, error, started)
+            return
+        assert message is not None
+        self.sent += 1
+        self._network_errors = 0
+        self._flooded_chats.clear()
+        done = self._clock.now()
+        self.events.card_sent(row.created_at, done)
+        message_id = message.message_id
+        await self._record(
+            row,
+            "was sent",
+            lambda: self._storage.outbox.mark_digest_sent(digest_id, message_id, done),
+        )
 
     async def _after_failure(self, row: PendingDelivery, error: Exception, started: float) -> None:
         """Decide what a failed send means for the card and its chat, and record it."""

@@ -27,6 +27,7 @@ from xml.sax.saxutils import escape as xml_escape
 
 import httpx
 
+from bot.clock import Clock
 from bot.config import Config, parse_config
 from bot.netguard import Resolver
 from bot.storage import Storage
@@ -296,10 +297,12 @@ async def running_bot(
     extra_feeds: list[dict[str, Any]] | None = None,
     feed_transport: httpx.AsyncBaseTransport | None = None,
     feed_resolver: Resolver | None = None,
+    clock: Clock | None = None,
     **delivery: Any,
 ) -> AsyncIterator[BotHarness]:
     """Start the bot with the seed feeds served; by default wait until their
-    first fetch is stored. On exit, fail if anything logged an ERROR."""
+    first fetch is stored. On exit, fail if anything logged an ERROR.
+    ``clock``: the bot's time (a ManualClock moves only when the test says)."""
     serve_seed_feeds(feeds)
     config = harness_config(
         tmp_path, fake, feeds, polling=polling, extra_feeds=extra_feeds, **delivery
@@ -307,9 +310,11 @@ async def running_bot(
     # Runtime feeds (public addresses only) reach the loopback feed server
     # through a stub resolver and a transport that refuses the real network.
     app = (
-        NewsbotApplication(config, feed_transport=feed_transport, feed_resolver=feed_resolver)
+        NewsbotApplication(
+            config, clock=clock, feed_transport=feed_transport, feed_resolver=feed_resolver
+        )
         if feed_resolver is not None
-        else NewsbotApplication(config, feed_transport=feed_transport)
+        else NewsbotApplication(config, clock=clock, feed_transport=feed_transport)
     )
     harness = BotHarness(fake, feeds, app)
     root = logging.getLogger()

@@ -136,8 +136,14 @@ async def test_sigkill_in_the_middle_of_a_polling_round_leaves_no_half_stored_fe
 
     for n, path in enumerate(paths):
         feed_server.serve(path, rss(*old(n)))
+    # 90 cards per reader within the hour: past the burst cap they would
+    # fold into one message, and this test counts cards.
     config = write_config(
-        tmp_path, fake, [feed_server.url(p) for p in paths], private_chat_interval=0.05
+        tmp_path,
+        fake,
+        [feed_server.url(p) for p in paths],
+        private_chat_interval=0.05,
+        max_cards_per_hour=1000,
     )
     await subscribe_readers(db, readers)
 

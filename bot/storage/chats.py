@@ -153,6 +153,18 @@ class SqlChats:
         )
         return {int(r[0]): ChatSettings.from_json(r[1]) for r in rows}
 
+    async def chats_in_digest_mode(self) -> dict[int, ChatSettings]:
+        """Every active chat that chose digest times, with its settings. The
+        JSON holds only what differs from the defaults, so the text test
+        skips the chats that never chose digests without parsing them."""
+        rows = await self._db.fetch(
+            "SELECT s.chat_id, s.settings FROM chat_settings AS s "
+            "JOIN chats AS c ON c.id = s.chat_id "
+            "WHERE c.active AND s.settings LIKE '%\"digest_times\"%' ORDER BY s.chat_id"
+        )
+        chosen = {int(r[0]): ChatSettings.from_json(r[1]) for r in rows}
+        return {chat_id: s for chat_id, s in chosen.items() if s.digest_times}
+
     async def update_chat_settings(
         self, chat_id: int, changes: Mapping[str, Any], now: datetime
     ) -> ChatSettings:

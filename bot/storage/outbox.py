@@ -10,7 +10,16 @@ to the next claim. Delivery stays at-least-once: a card whose sender died
 after Telegram accepted it is sent again, at most one per chat.
 
 ``UNIQUE (chat_id, article_id)`` makes "never the same article twice in
-one chat" a property of the schema.
+one chat" a property of the schema; so each article is in a chat's digests
+once.
+
+Held cards (``bot/digest.py``: a chat in digest mode, in quiet hours, at its
+burst cap) stay 'pending' with ``held_for`` set and are never claimed. A
+digest gathers a chat's held cards under one ``digest_id`` (a ``digests``
+row): they are claimable again, and the claim of the oldest hands the
+sender the whole digest, sent as one message; its cards become sent
+together (``mark_digest_sent``) or fail together. So a digest rides the same
+claim, lease, pacing and one-at-a-time-per-chat path as a card.
 """
 
 from __future__ import annotations
@@ -21,11 +30,18 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from bot.clock import from_timestamp, to_timestamp
+from bot.digest import HeldCard
 from bot.models import Article
 from bot.storage.db import Database, Dialect, Tx
 from bot.storage.rows import ARTICLE_COLUMNS, article_from_row
 
 _FOR_UPDATE = {"sqlite": "", "postgresql": "FOR UPDATE OF d SKIP LOCKED"}
+# A card, and when its claim stands for a digest, the digest's other
+# pending cards: a digest fails or is dropped as the one message it is.
+_WITH_ITS_DIGEST = (
+    "(id = ? OR (status = 'pending' AND digest_id IN ("
+    "SELECT mine.digest_id FROM deliveries AS mine WHERE mine.id = ?)))"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +53,26 @@ class PendingDelivery:
     created_at: datetime  # when the card was queued; max_age counts from here
     article: Article
     thread_id: int | None = None  # the forum topic it goes to; None: General
+    digest_id: int | None = None  # set: this card's claim stands for its whole digest
+
+
+@dataclass(frozen=True, slots=True)
+class DigestToSend:
+    """A claimed digest: its kind and the cards it gathered, oldest first."""
+
+    id: int
+    kind: str  # bot.digest.KIND_*
+    articles: list[Article]
+
+
+@dataclass(frozen=True, slots=True)
+class HeldSummary:
+    """A chat's held cards at a glance: whether any waits for a digest time,
+    and when the first hold of the others ends."""
+
+    chat_id: int
+    for_digest: bool
+    first_until: datetime | None
 
 
 async def enqueue(
@@ -111,14 +147,14 @@ class SqlOutbox:
         claimed = await self._db.fetch(
             f"""
             UPDATE deliveries SET claimed_by = ?, claim_expires_at = ?
-            WHERE status = 'pending' AND claim_expires_at <= ? AND id IN (
+            WHERE status = 'pending' AND held_for IS NULL AND claim_expires_at <= ? AND id IN (
                 SELECT d.id FROM deliveries AS d JOIN chats AS c ON c.id = d.chat_id
-                WHERE d.status = 'pending' AND d.next_attempt_at <= ?
+                WHERE d.status = 'pending' AND d.held_for IS NULL AND d.next_attempt_at <= ?
                   AND d.claim_expires_at <= ?
                   AND NOT EXISTS (
                       SELECT 1 FROM deliveries AS older
                       WHERE older.chat_id = d.chat_id AND older.status = 'pending'
-                        AND older.id < d.id)
+                        AND older.held_for IS NULL AND older.id < d.id)
                   AND c.suspended_reason IS NULL AND c.paused_until <= ? {exclusion}
                 ORDER BY d.id LIMIT ?
                 {_FOR_UPDATE[self._db.backend]})
@@ -138,7 +174,7 @@ class SqlOutbox:
         rows = await self._db.fetch(
             f"""
             SELECT d.id, d.chat_id, c.type, d.attempts, d.created_at, d.thread_id,
-                   {ARTICLE_COLUMNS}
+                   d.digest_id, {ARTICLE_COLUMNS}
             FROM deliveries AS d
             JOIN chats AS c ON c.id = d.chat_id
             JOIN articles AS a ON a.id = d.article_id
@@ -149,20 +185,29 @@ class SqlOutbox:
         )
         return [
             PendingDelivery(
-                r[0], r[1], r[2], r[3], from_timestamp(r[4]), article_from_row(r[6:]), r[5]
+                r[0],
+                r[1],
+                r[2],
+                r[3],
+                from_timestamp(r[4]),
+                article_from_row(r[7:]),
+                r[5],
+                r[6],
             )
             for r in rows
         ]
 
     async def has_pending_deliveries(self) -> bool:
         """Is any card waiting that could go out, now or after a retry wait?
-        Cards of suspended chats wait for the right to post, not for time."""
+        Cards of suspended chats wait for the right to post, held cards for
+        their digest, not for time."""
         return bool(
             await self._db.fetchval(
                 """
                 SELECT EXISTS (
                     SELECT 1 FROM deliveries AS d JOIN chats AS c ON c.id = d.chat_id
-                    WHERE d.status = 'pending' AND c.suspended_reason IS NULL)
+                    WHERE d.status = 'pending' AND d.held_for IS NULL
+                      AND c.suspended_reason IS NULL)
                 """
             )
         )
@@ -192,16 +237,18 @@ class SqlOutbox:
     async def mark_failed(self, delivery_id: int, error: str) -> None:
         await self._db.execute(
             "UPDATE deliveries SET status = 'failed', error = ?, attempts = attempts + 1, "
-            "claimed_by = NULL, claim_expires_at = 0 WHERE id = ?",
+            f"claimed_by = NULL, claim_expires_at = 0 WHERE {_WITH_ITS_DIGEST}",
             error[:500],
+            delivery_id,
             delivery_id,
         )
 
     async def mark_dropped(self, delivery_id: int, reason: str) -> None:
         await self._db.execute(
             "UPDATE deliveries SET status = 'dropped', error = ?, claimed_by = NULL, "
-            "claim_expires_at = 0 WHERE id = ?",
+            f"claim_expires_at = 0 WHERE {_WITH_ITS_DIGEST}",
             reason[:500],
+            delivery_id,
             delivery_id,
         )
 
@@ -235,8 +282,10 @@ class SqlOutbox:
 
     async def prune_finished(self, older_than: datetime, batch: int = 1000) -> int:
         """Delete sent, failed and dropped rows queued before ``older_than``,
-        ``batch`` at a time (short transactions: the sender keeps going)."""
-        return await self._db.execute(
+        ``batch`` at a time (short transactions: the sender keeps going),
+        and digests made before then that no card refers to any more (but
+        each chat's latest digest time, which says what was done)."""
+        pruned = await self._db.execute(
             """
             DELETE FROM deliveries WHERE id IN (
                 SELECT id FROM deliveries WHERE status != 'pending' AND created_at < ?
@@ -245,19 +294,189 @@ class SqlOutbox:
             to_timestamp(older_than),
             batch,
         )
+        await self._db.execute(
+            """
+            DELETE FROM digests WHERE id IN (
+                SELECT g.id FROM digests AS g WHERE g.created_at < ?
+                  AND NOT EXISTS (SELECT 1 FROM deliveries AS d WHERE d.digest_id = g.id)
+                  AND (g.slot_at IS NULL OR EXISTS (
+                      SELECT 1 FROM digests AS newer
+                      WHERE newer.chat_id = g.chat_id AND newer.slot_at > g.slot_at))
+                ORDER BY g.created_at LIMIT ?)
+            """,
+            to_timestamp(older_than),
+            batch,
+        )
+        return pruned
 
     async def delivery_counts(self) -> dict[str, int]:
         rows = await self._db.fetch("SELECT status, count(*) FROM deliveries GROUP BY status")
         return {r[0]: int(r[1]) for r in rows}
 
     async def pending_count(self) -> int:
-        """Cards waiting; counted on the pending rows' own index."""
+        """Cards waiting (held ones too); counted on the pending rows' own index."""
         return int(
             await self._db.fetchval("SELECT count(*) FROM deliveries WHERE status = 'pending'") or 0
         )
 
     async def next_delivery_time(self) -> datetime | None:
         value = await self._db.fetchval(
-            "SELECT min(next_attempt_at) FROM deliveries WHERE status = 'pending'"
+            "SELECT min(next_attempt_at) FROM deliveries "
+            "WHERE status = 'pending' AND held_for IS NULL"
         )
         return from_timestamp(value) if value is not None else None
+
+    # -- delivery shaped by each chat (bot/digest.py) ------------------------
+
+    async def hold_cards(
+        self, chat_id: int, held_for: str, until: datetime | None, worker: str
+    ) -> int:
+        """Hold every waiting card of a chat (the one this sender claimed
+        among them) for ``held_for`` until ``until`` (None: the chat's next
+        digest time); cards another sender has claimed are left to it."""
+        return await self._db.execute(
+            "UPDATE deliveries SET held_for = ?, held_until = ?, claimed_by = NULL, "
+            "claim_expires_at = 0 WHERE chat_id = ? AND status = 'pending' "
+            "AND held_for IS NULL AND digest_id IS NULL "
+            "AND (claimed_by IS NULL OR claimed_by = ?)",
+            held_for,
+            to_timestamp(until) if until is not None else None,
+            chat_id,
+            worker,
+        )
+
+    async def recent_card_times(
+        self, chat_ids: Iterable[int], since: datetime
+    ) -> dict[int, list[datetime]]:
+        """When each chat's instant cards (not digests) sent after ``since`` went out."""
+        ids = list(chat_ids)
+        if not ids:
+            return {}
+        rows = await self._db.fetch(
+            "SELECT chat_id, sent_at FROM deliveries WHERE status = 'sent' AND sent_at > ? "
+            f"AND digest_id IS NULL AND {self._db.dialect.in_ids('chat_id')}",
+            to_timestamp(since),
+            self._db.dialect.ids(ids),
+        )
+        times: dict[int, list[datetime]] = {}
+        for row in rows:
+            times.setdefault(row[0], []).append(from_timestamp(row[1]))
+        return times
+
+    async def held_summaries(self) -> list[HeldSummary]:
+        """Every chat with held cards, read on the held rows' own index."""
+        rows = await self._db.fetch(
+            """
+            SELECT chat_id, max(CASE WHEN held_until IS NULL THEN 1 ELSE 0 END), min(held_until)
+            FROM deliveries WHERE status = 'pending' AND held_for IS NOT NULL
+            GROUP BY chat_id
+            """
+        )
+        return [
+            HeldSummary(r[0], bool(r[1]), from_timestamp(r[2]) if r[2] is not None else None)
+            for r in rows
+        ]
+
+    async def held_cards(self, chat_id: int) -> list[HeldCard]:
+        rows = await self._db.fetch(
+            "SELECT id, held_for, held_until, thread_id FROM deliveries "
+            "WHERE chat_id = ? AND status = 'pending' AND held_for IS NOT NULL ORDER BY id",
+            chat_id,
+        )
+        return [
+            HeldCard(r[0], r[1], from_timestamp(r[2]) if r[2] is not None else None, r[3])
+            for r in rows
+        ]
+
+    async def last_digest_times(self, chat_ids: Iterable[int]) -> dict[int, datetime]:
+        """Each chat's latest digest time handled (sent or found empty)."""
+        ids = list(chat_ids)
+        if not ids:
+            return {}
+        rows = await self._db.fetch(
+            "SELECT chat_id, max(slot_at) FROM digests WHERE slot_at IS NOT NULL "
+            f"AND {self._db.dialect.in_ids('chat_id')} GROUP BY chat_id",
+            self._db.dialect.ids(ids),
+        )
+        return {r[0]: from_timestamp(r[1]) for r in rows if r[1] is not None}
+
+    async def mark_digest_time(self, chat_id: int, slot: datetime, now: datetime) -> None:
+        """Digest time ``slot`` of a chat is done (it found nothing held, or
+        the chat just chose its times: earlier ones today are not due)."""
+        await self._db.execute(
+            "INSERT INTO digests (chat_id, kind, slot_at, created_at) VALUES (?, 'digest', ?, ?)",
+            chat_id,
+            to_timestamp(slot),
+            to_timestamp(now),
+        )
+
+    async def gather_digest(
+        self,
+        chat_id: int,
+        kind: str,
+        card_ids: Sequence[int],
+        thread_id: int | None,
+        slot: datetime | None,
+        now: datetime,
+    ) -> int:
+        """Make one digest of a chat's held cards ``card_ids`` (those still
+        held), to topic ``thread_id``; returns how many it gathered. The
+        digest is claimable from now on, ahead of cards queued after it."""
+        async with self._db.transaction() as tx:
+            digest_id = await tx.fetchval(
+                "INSERT INTO digests (chat_id, kind, slot_at, created_at) "
+                "VALUES (?, ?, ?, ?) RETURNING id",
+                chat_id,
+                kind,
+                to_timestamp(slot) if slot is not None else None,
+                to_timestamp(now),
+            )
+            return await tx.execute(
+                "UPDATE deliveries SET digest_id = ?, held_for = NULL, held_until = NULL, "
+                "thread_id = ?, next_attempt_at = ?, claimed_by = NULL, claim_expires_at = 0 "
+                "WHERE chat_id = ? AND status = 'pending' AND held_for IS NOT NULL "
+                f"AND {self._db.dialect.in_ids('id')}",
+                digest_id,
+                thread_id,
+                to_timestamp(now),
+                chat_id,
+                self._db.dialect.ids(card_ids),
+            )
+
+    async def release_held(self, chat_id: int, card_ids: Sequence[int]) -> int:
+        """Held cards go out as the cards they are again."""
+        return await self._db.execute(
+            "UPDATE deliveries SET held_for = NULL, held_until = NULL "
+            "WHERE chat_id = ? AND status = 'pending' AND held_for IS NOT NULL "
+            f"AND {self._db.dialect.in_ids('id')}",
+            chat_id,
+            self._db.dialect.ids(card_ids),
+        )
+
+    async def digest_to_send(self, digest_id: int) -> DigestToSend:
+        """The cards of a digest still to send, oldest first (a card whose
+        category the chat left meanwhile was dropped and is not among them)."""
+        kind = await self._db.fetchval("SELECT kind FROM digests WHERE id = ?", digest_id)
+        rows = await self._db.fetch(
+            f"""
+            SELECT {ARTICLE_COLUMNS}
+            FROM deliveries AS d
+            JOIN articles AS a ON a.id = d.article_id
+            JOIN feeds AS f ON f.id = a.feed_id
+            WHERE d.digest_id = ? AND d.status = 'pending' ORDER BY d.id
+            """,
+            digest_id,
+        )
+        # A digest row gone with a merged chat leaves its cards a plain digest.
+        return DigestToSend(digest_id, kind or "digest", [article_from_row(r) for r in rows])
+
+    async def mark_digest_sent(self, digest_id: int, message_id: int, now: datetime) -> int:
+        """Every card of a sent digest is sent, in one statement."""
+        return await self._db.execute(
+            "UPDATE deliveries SET status = 'sent', message_id = ?, sent_at = ?, "
+            "attempts = attempts + 1, error = NULL, claimed_by = NULL, claim_expires_at = 0 "
+            "WHERE digest_id = ? AND status = 'pending'",
+            message_id,
+            to_timestamp(now),
+            digest_id,
+        )

@@ -18,10 +18,11 @@ from bot.filters import ChatFilter, Term
 from bot.models import Article, FeedForUpdate, FeedHealth, NewArticle
 
 if TYPE_CHECKING:
+    from bot.digest import HeldCard
     from bot.storage.articles import StoreOutcome
     from bot.storage.chats import Chat, FiltersAdded, SubscribedTopic, SuspendedChat, Topic
     from bot.storage.edits import CardEdit
-    from bot.storage.outbox import PendingDelivery
+    from bot.storage.outbox import DigestToSend, HeldSummary, PendingDelivery
 
 
 class FeedStore(Protocol):
@@ -144,6 +145,8 @@ class ChatStore(Protocol):
 
     async def chats_with_settings(self) -> dict[int, ChatSettings]: ...
 
+    async def chats_in_digest_mode(self) -> dict[int, ChatSettings]: ...
+
     async def update_chat_settings(
         self, chat_id: int, changes: Mapping[str, Any], now: datetime
     ) -> ChatSettings: ...
@@ -219,6 +222,38 @@ class Outbox(Protocol):
     async def pending_count(self) -> int: ...
 
     async def next_delivery_time(self) -> datetime | None: ...
+
+    async def hold_cards(
+        self, chat_id: int, held_for: str, until: datetime | None, worker: str
+    ) -> int: ...
+
+    async def recent_card_times(
+        self, chat_ids: Iterable[int], since: datetime
+    ) -> dict[int, list[datetime]]: ...
+
+    async def held_summaries(self) -> list[HeldSummary]: ...
+
+    async def held_cards(self, chat_id: int) -> list[HeldCard]: ...
+
+    async def last_digest_times(self, chat_ids: Iterable[int]) -> dict[int, datetime]: ...
+
+    async def mark_digest_time(self, chat_id: int, slot: datetime, now: datetime) -> None: ...
+
+    async def gather_digest(
+        self,
+        chat_id: int,
+        kind: str,
+        card_ids: Sequence[int],
+        thread_id: int | None,
+        slot: datetime | None,
+        now: datetime,
+    ) -> int: ...
+
+    async def release_held(self, chat_id: int, card_ids: Sequence[int]) -> int: ...
+
+    async def digest_to_send(self, digest_id: int) -> DigestToSend: ...
+
+    async def mark_digest_sent(self, digest_id: int, message_id: int, now: datetime) -> int: ...
 
 
 class CardEditQueue(Protocol):

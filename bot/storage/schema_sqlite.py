@@ -257,6 +257,30 @@ MIGRATIONS: list[str] = [
     -- A correction looks up the sent cards of its article.
     CREATE INDEX deliveries_sent_by_article ON deliveries(article_id) WHERE status = 'sent';
     """,
+    # 10 -> 11: delivery shaped by each chat (bot/digest.py). A card held for a
+    # digest, quiet hours or the burst cap stays 'pending' with held_for set
+    # (not claimable); gathered into a digest it carries the digest's id and
+    # is claimed and sent with the digest's other cards as one message.
+    """
+    ALTER TABLE deliveries ADD COLUMN held_for TEXT;      -- 'digest', 'quiet', 'cap'; NULL: not held
+    ALTER TABLE deliveries ADD COLUMN held_until INTEGER; -- NULL: until the next digest time
+    ALTER TABLE deliveries ADD COLUMN digest_id INTEGER;
+    -- One row per digest gathered, and per digest time that found nothing
+    -- held (slot_at: that time is done, nothing is sent for it).
+    CREATE TABLE digests (
+        id          INTEGER PRIMARY KEY,
+        chat_id     INTEGER NOT NULL REFERENCES chats(id) ON DELETE CASCADE ON UPDATE CASCADE,
+        kind        TEXT NOT NULL,  -- 'digest', 'quiet', 'more'
+        slot_at     INTEGER,        -- the digest time it is for; NULL for quiet and more
+        created_at  INTEGER NOT NULL
+    );
+    CREATE INDEX digests_chat_slot ON digests(chat_id, slot_at);
+    CREATE INDEX deliveries_held ON deliveries(chat_id, id)
+        WHERE status = 'pending' AND held_for IS NOT NULL;
+    CREATE INDEX deliveries_digest ON deliveries(digest_id) WHERE digest_id IS NOT NULL;
+    -- The burst cap counts a chat's cards sent in the last hour.
+    CREATE INDEX deliveries_sent_by_chat ON deliveries(chat_id, sent_at) WHERE status = 'sent';
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -64,7 +64,15 @@ from bot.roles import (
 from bot.runtime import Runtime
 from bot.storage import open_storage
 from bot.storage.db import PostgresDatabase
-from bot.telegram import feed_handlers, filter_handlers, follow, handlers, inline, reload_handlers
+from bot.telegram import (
+    digest_handlers,
+    feed_handlers,
+    filter_handlers,
+    follow,
+    handlers,
+    inline,
+    reload_handlers,
+)
 from bot.telegram.alerts import OperatorAlerts
 from bot.telegram.feed_buttons import PATTERN as FEED_BUTTONS
 from bot.telegram.operations import Operations
@@ -196,6 +204,8 @@ class NewsbotApplication:
             ("unsubscribe", handlers.unsubscribe),
             ("mysubs", handlers.mysubs),
             ("filter", filter_handlers.filter_command),
+            ("digest", digest_handlers.digest_command),
+            ("quiet", digest_handlers.quiet_command),
             ("latest", handlers.latest),
             ("search", handlers.search),
             ("health", handlers.health),

@@ -65,6 +65,8 @@ COMMANDS: list[tuple[str, str]] = [
     ("unsubscribe", "Unsubscribe: /unsubscribe space, or all"),
     ("mysubs", "What this chat receives"),
     ("filter", "Keyword filters: /filter +mars -rumor, or clear"),
+    ("digest", "One digest message at set times: /digest 08:00 18:00, or off"),
+    ("quiet", "Hold cards at night: /quiet 23:00-07:00, or off"),
     ("latest", "Newest headlines: /latest [category] [N]"),
     ("search", "Search headlines: /search words"),
     ("link", "Follow links, a QR code and a web button: /link space"),
@@ -253,7 +255,8 @@ async def help_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
         "with me send <code>/subscribe @yourchannel space science</code>. "
         "<code>/mysubs @yourchannel</code>, <code>/unsubscribe @yourchannel all</code>, "
         "<code>/filter @yourchannel +mars</code>, <code>/settings @yourchannel</code>, "
-        "<code>/pause @yourchannel</code> and <code>/timezone @yourchannel Europe/Berlin</code> "
+        "<code>/pause @yourchannel</code>, <code>/timezone @yourchannel Europe/Berlin</code>, "
+        "<code>/digest @yourchannel 08:00</code> and <code>/quiet @yourchannel 23:00-07:00</code> "
         "work the same way. A private channel "
         "has no @name: forward me any of its posts and I'll show its buttons and its id.",
     ]
