@@ -67,6 +67,7 @@ class SqlArticles:
         fetch_url: str | None,
         deliver_limit: int = 1_000_000,
         items: Mapping[str, str] | None = None,
+        keep_items: bool = False,
     ) -> StoreOutcome:
         """Store a successful parse. ``articles`` come in the feed's own
         order (first = newest). Unless this is the feed's first fetch, the
@@ -74,7 +75,9 @@ class SqlArticles:
         that suddenly lists hundreds of "new" items cannot flood anyone.
         ``items`` are the parsed body's items (digest -> entry key, see
         ``bot.items``) to remember in place of the last body's; ``articles``
-        may then be only the entries of its new and changed items."""
+        may then be only the entries of its new and changed items.
+        ``keep_items`` leaves the remembered items as they are (a body a
+        WebSub hub pushed is not the feed's whole body)."""
         ts = to_timestamp(now)
         async with self._db.transaction() as tx:
             if self._db.backend == "postgresql":
@@ -92,7 +95,8 @@ class SqlArticles:
                 fetch_url=fetch_url,
                 held_entries=bool(articles),
             )
-            await feeds.remember_items(tx, self._db.dialect, feed.id, items or {})
+            if not keep_items:
+                await feeds.remember_items(tx, self._db.dialect, feed.id, items or {})
             if not articles:
                 return StoreOutcome(0, 0)
             # URLs that name no single story: entries without a link fall back to them.

@@ -191,6 +191,14 @@ class SqlFeeds:
         )
         return _feed_for_update(row) if row is not None else None
 
+    async def feed_for_update(self, feed_id: int) -> FeedForUpdate | None:
+        """A polled feed as the pipeline sees it, without claiming it (a
+        pushed body is stored beside any poll); None if it is not polled."""
+        row = await self._db.fetchrow(
+            f"SELECT {_FEED_FOR_UPDATE} FROM feeds WHERE id = ? AND {_POLLED}", feed_id
+        )
+        return _feed_for_update(row) if row is not None else None
+
     async def release_feeds(self, feed_ids: Sequence[int], worker: str) -> None:
         """Give back claimed feeds that were not fetched (a stopping poller):
         they stay due and the next round takes them."""
