@@ -139,8 +139,9 @@ class HubSubscriber:
                 subscription.topic_url,
             )
             return
+        said = " ".join(response.text[:200].split())
         await self._failed(
-            subscription, mode, f"HTTP {response.status_code}: {response.text[:200]}".strip()
+            subscription, mode, f"HTTP {response.status_code}" + (f": {said}" if said else "")
         )
 
     async def _failed(self, subscription: HubSubscription, mode: Mode, error: str) -> None:

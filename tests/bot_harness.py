@@ -96,6 +96,7 @@ def harness_config(
     *,
     polling: dict[str, Any] | None = None,
     extra_feeds: list[dict[str, Any]] | None = None,
+    websub: dict[str, Any] | None = None,
     **delivery: Any,
 ) -> Config:
     settings: dict[str, Any] = {"private_chat_interval": 0.2, "group_chat_interval": 0.2}
@@ -109,6 +110,8 @@ def harness_config(
             # Health alerts to ALICE would land amid the exchanges under test
             # (tests/test_operator_alerts.py turns them on).
             "alerts": {"enabled": False},
+            # No push unless a test turns it on (and names where hubs call back).
+            "websub": websub or {"enabled": False},
             "categories": CATEGORIES,
             "feeds": [
                 {"url": feeds.url("/space.xml"), "categories": ["space"], "name": "Space Daily"},
@@ -291,13 +294,14 @@ async def running_bot(
     expect_error_logs: bool = False,
     polling: dict[str, Any] | None = None,
     extra_feeds: list[dict[str, Any]] | None = None,
+    websub: dict[str, Any] | None = None,
     **delivery: Any,
 ) -> AsyncIterator[BotHarness]:
     """Start the bot with the seed feeds served; by default wait until their
     first fetch is stored. On exit, fail if anything logged an ERROR."""
     serve_seed_feeds(feeds)
     config = harness_config(
-        tmp_path, fake, feeds, polling=polling, extra_feeds=extra_feeds, **delivery
+        tmp_path, fake, feeds, polling=polling, extra_feeds=extra_feeds, websub=websub, **delivery
     )
     app = NewsbotApplication(config)
     harness = BotHarness(fake, feeds, app)
