@@ -47,7 +47,7 @@ from bot.parse_pool import ParsePool
 from bot.roles import worker_name
 from bot.schedule import next_check_after_failure, next_check_after_success
 from bot.storage import Storage
-from bot.websub import SECRET_BYTES, discover
+from bot.websub import SECRET_BYTES, FeedHub, discover
 
 log = logging.getLogger(__name__)
 
@@ -149,7 +149,9 @@ class Poller:
         # WebSub: hubs are noted only when the bot can be called back, and
         # the feeds a hub pushes to are polled at the fallback interval.
         self._push_enabled = config.websub_callback_base is not None
-        self._pushed: frozenset[int] = frozenset()
+        self._hubs: dict[int, FeedHub] = {}
+        # Called when a feed names a hub it did not name before.
+        self.on_hub_noted: Callable[[], None] | None = None
         # Feed tasks in a fetch or a parse (stop() cancels them; never one
         # that is storing: a feed's new state and articles go in together),
         # and those holding a round slot.
@@ -212,15 +214,16 @@ class Poller:
         if not self._push_enabled:
             return
         try:
-            self._pushed = await self._storage.websub.pushed_feed_ids(now)
+            self._hubs = await self._storage.websub.feeds_with_hubs(now)
         except StorageError as error:
             # Polled at their own interval meanwhile: more often, never less.
             log.warning("poll: cannot read the feeds hubs push to: %s", error)
-            self._pushed = frozenset()
+            self._hubs = {}
 
     def _interval(self, feed: FeedForUpdate) -> float:
         interval = feed.interval or self._config.polling.interval
-        if feed.id in self._pushed:
+        hub = self._hubs.get(feed.id)
+        if hub is not None and hub.pushing:
             # A hub pushes its changes: polling is only the safety net.
             return max(interval, self._config.websub.fallback_interval)
         return interval
@@ -394,6 +397,15 @@ class Poller:
         if not self._push_enabled:
             return
         links = discover(fetched.link_header, parsed.hubs, parsed.self_url, fetched.final_url)
+        known = self._hubs.get(feed.id)
+        if known is None and links is None:
+            return  # the common case: no hub, and none before
+        if (
+            known is not None
+            and links is not None
+            and (known.hub, known.topic) == (links.hub, links.topic)
+        ):
+            return  # subscribed to already (the subscriber job renews it)
         try:
             if links is None:
                 await self._storage.websub.forget_hub(feed.id, now)
@@ -412,6 +424,8 @@ class Poller:
             return
         if noted:
             log.info("websub: feed %s names hub %s (topic %s)", feed.url, links.hub, links.topic)
+            if self.on_hub_noted is not None:
+                self.on_hub_noted()
 
     async def store_pushed(
         self, feed_id: int, body: bytes, content_type: str | None

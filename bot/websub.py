@@ -67,6 +67,15 @@ class HubLinks:
 
 
 @dataclass(frozen=True, slots=True)
+class FeedHub:
+    """A feed's wanted subscription, as the poller sees it."""
+
+    hub: str
+    topic: str
+    pushing: bool  # confirmed, and its lease has not run out
+
+
+@dataclass(frozen=True, slots=True)
 class HubSubscription:
     """A subscription as stored (``bot.storage.websub``)."""
 

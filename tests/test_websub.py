@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import sqlite3
 from collections.abc import AsyncIterator
+from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -24,6 +26,7 @@ from bot.fetch import make_public_only_client
 from bot.pipeline import FeedOutcome
 from bot.storage import Storage
 from bot.websub import (
+    FeedHub,
     HubSubscription,
     callback_url,
     discover,
@@ -40,6 +43,7 @@ from tests.bot_harness import BotHarness, eventually, item, rss, running_bot
 from tests.fake_telegram import FakeTelegram
 from tests.feed_server import FeedServer
 from tests.support import open_test_storage
+from tests.test_webhook import start_webhook_bot, stop
 from tests.websub_hub import WebSubHub, post_to
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -207,12 +211,14 @@ async def test_a_confirmation_needs_the_pending_request_and_the_same_topic(
     await storage.websub.mark_requested(sub.id, "subscribe", NOW + timedelta(minutes=10))
     assert not await storage.websub.confirm_subscribe(sub.id, TOPIC + "x", **confirm)
     assert await storage.websub.confirm_subscribe(sub.id, TOPIC, **confirm)
-    assert await storage.websub.pushed_feed_ids(NOW) == {feed_id}
-    assert await storage.websub.pushed_feed_ids(later) == frozenset()
+    assert await storage.websub.feeds_with_hubs(NOW) == {
+        feed_id: FeedHub("https://hub.example/", TOPIC, pushing=True)
+    }
+    assert not (await storage.websub.feeds_with_hubs(later))[feed_id].pushing  # lease over
     # Paused: no longer wanted, and no more pushed either.
     await storage.feeds.pause_feed(feed_id)
     assert await storage.websub.unwant_unpolled(NOW) == 1
-    assert await storage.websub.pushed_feed_ids(NOW) == frozenset()
+    assert await storage.websub.feeds_with_hubs(NOW) == {}
     await storage.websub.mark_requested(sub.id, "unsubscribe", NOW + timedelta(minutes=10))
     assert await storage.websub.confirm_unsubscribe(sub.id, TOPIC)
     assert await storage.websub.subscriptions() == []
@@ -520,3 +526,54 @@ def test_the_callbacks_live_under_the_webhook_origin_unless_configured() -> None
         {"telegram": {"webhook_url": "https://b.example/"}, "websub": {"enabled": False}}
     )
     assert off.websub_callback_base is None
+
+
+def test_in_webhook_mode_the_bot_serves_hub_callbacks_beside_the_webhook(
+    tmp_path: Path, fake_telegram: FakeTelegram, feed_server: FeedServer, websub_hub: WebSubHub
+) -> None:
+    hook_port, push_port = free_port(), free_port()
+    topic = feed_server.url("/pushed.xml")
+    feed_server.serve("/pushed.xml", pushed_feed(websub_hub, feed_server, item("old-1", "Old")))
+    db = tmp_path / "hook.db"
+    config = tmp_path / "config.toml"
+    # As behind a reverse proxy: Telegram and the hubs call https://news.example,
+    # which forwards /telegram-hook and /websub/ to the two listeners.
+    config.write_text(
+        f"""
+[telegram]
+base_url = "{fake_telegram.base_url}"
+webhook_url = "https://news.example/telegram-hook"
+webhook_listen = "127.0.0.1"
+webhook_port = {hook_port}
+
+[websub]
+listen = "127.0.0.1:{push_port}"
+callback_url = "http://127.0.0.1:{push_port}/websub"
+
+[storage]
+path = "{db}"
+
+[polling]
+interval = 600
+parse_workers = 1
+
+[[categories]]
+id = "space"
+title = "Space"
+
+[[feeds]]
+url = "{topic}"
+categories = ["space"]
+"""
+    )
+    bot = start_webhook_bot(config, fake_telegram.token)
+    try:
+        websub_hub.wait_until(lambda: websub_hub.verified(topic) == 1, timeout=30)
+        body = pushed_feed(websub_hub, feed_server, item("new-1", "Pushed in webhook mode"))
+        assert websub_hub.push(topic, body) == [202]
+        with closing(sqlite3.connect(db)) as connection:
+            titles = [r[0] for r in connection.execute("SELECT title FROM articles")]
+        assert "Pushed in webhook mode" in titles
+    finally:
+        log = stop(bot)
+    assert " ERROR " not in log, log

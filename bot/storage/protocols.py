@@ -15,7 +15,7 @@ from bot.chat_settings import ChatSettings
 from bot.config import FeedConfig
 from bot.filters import ChatFilter, Term
 from bot.models import Article, FeedForUpdate, FeedHealth, NewArticle
-from bot.websub import HubSubscription, Mode
+from bot.websub import FeedHub, HubSubscription, Mode
 
 if TYPE_CHECKING:
     from bot.storage.articles import StoreOutcome
@@ -280,4 +280,4 @@ class WebSubStore(Protocol):
 
     async def delete(self, subscription_id: int) -> None: ...
 
-    async def pushed_feed_ids(self, now: datetime) -> frozenset[int]: ...
+    async def feeds_with_hubs(self, now: datetime) -> dict[int, FeedHub]: ...

@@ -17,7 +17,7 @@ from typing import cast
 
 from bot.clock import from_timestamp, to_timestamp
 from bot.storage.db import Database, Row
-from bot.websub import HubSubscription, Mode
+from bot.websub import FeedHub, HubSubscription, Mode
 
 _COLUMNS = """id, feed_id, hub_url, topic_url, secret, trusted, wanted, active,
     pending_mode, lease_seconds, expires_at, next_attempt_at, attempts, last_error"""
@@ -247,11 +247,13 @@ class SqlWebSub:
     async def delete(self, subscription_id: int) -> None:
         await self._db.execute("DELETE FROM websub_subscriptions WHERE id = ?", subscription_id)
 
-    async def pushed_feed_ids(self, now: datetime) -> frozenset[int]:
-        """Feeds a hub pushes to now (a confirmed lease that has not run out):
-        polled only at the fallback interval."""
+    async def feeds_with_hubs(self, now: datetime) -> dict[int, FeedHub]:
+        """The feeds whose hubs are subscribed (or being subscribed) to, with
+        whether a hub pushes to them now (a confirmed lease that has not run
+        out): those are polled only at the fallback interval."""
         rows = await self._db.fetch(
-            "SELECT feed_id FROM websub_subscriptions WHERE active AND wanted AND expires_at > ?",
+            "SELECT feed_id, hub_url, topic_url, active AND expires_at > ? "
+            "FROM websub_subscriptions WHERE wanted",
             to_timestamp(now),
         )
-        return frozenset(int(r[0]) for r in rows)
+        return {int(r[0]): FeedHub(r[1], r[2], bool(r[3])) for r in rows}

@@ -8,8 +8,9 @@ needs), and only when hubs can call the bot back (``Config.websub_callback_base`
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 
-from telegram.ext import ContextTypes, JobQueue
+from telegram.ext import ContextTypes, Job, JobQueue
 
 from bot.config import Config
 from bot.deliver import Sender
@@ -36,6 +37,9 @@ class WebSubPush:
         self.callbacks = CallbackServer(
             config.websub, runtime.storage, runtime.clock, self.store_pushed
         )
+        self._job: Job | None = None  # type: ignore[type-arg]
+        # A feed that names a new hub is subscribed now, not a tick later.
+        runtime.poller.on_hub_noted = self.wake
 
     @classmethod
     async def start(
@@ -53,13 +57,18 @@ class WebSubPush:
     def schedule(self, job_queue: JobQueue | None, interval: float) -> None:  # type: ignore[type-arg]
         if job_queue is None:
             raise RuntimeError("python-telegram-bot was installed without the job-queue extra")
-        job_queue.run_repeating(
+        self._job = job_queue.run_repeating(
             self._subscriber_job,
             interval=interval,
             first=0.0,
             name="websub-subscriptions",
-            job_kwargs={"max_instances": 1, "coalesce": True},
+            job_kwargs={"max_instances": 1, "coalesce": True, "misfire_grace_time": None},
         )
+
+    def wake(self) -> None:
+        """Run the subscriber job now (one run at a time all the same)."""
+        if self._job is not None and not self._job.removed:
+            self._job.job.modify(next_run_time=datetime.now(UTC))
 
     async def _subscriber_job(self, context: ContextTypes.DEFAULT_TYPE) -> None:
         await self.subscriber.run_once()
@@ -73,4 +82,8 @@ class WebSubPush:
         return outcome
 
     async def stop(self) -> None:
+        self._runtime.poller.on_hub_noted = None
+        if self._job is not None:
+            self._job.schedule_removal()
+            self._job = None
         await self.callbacks.stop()
