@@ -227,5 +227,18 @@ def next_action(subscription: HubSubscription, now: datetime) -> Action:
     return "unsubscribe"
 
 
-def callback_url(base: str, subscription_id: int) -> str:
-    return f"{base.rstrip('/')}/{subscription_id}"
+def callback_token(secret: str) -> str:
+    """The part of a callback URL only the hub learns (from our request):
+    without it nobody can even address a subscription's callback, let alone
+    deny it in the hub's name or probe its verification. Derived from the
+    subscription's secret, so a new secret makes a new callback."""
+    return hmac.new(secret.encode(), b"websub callback", hashlib.sha256).hexdigest()[:32]
+
+
+def callback_url(base: str, subscription: HubSubscription) -> str:
+    """``<base>/<subscription id>/<token>``."""
+    return f"{base.rstrip('/')}/{subscription.id}/{callback_token(subscription.secret)}"
+
+
+def callback_matches(subscription: HubSubscription, token: str) -> bool:
+    return hmac.compare_digest(callback_token(subscription.secret), token)

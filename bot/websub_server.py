@@ -4,7 +4,10 @@ A small tornado server of its own on ``[websub] listen``, on the bot's event
 loop: PTB's webhook server (tornado too) serves exactly one path and offers
 no way to add routes, so the reverse proxy that forwards the Telegram
 webhook forwards ``/websub/`` here as well. Any path ending in
-``/<subscription id>`` is accepted, so the proxy may keep or strip a prefix.
+``/<subscription id>/<token>`` is accepted, so the proxy may keep or strip a
+prefix; the token (``bot.websub.callback_token``) is known only to the hub
+we sent it to, and a wrong one is answered as if there were no such
+subscription.
 
 - ``GET`` is intent verification (section 5.3): the ``hub.challenge`` is
   echoed only for the request we are waiting for (``bot.websub.verification``);
@@ -36,7 +39,15 @@ from bot.config import WebSubConfig
 from bot.errors import ParseError, StorageError
 from bot.pipeline import FeedOutcome
 from bot.storage import Storage
-from bot.websub import DENIED_RETRY, granted_lease, renewal_time, signature_valid, verification
+from bot.websub import (
+    DENIED_RETRY,
+    HubSubscription,
+    callback_matches,
+    granted_lease,
+    renewal_time,
+    signature_valid,
+    verification,
+)
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +70,7 @@ class CallbackServer:
     async def start(self) -> None:
         host, port = self._config.address
         application = tornado.web.Application(
-            [(r".*/([0-9]{1,18})/?", _CallbackHandler, {"callbacks": self})],
+            [(r".*/([0-9]{1,18})/([0-9a-f]{32})/?", _CallbackHandler, {"callbacks": self})],
             # No tornado access log lines for every hub request.
             log_function=lambda handler: None,
         )
@@ -81,9 +92,14 @@ class CallbackServer:
             server.stop()
             await server.close_all_connections()
 
+    async def _subscription(self, subscription_id: int, token: str) -> HubSubscription | None:
+        found = await self._storage.websub.subscription(subscription_id)
+        return found if found is not None and callback_matches(found, token) else None
+
     async def verify(
         self,
         subscription_id: int,
+        token: str,
         mode: str | None,
         topic: str | None,
         challenge: str | None,
@@ -91,7 +107,7 @@ class CallbackServer:
         reason: str | None,
     ) -> tuple[int, str]:
         """A hub's verification GET: (status, body)."""
-        subscription = await self._storage.websub.subscription(subscription_id)
+        subscription = await self._subscription(subscription_id, token)
         verdict = verification(subscription, mode, topic)
         now = self._clock.now()
         if verdict == "confirm_subscribe" and challenge and topic:
@@ -122,12 +138,13 @@ class CallbackServer:
     async def receive(
         self,
         subscription_id: int,
+        token: str,
         body: bytes,
         signature: str | None,
         content_type: str | None,
     ) -> int:
         """A hub's push: the status to answer."""
-        subscription = await self._storage.websub.subscription(subscription_id)
+        subscription = await self._subscription(subscription_id, token)
         if subscription is None or not subscription.wanted:
             return 410
         if not signature_valid(subscription.secret, body, signature):
@@ -161,11 +178,12 @@ class _CallbackHandler(tornado.web.RequestHandler):
     def initialize(self, callbacks: CallbackServer) -> None:
         self._callbacks = callbacks
 
-    async def get(self, subscription_id: str) -> None:
+    async def get(self, subscription_id: str, token: str) -> None:
         argument = self.get_query_argument
         try:
             status, body = await self._callbacks.verify(
                 int(subscription_id),
+                token,
                 argument("hub.mode", None),
                 argument("hub.topic", None),
                 argument("hub.challenge", None),
@@ -179,10 +197,11 @@ class _CallbackHandler(tornado.web.RequestHandler):
         self.set_header("Content-Type", "text/plain; charset=utf-8")
         self.finish(body)
 
-    async def post(self, subscription_id: str) -> None:
+    async def post(self, subscription_id: str, token: str) -> None:
         try:
             status = await self._callbacks.receive(
                 int(subscription_id),
+                token,
                 self.request.body,
                 self.request.headers.get("X-Hub-Signature"),
                 self.request.headers.get("Content-Type"),

@@ -105,7 +105,7 @@ class HubSubscriber:
         form = {
             "hub.mode": mode,
             "hub.topic": subscription.topic_url,
-            "hub.callback": callback_url(self._callback_base, subscription.id),
+            "hub.callback": callback_url(self._callback_base, subscription),
         }
         if mode == "subscribe":
             form["hub.lease_seconds"] = str(int(self._config.lease))

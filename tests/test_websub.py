@@ -291,8 +291,9 @@ async def test_subscribe_verify_then_only_signed_pushes_are_stored(
         await subscribed(storage, server, clock, websub_hub, http)
     (request,) = websub_hub.requests
     assert request.mode == "subscribe" and request.secret == "k" * 64
-    assert request.callback == callback_url(callback_base(server), 1)
     (sub,) = await storage.websub.subscriptions()
+    assert request.callback == callback_url(callback_base(server), sub)
+    assert request.callback.startswith(callback_base(server) + f"/{sub.id}/")
     assert sub.active and sub.pending_mode is None and sub.lease_seconds == 86400
 
     body = rss(item("pushed-1", "Pushed story"))
@@ -314,19 +315,27 @@ async def test_a_verification_nobody_asked_for_is_answered_404(
     server, _, clock = listener
     base = callback_base(server)
     # No such subscription yet:
-    assert await asyncio.to_thread(websub_hub.verify, f"{base}/1", "subscribe", TOPIC) == (404, "")
+    nowhere = f"{base}/1/{'0' * 32}"
+    assert await asyncio.to_thread(websub_hub.verify, nowhere, "subscribe", TOPIC) == (404, "")
     async with httpx.AsyncClient() as http:
         await subscribed(storage, server, clock, websub_hub, http)
     (sub,) = await storage.websub.subscriptions()
-    own = callback_url(base, sub.id)
+    own = callback_url(base, sub)
     # Confirmed already: a second "subscribe" is not one we are waiting for.
     assert (await asyncio.to_thread(websub_hub.verify, own, "subscribe", TOPIC))[0] == 404
     assert (await asyncio.to_thread(websub_hub.verify, own, "unsubscribe", TOPIC))[0] == 404
     other = "https://evil.example/feed"
     assert (await asyncio.to_thread(websub_hub.verify, own, "subscribe", other))[0] == 404
+    # The right id, but not the token the hub was given: as if there were none.
+    guessed = f"{base}/{sub.id}/{'0' * 32}"
+    assert sub.pending_mode is None
+    await storage.websub.mark_requested(sub.id, "subscribe", NOW + timedelta(minutes=10))
+    assert (await asyncio.to_thread(websub_hub.verify, guessed, "subscribe", TOPIC))[0] == 404
+    assert (await asyncio.to_thread(websub_hub.verify, guessed, "denied", TOPIC))[0] == 404
+    assert await asyncio.to_thread(post_to, guessed, b"<x/>", {}) == 410
     assert (await storage.websub.subscriptions())[0].active  # nothing changed
     # A push for a subscription we do not have: 410, the hub drops it.
-    assert await asyncio.to_thread(post_to, f"{base}/999", b"<x/>", {}) == 410
+    assert await asyncio.to_thread(post_to, f"{base}/999/{'0' * 32}", b"<x/>", {}) == 410
 
 
 async def test_a_lease_is_renewed_before_it_expires(
