@@ -8,6 +8,7 @@ and, end to end, the whole bot with the fake Bot API.
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 import sqlite3
 from collections.abc import AsyncIterator
@@ -23,6 +24,7 @@ from bot.clock import ManualClock
 from bot.config import WebSubConfig, parse_config
 from bot.errors import ParseError
 from bot.fetch import make_public_only_client
+from bot.parse import parse
 from bot.pipeline import FeedOutcome
 from bot.storage import Storage
 from bot.websub import (
@@ -586,3 +588,46 @@ categories = ["space"]
     finally:
         log = stop(bot)
     assert " ERROR " not in log, log
+
+
+async def test_a_push_over_the_body_limit_is_refused_unread(
+    storage: Storage, websub_hub: WebSubHub
+) -> None:
+    clock = ManualClock(NOW)
+    pushes = Pushes()
+    config = WebSubConfig(listen="127.0.0.1:0", max_body_bytes=4096)
+    server = CallbackServer(config, storage, clock, pushes)
+    await server.start()
+    try:
+        async with httpx.AsyncClient() as http:
+            await subscribed(storage, server, clock, websub_hub, http)
+        small = rss(item("small", "Small enough"))
+        assert await asyncio.to_thread(websub_hub.push, TOPIC, small) == [202]
+        big = rss(*(item(f"big-{n}", "A long story " * 20) for n in range(20)))
+        assert len(big) > 4096
+        statuses = await asyncio.to_thread(websub_hub.push, TOPIC, big)
+        assert statuses != [202]
+        assert pushes.bodies == [small]
+    finally:
+        await server.stop()
+
+
+def test_a_json_feed_names_its_websub_hub_and_feed_url() -> None:
+    body = json.dumps(
+        {
+            "version": "https://jsonfeed.org/version/1.1",
+            "title": "J",
+            "feed_url": "https://j.example/feed.json",
+            "hubs": [
+                {"type": "rssCloud", "url": "https://c.example/"},
+                {"type": "WebSub", "url": "https://hub.example/"},
+                "junk",
+            ],
+            "items": [{"id": "1", "url": "https://j.example/1", "title": "One"}],
+        }
+    ).encode()
+    parsed = parse(body, "https://j.example/feed", "application/feed+json")
+    assert parsed.hubs == ("https://hub.example/",)
+    assert parsed.self_url == "https://j.example/feed.json"
+    links = discover(None, parsed.hubs, parsed.self_url, "https://j.example/feed")
+    assert links is not None and links.topic == "https://j.example/feed.json"
