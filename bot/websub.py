@@ -227,6 +227,22 @@ def next_action(subscription: HubSubscription, now: datetime) -> Action:
     return "unsubscribe"
 
 
+def describe_push(subscription: HubSubscription, now: datetime) -> str:
+    """One line for ``newsbot health``: where the feed is pushed from, and how that stands."""
+    where = f"push via {subscription.hub_url}"
+    if not subscription.wanted:
+        return f"{where}: unsubscribing"
+    if subscription.active and subscription.expires_at and subscription.expires_at > now:
+        state = f"subscribed until {subscription.expires_at:%Y-%m-%d %H:%M} UTC"
+    elif subscription.pending_mode == "subscribe":
+        state = "waiting for the hub to verify"
+    else:
+        state = "not subscribed yet"
+    if subscription.last_error:
+        state += f"; last error: {subscription.last_error}"
+    return f"{where}: {state}"
+
+
 def callback_token(secret: str) -> str:
     """The part of a callback URL only the hub learns (from our request):
     without it nobody can even address a subscription's callback, let alone

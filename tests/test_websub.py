@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
+from bot.cli import main
 from bot.clock import ManualClock
 from bot.config import WebSubConfig, parse_config
 from bot.errors import ParseError
@@ -31,6 +32,7 @@ from bot.websub import (
     FeedHub,
     HubSubscription,
     callback_url,
+    describe_push,
     discover,
     link_header_rels,
     next_action,
@@ -386,6 +388,9 @@ async def test_a_refusing_hub_is_asked_again_later(
         assert await subscriber.run_once() == 1
         (sub,) = await storage.websub.subscriptions()
         assert sub.last_error == "hub: HTTP 500" and sub.pending_mode is None
+        assert describe_push(sub, NOW) == (
+            f"push via {websub_hub.url}: not subscribed yet; last error: hub: HTTP 500"
+        )
         assert sub.next_attempt_at == NOW + timedelta(minutes=1)
         assert await subscriber.run_once() == 0
         websub_hub.refuse_with = None
@@ -631,3 +636,22 @@ def test_a_json_feed_names_its_websub_hub_and_feed_url() -> None:
     assert parsed.self_url == "https://j.example/feed.json"
     links = discover(None, parsed.hubs, parsed.self_url, "https://j.example/feed")
     assert links is not None and links.topic == "https://j.example/feed.json"
+
+
+async def test_health_shows_how_push_stands_for_each_feed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = tmp_path / "health.db"
+    config = tmp_path / "config.toml"
+    config.write_text(f'[storage]\npath = "{db}"\n\n[[feeds]]\nurl = "{TOPIC}"\n')
+    storage = await open_test_storage(db)
+    try:
+        feed_id = await a_feed(storage, TOPIC)
+        await storage.websub.note_hub(
+            feed_id, "https://hub.example/", TOPIC, secret="k", trusted=True, now=NOW
+        )
+    finally:
+        await storage.close()
+    assert await asyncio.to_thread(main, ["--config", str(config), "health"]) == 0
+    out = capsys.readouterr().out
+    assert "push via https://hub.example/: not subscribed yet" in out
