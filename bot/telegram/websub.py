@@ -50,8 +50,14 @@ class WebSubPush:
         if base is None:
             return None
         push = cls(config, base, runtime, sender)
-        await push.callbacks.start()
-        log.info("websub: hubs call back at %s/<subscription id>", base)
+        try:
+            await push.callbacks.start()
+        except OSError as error:
+            # As with the metrics endpoint: the bot's work goes on (feeds are
+            # polled, another process behind the proxy may take the
+            # callbacks), and the log says why no push reaches this one.
+            log.error("websub: cannot listen on %s: %s", config.websub.listen, error)
+        log.info("websub: hubs call back at %s/<subscription id>/<token>", base)
         return push
 
     def schedule(self, job_queue: JobQueue | None, interval: float) -> None:  # type: ignore[type-arg]
