@@ -27,6 +27,7 @@ from bot.errors import ParseError
 from bot.fetch import make_public_only_client
 from bot.parse import parse
 from bot.pipeline import FeedOutcome
+from bot.runtime import Runtime
 from bot.storage import Storage
 from bot.websub import (
     FeedHub,
@@ -655,3 +656,38 @@ async def test_health_shows_how_push_stands_for_each_feed(
     assert await asyncio.to_thread(main, ["--config", str(config), "health"]) == 0
     out = capsys.readouterr().out
     assert "push via https://hub.example/: not subscribed yet" in out
+
+
+async def test_a_poll_notes_the_hub_and_unsubscribes_when_the_feed_stops_naming_it(
+    tmp_path: Path, feed_server: FeedServer, websub_hub: WebSubHub
+) -> None:
+    url = feed_server.url("/pushed.xml")
+    route = feed_server.serve("/pushed.xml", pushed_feed(websub_hub, feed_server, item("a", "A")))
+    config = parse_config(
+        {
+            "storage": {"path": str(tmp_path / "poll.db")},
+            "polling": {"parse_workers": 1},
+            "websub": {"callback_url": "https://bot.example/websub"},
+            "feeds": [{"url": url}],
+        }
+    )
+    clock = ManualClock(NOW)
+    runtime = await Runtime.open(config, clock=clock)
+    try:
+        await runtime.poller.run_round(all_feeds=True)
+        (noted,) = await runtime.storage.websub.subscriptions()
+        assert (noted.hub_url, noted.topic_url, noted.wanted) == (websub_hub.url, url, True)
+        assert len(noted.secret) == 64
+        # Polled again with a body that still names the hub: nothing changes.
+        route.body = pushed_feed(websub_hub, feed_server, item("b", "B"), item("a", "A"))
+        clock.advance(3600)
+        await runtime.poller.run_round(all_feeds=True)
+        assert await runtime.storage.websub.subscriptions() == [noted]
+        # The feed no longer names a hub: the subscription is to be cancelled.
+        route.body = rss(item("c", "C"), item("b", "B"))
+        clock.advance(3600)
+        await runtime.poller.run_round(all_feeds=True)
+        (left,) = await runtime.storage.websub.subscriptions()
+        assert not left.wanted and left.next_attempt_at == clock.now()
+    finally:
+        await runtime.close()
