@@ -294,7 +294,7 @@ class WebSubConfig(_Model):
     # Where the callback listener accepts the hubs' verification requests
     # and pushes ("host:port"); the reverse proxy in front of the webhook
     # forwards /websub/ here. PTB's webhook server takes no routes of its own.
-    listen: str = "127.0.0.1:8444"
+    listen: str = "0.0.0.0:8444"
     # The public base of the callbacks, "<base>/<subscription id>"; unset,
     # the origin of [telegram] webhook_url + "/websub". Without either (a
     # bot on long polling with no public URL), nothing is subscribed.
