@@ -465,7 +465,7 @@ class Poller:
             last_modified=feed.last_modified,
             fetch_url=None,
             deliver_limit=self._config.delivery.max_new_per_feed,
-            keep_items=True,
+            pushed=True,
         )
         return FeedOutcome(
             feed.id,

@@ -25,6 +25,7 @@ from bot.clock import ManualClock
 from bot.config import WebSubConfig, parse_config
 from bot.errors import ParseError
 from bot.fetch import make_public_only_client
+from bot.models import NewArticle
 from bot.parse import parse
 from bot.pipeline import FeedOutcome
 from bot.runtime import Runtime
@@ -691,3 +692,50 @@ async def test_a_poll_notes_the_hub_and_unsubscribes_when_the_feed_stops_naming_
         assert not left.wanted and left.next_attempt_at == clock.now()
     finally:
         await runtime.close()
+
+
+async def test_a_pushed_body_leaves_a_pollers_claim_and_remembered_items_alone(
+    storage: Storage,
+) -> None:
+    feed_id = await a_feed(storage, TOPIC)
+    (feed,) = await storage.feeds.claim_due_feeds(NOW, "poller-a", 600)
+    await storage.articles.store_articles(
+        feed,
+        [],
+        now=NOW,
+        next_check=NOW,
+        feed_title="Feed",
+        site_url=None,
+        body_hash="h1",
+        etag='"e1"',
+        last_modified=None,
+        fetch_url=None,
+        items={"digest-1": "key-1"},
+    )
+    (feed,) = await storage.feeds.claim_due_feeds(NOW, "poller-a", 600)  # fetching again
+    pushed = NewArticle(
+        key="pushed",
+        url="https://news.example/pushed",
+        title="Pushed",
+        summary="",
+        author=None,
+        published=NOW,
+        image_url=None,
+        categories=(),
+    )
+    stored = await storage.articles.store_articles(
+        feed,
+        [pushed],
+        now=NOW,
+        next_check=NOW + timedelta(hours=1),
+        feed_title="Feed",
+        site_url=None,
+        body_hash="h1",
+        etag='"e1"',
+        last_modified=None,
+        fetch_url=None,
+        pushed=True,
+    )
+    assert stored.new_articles == 1
+    assert await storage.feeds.claim_feed(feed_id, NOW, "poller-b", 600) is None  # still a's
+    assert await storage.feeds.known_items(feed_id) == {"digest-1": "key-1"}

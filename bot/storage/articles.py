@@ -67,7 +67,7 @@ class SqlArticles:
         fetch_url: str | None,
         deliver_limit: int = 1_000_000,
         items: Mapping[str, str] | None = None,
-        keep_items: bool = False,
+        pushed: bool = False,
     ) -> StoreOutcome:
         """Store a successful parse. ``articles`` come in the feed's own
         order (first = newest). Unless this is the feed's first fetch, the
@@ -76,8 +76,9 @@ class SqlArticles:
         ``items`` are the parsed body's items (digest -> entry key, see
         ``bot.items``) to remember in place of the last body's; ``articles``
         may then be only the entries of its new and changed items.
-        ``keep_items`` leaves the remembered items as they are (a body a
-        WebSub hub pushed is not the feed's whole body)."""
+        ``pushed``: a body a WebSub hub pushed, not a fetch: the feed's
+        remembered items (a push is not its whole body) and any poller's
+        claim on it (a fetch may be under way) stay as they are."""
         ts = to_timestamp(now)
         async with self._db.transaction() as tx:
             if self._db.backend == "postgresql":
@@ -94,8 +95,9 @@ class SqlArticles:
                 last_modified=last_modified,
                 fetch_url=fetch_url,
                 held_entries=bool(articles),
+                release_claim=not pushed,
             )
-            if not keep_items:
+            if not pushed:
                 await feeds.remember_items(tx, self._db.dialect, feed.id, items or {})
             if not articles:
                 return StoreOutcome(0, 0)

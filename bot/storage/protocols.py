@@ -92,7 +92,7 @@ class ArticleStore(Protocol):
         fetch_url: str | None,
         deliver_limit: int = ...,
         items: Mapping[str, str] | None = ...,
-        keep_items: bool = ...,
+        pushed: bool = ...,
     ) -> StoreOutcome: ...
 
     async def latest_articles(
