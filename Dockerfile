@@ -29,6 +29,8 @@ USER newsbot
 VOLUME ["/data"]
 # Only needed in webhook mode ([telegram] webhook_url).
 EXPOSE 8443
+# WebSub callbacks ([websub] listen), in webhook mode too.
+EXPOSE 8444
 
 HEALTHCHECK --interval=60s --timeout=10s --start-period=60s --retries=3 \
     CMD ["newsbot", "--log-level", "ERROR", "healthcheck"]

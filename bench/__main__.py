@@ -6,7 +6,8 @@
     python -m bench w1 w2 w3 w4 --backend both --feeds 300
                                              newsbot on SQLite and on PostgreSQL
 
-Workloads: w1 w2 w3 w4 (ingest), search, memory, scaling, outbox, delivery.
+Workloads: w1 w2 w3 w4 (ingest), search, memory, scaling, outbox, delivery, push
+(WebSub push to card latency).
 ``--backend`` picks the storage newsbot runs on in ingest, search and outbox
 (memory, scaling and delivery stay on SQLite); PostgreSQL is a throwaway
 server started from the distribution's binaries unless ``--postgres-url``
@@ -29,7 +30,7 @@ from bench import reader_side
 from bench.report import details, machine, table
 from bench.workloads import BACKENDS, INGEST, Settings, run_all
 
-WORKLOADS = (*INGEST, "search", "memory", "scaling", "outbox", "delivery")
+WORKLOADS = (*INGEST, "search", "memory", "scaling", "outbox", "delivery", "push")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -74,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         settings.feeds, settings.reps, settings.queries = 6, 1, 10
         settings.big_articles, settings.scaling, settings.hosts = 2000, (3, 6), 3
         settings.cards, settings.outbox_cards, settings.claimers = 60, 300, (1, 2)
+        settings.pushes = 5
     settings.feeds = args.feeds or settings.feeds
     settings.reps = args.reps or settings.reps
     settings.queries = args.queries or settings.queries

@@ -8,7 +8,7 @@ import sqlite3
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from bench import delivery, outbox_side
+from bench import delivery, outbox_side, push
 from bench.workloads import (
     INGEST,
     NEWSBOT,
@@ -161,6 +161,10 @@ def table(settings: Settings, results: Results) -> str:
             f"| {delivery.NAME} | {delivery.describe(result)} | — | — | "
             f"≥ 95% of 30/s, zero 429 | {met} |"
         )
+    if "push" in results.ran:
+        pushed = results.push
+        met = "—" if not pushed else ("✅" if pushed["p95_ms"] <= 1000 else "❌")
+        rows.append(f"| {push.NAME} | {push.describe(pushed)} | — | — | p95 ≤ 1 s | {met} |")
     return "\n".join(rows)
 
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench import delivery, newsbot_side, outbox_side, procs, reader_side, search_side
+from bench import delivery, newsbot_side, outbox_side, procs, push, reader_side, search_side
 from bench.feedgen import ITEMS
 from bench.feedserver import FeedServerProcess
 from bench.vocab import query_pairs
@@ -66,6 +66,8 @@ class Settings:
     # The outbox workload: pending cards (one per chat) and claimer counts.
     outbox_cards: int = 20_000
     claimers: tuple[int, ...] = (1, 2, 4)
+    # The push workload: WebSub pushes timed one after another.
+    pushes: int = 50
     log: Callable[[str], None] = print
 
 
@@ -84,6 +86,7 @@ class Results:
     memory: dict[str, Any] | None = None
     scaling: list[tuple[int, float]] = field(default_factory=list)
     delivery: dict[str, Any] | None = None
+    push: dict[str, Any] | None = None
     outbox: list[dict[str, Any]] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     ran: list[str] = field(default_factory=list)
@@ -352,6 +355,12 @@ def run_delivery(settings: Settings, results: Results) -> None:
     results.ran.append("delivery")
 
 
+def run_push(settings: Settings, results: Results) -> None:
+    results.push = push.run(settings)
+    settings.log(f"  {push.describe(results.push)}")
+    results.ran.append("push")
+
+
 def _count(db: Path) -> int:
     import sqlite3
 
@@ -383,7 +392,12 @@ def run_all(settings: Settings, selected: set[str]) -> Results:
 
             settings.postgres = cleanup.enter_context(BenchPostgres(settings.postgres_url))
             settings.log(f"PostgreSQL: {settings.postgres.description}")
-        _run_selected(settings, selected, results, needed)
+        if "push" in selected:
+            # The bot's own loopback servers: no generated feeds needed.
+            settings.log("push:")
+            run_push(settings, results)
+        if selected - {"push"}:
+            _run_selected(settings, selected, results, needed)
         settings.postgres = None
     settings.log(f"done in {time.perf_counter() - started:.0f}s")
     return results

@@ -58,6 +58,7 @@ from bot.services import MAX_LIMIT, NewsService
 from bot.storage import Storage, open_storage
 from bot.storage.copy import copy_database
 from bot.storage.db import PostgresDatabase, SqliteDatabase
+from bot.websub import describe_push
 
 log = logging.getLogger("bot.cli")
 
@@ -392,6 +393,8 @@ async def _health(args: argparse.Namespace, config: Config, storage: Storage) ->
     feeds = await storage.feeds.feed_health()
     if not feeds:
         print(NO_FEEDS_YET)
+    pushed = {s.feed_id: s for s in await storage.websub.subscriptions()}
+    now = SystemClock().now()
     for feed in feeds:
         state = feed_state(feed)
         when = feed.last_success_at.strftime("%Y-%m-%d %H:%M") if feed.last_success_at else "never"
@@ -403,6 +406,8 @@ async def _health(args: argparse.Namespace, config: Config, storage: Storage) ->
             print(f"{'':16}{feed.error_count} errors: {feed.last_error}")
         if feed.disabled:
             print(f"{'':16}disabled, not polled: {_resume_hint(feed)}")
+        if feed.id in pushed:
+            print(f"{'':16}{describe_push(pushed[feed.id], now)}")
     for chat in await storage.chats.suspended_chats():
         name = f"@{chat.username}" if chat.username else (chat.title or str(chat.id))
         print(

@@ -291,6 +291,48 @@ class MetricsConfig(_Model):
         return host.removeprefix("[").removesuffix("]"), int(port)
 
 
+class WebSubConfig(_Model):
+    """Real-time push (WebSub, https://www.w3.org/TR/websub/) for feeds that
+    name a hub: the hub calls the bot back when the feed changes."""
+
+    # False: every feed is polled, hubs or not.
+    enabled: bool = True
+    # Where the callback listener accepts the hubs' verification requests
+    # and pushes ("host:port"); the reverse proxy in front of the webhook
+    # forwards /websub/ here. PTB's webhook server takes no routes of its own.
+    listen: str = "0.0.0.0:8444"
+    # The public base of the callbacks, "<base>/<subscription id>"; unset,
+    # the origin of [telegram] webhook_url + "/websub". Without either (a
+    # bot on long polling with no public URL), nothing is subscribed.
+    callback_url: str | None = None
+    # Asked of the hub; the hub decides (its answer is what renewal follows).
+    lease: Duration = 10 * 86400.0
+    # Subscribed feeds are still polled this often, in case a push is lost.
+    fallback_interval: Duration = 3600.0
+    # A pushed body larger than this is refused (413) before it is read whole.
+    max_body_bytes: int = Field(default=5_000_000, ge=1024)
+
+    @field_validator("listen")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        value = value.strip()
+        host, _, port = value.rpartition(":")
+        host = host.removeprefix("[").removesuffix("]")
+        if not host or not port.isdigit() or not 0 <= int(port) < 65536:
+            raise ValueError(f'not "host:port": {value!r}')
+        return value
+
+    @field_validator("callback_url")
+    @classmethod
+    def _callback(cls, value: str | None) -> str | None:
+        return None if value is None else _check_http_url(value).rstrip("/")
+
+    @property
+    def address(self) -> tuple[str, int]:
+        host, _, port = self.listen.rpartition(":")
+        return host.removeprefix("[").removesuffix("]"), int(port)
+
+
 class CategoryConfig(_Model):
     id: str
     title: str
@@ -433,6 +475,7 @@ class Config(_Model):
     security: SecurityConfig = Field(default_factory=SecurityConfig)
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
+    websub: WebSubConfig = Field(default_factory=WebSubConfig)
     categories: list[CategoryConfig] = Field(default_factory=list)
     feeds: list[FeedConfig] = Field(default_factory=list)
 
@@ -472,6 +515,19 @@ class Config(_Model):
         interval, between 1 and 30 seconds."""
         shortest = min([self.polling.interval] + [f.interval for f in self.feeds if f.interval])
         return min(max(shortest / 2, 1.0), 30.0)
+
+    @property
+    def websub_callback_base(self) -> str | None:
+        """Where hubs call back (``<base>/<subscription id>``), or None when
+        push is off: switched off, or no public URL to be called at."""
+        if not self.websub.enabled:
+            return None
+        if self.websub.callback_url:
+            return self.websub.callback_url
+        if self.telegram.webhook_url:
+            parts = urlsplit(self.telegram.webhook_url)
+            return f"{parts.scheme}://{parts.netloc}/websub"
+        return None
 
     @property
     def heartbeat_path(self) -> Path:

@@ -442,6 +442,10 @@ class Sender:
         except Exception:
             log.exception("deliver: could not drop stale cards")
         while not self._stopping.is_set():
+            # Cleared before looking, never after: a wake() that comes while
+            # the outbox is read (or while _idle asks when the next card is
+            # due) must end the idle wait that follows, not be lost in it.
+            self._wake.clear()
             try:
                 started = await self._dispatch_batch()
             except InvalidToken:
@@ -515,7 +519,6 @@ class Sender:
                 # Due rows that were not started belong to paced chats (see above).
                 wait = min(wait, (due - self._clock.now()).total_seconds())
         wait = max(0.01, wait)
-        self._wake.clear()
         try:
             await asyncio.wait_for(self._wake.wait(), timeout=min(wait, _IDLE_WAIT))
         except TimeoutError:

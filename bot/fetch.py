@@ -51,6 +51,8 @@ class FetchResult:
     last_modified: str | None
     max_age: float | None
     retry_after: float | None
+    # The Link header, where a feed may name its WebSub hub (bot.websub).
+    link_header: str | None = None
 
 
 def make_client(
@@ -260,6 +262,7 @@ class Fetcher:
                 last_modified=response.headers.get("last-modified"),
                 max_age=parse_max_age(response.headers.get("cache-control")),
                 retry_after=retry_after,
+                link_header=", ".join(response.headers.get_list("link")) or None,
             )
 
     async def _read_body(self, response: httpx.Response) -> bytes:

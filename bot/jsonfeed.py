@@ -86,7 +86,20 @@ def parse_json_feed(document: Mapping[str, Any], url: str) -> ParsedFeed:
         site_url=site_url,
         version="json" + "".join(c for c in version[:8] if c.isdigit()),
         entries=tuple(entries),
+        hubs=tuple(_websub_hubs(document.get("hubs"))),
+        self_url=_text(document.get("feed_url")).strip() or None,
     )
+
+
+def _websub_hubs(hubs: Any) -> list[str]:
+    """The ``hubs`` of type WebSub (the spec's ``[{"type", "url"}]``), as written."""
+    found = []
+    for hub in hubs[:10] if isinstance(hubs, list) else ():
+        if isinstance(hub, dict) and _text(hub.get("type")).strip().lower() == "websub":
+            url = _text(hub.get("url")).strip()
+            if url:
+                found.append(url)
+    return found
 
 
 def _text(value: Any) -> str:

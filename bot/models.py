@@ -34,6 +34,9 @@ class ParsedFeed(_Value):
     ttl_seconds: float | None = None  # RSS <ttl>, a hint of how often to poll
     bozo: bool = False  # malformed XML that was salvaged
     entries: tuple[ParsedEntry, ...] = ()
+    # WebSub (bot.websub): the hubs the feed names (rel="hub") and its own URL (rel="self").
+    hubs: tuple[str, ...] = ()
+    self_url: str | None = None
 
 
 class FeedForUpdate(_Value):

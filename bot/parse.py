@@ -100,7 +100,21 @@ def parse(body: bytes, url: str, content_type: str | None = None) -> ParsedFeed:
         ttl_seconds=_ttl_seconds(feed.get("ttl")),
         bozo=bool(data.get("bozo")),
         entries=tuple(entries),
+        hubs=tuple(_links(feed, "hub")),
+        self_url=next(iter(_links(feed, "self")), None),
     )
+
+
+def _links(feed: Mapping[str, Any], rel: str) -> list[str]:
+    """The targets of the feed's own ``<link rel=...>`` (Atom, or atom:link
+    in an RSS channel), as written."""
+    return [
+        str(link["href"]).strip()
+        for link in feed.get("links") or ()
+        if isinstance(link, Mapping)
+        and str(link.get("rel") or "").lower() == rel
+        and str(link.get("href") or "").strip()
+    ]
 
 
 def _repair_char_refs(body: bytes) -> bytes:

@@ -21,6 +21,7 @@ import asyncio
 import hashlib
 import logging
 import random
+import secrets
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
@@ -48,6 +49,7 @@ from bot.reload import CurrentConfig
 from bot.roles import worker_name
 from bot.schedule import next_check_after_failure, next_check_after_success
 from bot.storage import Storage
+from bot.websub import SECRET_BYTES, FeedHub, discover
 
 log = logging.getLogger(__name__)
 
@@ -154,6 +156,12 @@ class Poller:
             lambda: asyncio.Semaphore(config.polling.per_host_concurrency)
         )
         self._stopping = False
+        # WebSub: hubs are noted only when the bot can be called back, and
+        # the feeds a hub pushes to are polled at the fallback interval.
+        self._push_enabled = config.websub_callback_base is not None
+        self._hubs: dict[int, FeedHub] = {}
+        # Called when a feed names a hub it did not name before.
+        self.on_hub_noted: Callable[[], None] | None = None
         # Feed tasks in a fetch or a parse (stop() cancels them; never one
         # that is storing: a feed's new state and articles go in together),
         # and those holding a round slot.
@@ -207,6 +215,7 @@ class Poller:
             feeds = await self._storage.feeds.claim_due_feeds(
                 now + _FOREVER if all_feeds else now, self.worker, self._claim_lease
             )
+            await self._read_pushed_feeds(now)
             # A TaskGroup, not gather(): if the round itself is cancelled, it
             # ends only after every feed task has, so no feed is still being
             # worked on when the next round may start.
@@ -241,7 +250,26 @@ class Poller:
         if feed is None:
             return None
         self._follow_config()
+        await self._read_pushed_feeds(self._clock.now())
         return await self._guarded_update(feed)
+
+    async def _read_pushed_feeds(self, now: datetime) -> None:
+        if not self._push_enabled:
+            return
+        try:
+            self._hubs = await self._storage.websub.feeds_with_hubs(now)
+        except StorageError as error:
+            # Polled at their own interval meanwhile: more often, never less.
+            log.warning("poll: cannot read the feeds hubs push to: %s", error)
+            self._hubs = {}
+
+    def _interval(self, feed: FeedForUpdate) -> float:
+        interval = feed.interval or self._config.polling.interval
+        hub = self._hubs.get(feed.id)
+        if hub is not None and hub.pushing:
+            # A hub pushes its changes: polling is only the safety net.
+            return max(interval, self._config.websub.fallback_interval)
+        return interval
 
     async def _release(self, feed_ids: list[int]) -> None:
         try:
@@ -339,7 +367,7 @@ class Poller:
 
     async def update_feed(self, feed: FeedForUpdate) -> FeedOutcome:
         now = self._clock.now()
-        interval = feed.interval or self._config.polling.interval
+        interval = self._interval(feed)
         try:
             fetched = await self._fetch(feed, now)
         except FetchError as error:
@@ -403,7 +431,96 @@ class Poller:
             items=items,
             edit_window=self._config.delivery.edit_window,
         )
+        await self._note_hub(feed, fetched, parsed, now)
         return FeedOutcome(feed.id, feed.url, "new", stored.new_articles, stored.deliveries)
+
+    async def _note_hub(
+        self, feed: FeedForUpdate, fetched: FetchResult, parsed: ParsedFeed, now: datetime
+    ) -> None:
+        """Remember the WebSub hub the feed names (or that it names none any
+        more); the subscriber job (bot.websub_subscriber) does the rest."""
+        if not self._push_enabled:
+            return
+        links = discover(fetched.link_header, parsed.hubs, parsed.self_url, fetched.final_url)
+        known = self._hubs.get(feed.id)
+        if known is None and links is None:
+            return  # the common case: no hub, and none before
+        if (
+            known is not None
+            and links is not None
+            and (known.hub, known.topic) == (links.hub, links.topic)
+        ):
+            return  # subscribed to already (the subscriber job renews it)
+        try:
+            if links is None:
+                await self._storage.websub.forget_hub(feed.id, now)
+                return
+            noted = await self._storage.websub.note_hub(
+                feed.id,
+                links.hub,
+                links.topic,
+                secret=secrets.token_hex(SECRET_BYTES),
+                trusted=feed.origin == "config",
+                now=now,
+            )
+        except StorageError as error:
+            # The articles are stored; the hub is noted with the next new body.
+            log.warning("poll: cannot note the hub of %s: %s", feed.url, error)
+            return
+        if noted:
+            log.info("websub: feed %s names hub %s (topic %s)", feed.url, links.hub, links.topic)
+            if self.on_hub_noted is not None:
+                self.on_hub_noted()
+
+    async def store_pushed(
+        self, feed_id: int, body: bytes, content_type: str | None
+    ) -> FeedOutcome | None:
+        """A body a WebSub hub pushed for a feed: parsed, categorized and
+        stored exactly like a fetched one (the decider drops the entries
+        already stored, ``max_new_per_feed`` caps the cards). The feed's
+        validators and body hash stay those of its last fetch, so the next
+        poll still recognises an unchanged body. None if the feed is not
+        polled any more. Raises ``ParseError`` for a body that is no feed."""
+        feed = await self._storage.feeds.feed_for_update(feed_id)
+        if feed is None:
+            return None
+        started = time.perf_counter()
+        parsed = await self._parse_pool.parse(body, feed.fetch_url, content_type)
+        now = self._clock.now()
+        # Pushed to: polled again only at the fallback interval from now.
+        interval = max(
+            feed.interval or self._config.polling.interval, self._config.websub.fallback_interval
+        )
+        next_check = next_check_after_success(
+            now,
+            interval,
+            max_interval=max(self._config.polling.max_interval, interval),
+            jitter=self._config.polling.jitter,
+            rand=self._rand,
+        )
+        stored = await self._storage.articles.store_articles(
+            feed,
+            self._articles(feed, parsed, now),
+            now=now,
+            next_check=next_check,
+            feed_title=parsed.title or feed.title or "",
+            site_url=parsed.site_url,
+            body_hash=feed.body_hash or "",
+            etag=feed.etag,
+            last_modified=feed.last_modified,
+            fetch_url=None,
+            deliver_limit=self._deliver_limit(feed),
+            edit_window=self._config.delivery.edit_window,
+            pushed=True,
+        )
+        return FeedOutcome(
+            feed.id,
+            feed.url,
+            "new",
+            stored.new_articles,
+            stored.deliveries,
+            seconds=time.perf_counter() - started,
+        )
 
     async def _parse_new_items(
         self, feed: FeedForUpdate, fetched: FetchResult

@@ -100,6 +100,7 @@ def harness_config(
     *,
     polling: dict[str, Any] | None = None,
     extra_feeds: list[dict[str, Any]] | None = None,
+    websub: dict[str, Any] | None = None,
     **delivery: Any,
 ) -> Config:
     settings: dict[str, Any] = {"private_chat_interval": 0.2, "group_chat_interval": 0.2}
@@ -113,6 +114,8 @@ def harness_config(
             # Health alerts to ALICE would land amid the exchanges under test
             # (tests/test_operator_alerts.py turns them on).
             "alerts": {"enabled": False},
+            # No push unless a test turns it on (and names where hubs call back).
+            "websub": websub or {"enabled": False},
             "categories": CATEGORIES,
             "feeds": [
                 {"url": feeds.url("/space.xml"), "categories": ["space"], "name": "Space Daily"},
@@ -298,6 +301,7 @@ async def running_bot(
     feed_transport: httpx.AsyncBaseTransport | None = None,
     feed_resolver: Resolver | None = None,
     clock: Clock | None = None,
+    websub: dict[str, Any] | None = None,
     **delivery: Any,
 ) -> AsyncIterator[BotHarness]:
     """Start the bot with the seed feeds served; by default wait until their
@@ -305,7 +309,7 @@ async def running_bot(
     ``clock``: the bot's time (a ManualClock moves only when the test says)."""
     serve_seed_feeds(feeds)
     config = harness_config(
-        tmp_path, fake, feeds, polling=polling, extra_feeds=extra_feeds, **delivery
+        tmp_path, fake, feeds, polling=polling, extra_feeds=extra_feeds, websub=websub, **delivery
     )
     # Runtime feeds (public addresses only) reach the loopback feed server
     # through a stub resolver and a transport that refuses the real network.

@@ -11,6 +11,7 @@ from tests.faults import processes  # noqa: F401
 from tests.feed_server import feed_server  # noqa: F401
 from tests.http_proxy import http_proxy  # noqa: F401
 from tests.postgres import database_url, postgres_server, postgres_url  # noqa: F401
+from tests.websub_hub import websub_hub  # noqa: F401
 
 
 @pytest.fixture(autouse=True)

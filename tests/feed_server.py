@@ -76,6 +76,9 @@ class Route:
     # (username, password): answer 401 unless the request carries them as
     # HTTP basic auth.
     basic_auth: tuple[str, str] | None = None
+    # WebSub discovery by header: (hub URL, self URL) sent as
+    # ``Link: <hub>; rel="hub", <self>; rel="self"``.
+    websub_links: tuple[str, str] | None = None
 
 
 class _QuietServer(ThreadingHTTPServer):
@@ -200,6 +203,9 @@ def _make_handler(server: FeedServer) -> type[BaseHTTPRequestHandler]:
             if route.gate is not None and not server._wait_for(route.gate):
                 return
             out = {k: v for k, v in route.headers.items()}
+            if route.websub_links is not None:
+                hub, topic = route.websub_links
+                out["Link"] = f'<{hub}>; rel="hub", <{topic}>; rel="self"'
             if route.etag:
                 out["ETag"] = route.etag
             if route.last_modified:

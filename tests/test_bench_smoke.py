@@ -36,6 +36,7 @@ def test_quick_benchmark_prints_a_table(tmp_path: Path) -> None:
         "search",
         "memory",
         "outbox on SQLite",
+        "push: WebSub push to card",
     ):
         assert row in result.stdout
     assert "Checks that failed" not in result.stdout

@@ -316,6 +316,7 @@ _KEYS = [
     "per_host_concurrency", "parse_workers", "user_agent", "messages_per_second",
     "private_chat_interval", "group_chat_interval", "max_attempts", "max_age",
     "max_new_per_feed", "id", "title", "description", "aliases", "keywords", "url", "name",
+    "websub", "enabled", "listen", "callback_url", "lease", "fallback_interval",
 ]  # fmt: skip
 _scalars = st.one_of(
     st.booleans(),

@@ -434,3 +434,67 @@ async def test_a_card_whose_buttons_are_rejected_keeps_its_link_as_text(
     (sent,) = fake_telegram.sent_messages(2001)
     assert not sent.get("reply_markup")
     assert "https://news.example/1/0" in sent["text"]
+
+
+async def store_story(storage: Storage, key: str) -> int:
+    """One more space story of the seeded feed; returns the cards it made."""
+    now = datetime.now(UTC)
+    (feed,) = await storage.feeds.due_feeds(now + timedelta(days=1))
+    outcome = await storage.articles.store_articles(
+        feed,
+        [
+            NewArticle(
+                key=key,
+                url=f"https://news.example/{key}",
+                title=f"Story {key}",
+                summary="Summary",
+                author=None,
+                published=now,
+                image_url=None,
+                categories=("space",),
+            )
+        ],
+        now=now,
+        next_check=now,
+        feed_title="Feed",
+        site_url=None,
+        body_hash=key,
+        etag=None,
+        last_modified=None,
+        fetch_url=None,
+    )
+    return outcome.deliveries
+
+
+async def test_a_wake_while_the_sender_looks_for_due_cards_is_not_lost(
+    storage: Storage, bot: Bot, fake_telegram: FakeTelegram, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Without a wake the sender would sleep for an hour: only the wake can send the card.
+    monkeypatch.setattr("bot.deliver._IDLE_WAIT", 3600.0)
+    now = datetime.now(UTC)
+    await storage.feeds.sync_feeds(
+        [FeedConfig(url="http://127.0.0.1:9/f.xml", categories=["space"])], now
+    )
+    await storage.chats.upsert_chat(101, "private", "chat 101", None, now)
+    await storage.chats.subscribe(101, ["space"], now)
+    assert await store_story(storage, "first-fetch") == 0  # a first fetch makes no cards
+    idle_sender = sender(storage, bot)
+    looked = storage.outbox.next_delivery_time
+
+    async def next_delivery_time_as_a_story_arrives() -> datetime | None:
+        due = await looked()
+        if not fake_telegram.calls("sendMessage"):
+            # A poller (or a push) stores a card and wakes the sender just as
+            # the sender, finding nothing to do, asks when the next card is due.
+            assert await store_story(storage, "late") == 1
+            idle_sender.wake()
+        return due
+
+    monkeypatch.setattr(storage.outbox, "next_delivery_time", next_delivery_time_as_a_story_arrives)
+    running = asyncio.create_task(idle_sender.run())
+    try:
+        card = await fake_telegram.wait_for_async("sendMessage", chat_id=101, timeout=15)
+        assert "Story late" in str(card.params["text"])
+    finally:
+        await idle_sender.stop()
+        await running

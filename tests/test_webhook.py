@@ -58,6 +58,10 @@ webhook_listen = "127.0.0.1"
 webhook_port = {port}
 webhook_secret = "{SECRET}"
 
+# No hub callbacks: a fixed port that parallel runs would contend for.
+[websub]
+enabled = false
+
 [storage]
 path = "{tmp_path / "hook.db"}"
 
@@ -168,6 +172,10 @@ base_url = "{fake_telegram.base_url}"
 webhook_url = "https://news.example/telegram-hook"
 webhook_listen = "127.0.0.1"
 webhook_port = {port}
+
+# No hub callbacks: a fixed port that parallel runs would contend for.
+[websub]
+enabled = false
 
 [storage]
 path = "{db}"

@@ -2,7 +2,7 @@
 
 Split by entity, as the rest of the program sees it (``Storage`` below):
 feeds; articles and their search; chats, subscriptions and chat state; the
-outbox; small shared values. Each entity is a protocol (``protocols``) with
+outbox; small shared values; WebSub subscriptions. Each entity is a protocol (``protocols``) with
 one implementation per backend: SQLite, the embedded default, and
 PostgreSQL, for several processes on several machines. Shared SQL is written
 once (``feeds``, ``articles``, ``chats``, ``outbox``, ``state``); what the
@@ -33,10 +33,12 @@ from bot.storage.protocols import (
     Outbox,
     SearchIndex,
     StateStore,
+    WebSubStore,
 )
 from bot.storage.search_postgres import PostgresSearch
 from bot.storage.search_sqlite import SqliteSearch
 from bot.storage.state import SqlState
+from bot.storage.websub import SqlWebSub
 
 PASSWORD_ENV = "NEWSBOT_DATABASE_PASSWORD"
 
@@ -63,6 +65,7 @@ class Storage:
     outbox: Outbox
     state: StateStore
     edits: CardEditQueue
+    websub: WebSubStore
 
     @property
     def backend(self) -> Backend:
@@ -133,4 +136,5 @@ async def open_storage(config: StorageConfig) -> Storage:
         outbox=SqlOutbox(db),
         state=SqlState(db),
         edits=SqlCardEdits(db),
+        websub=SqlWebSub(db),
     )

@@ -68,6 +68,7 @@ class SqlArticles:
         deliver_limit: int = 1_000_000,
         items: Mapping[str, str] | None = None,
         edit_window: float = 48 * 3600.0,
+        pushed: bool = False,
     ) -> StoreOutcome:
         """Store a successful parse. ``articles`` come in the feed's own
         order (first = newest). Unless this is the feed's first fetch, the
@@ -77,7 +78,11 @@ class SqlArticles:
         ``bot.items``) to remember in place of the last body's; ``articles``
         may then be only the entries of its new and changed items.
         Corrections of stories already sent ask for their cards to be
-        edited, up to ``edit_window`` seconds after each was sent."""
+        edited, up to ``edit_window`` seconds after each was sent.
+
+        ``pushed``: a body a WebSub hub pushed, not a fetch: the feed's
+        remembered items (a push is not its whole body) and any poller's
+        claim on it (a fetch may be under way) stay as they are."""
         ts = to_timestamp(now)
         async with self._db.transaction() as tx:
             if self._db.backend == "postgresql":
@@ -94,8 +99,10 @@ class SqlArticles:
                 last_modified=last_modified,
                 fetch_url=fetch_url,
                 held_entries=bool(articles),
+                release_claim=not pushed,
             )
-            await feeds.remember_items(tx, self._db.dialect, feed.id, items or {})
+            if not pushed:
+                await feeds.remember_items(tx, self._db.dialect, feed.id, items or {})
             if not articles:
                 return StoreOutcome(0, 0)
             # URLs that name no single story: entries without a link fall back to them.

@@ -101,6 +101,17 @@ TABLES: Sequence[Table] = (
     Table("chat_settings", ("chat_id", "settings", "updated_at"), key=("chat_id",)),
     Table("state", ("key", "value", "updated_at"), key=("key",)),
     Table("search_queries", ("id", "query", "created_at"), key=("id",), identity="id"),
+    Table(
+        "websub_subscriptions",
+        (
+            "id", "feed_id", "hub_url", "topic_url", "secret", "trusted", "wanted", "active",
+            "pending_mode", "lease_seconds", "expires_at", "next_attempt_at", "attempts",
+            "last_error", "created_at",
+        ),
+        key=("id",),
+        booleans=("trusted", "wanted", "active"),
+        identity="id",
+    ),
 )  # fmt: skip
 
 

@@ -56,6 +56,7 @@ async def record_success(
     last_modified: str | None,
     fetch_url: str | None,
     held_entries: bool,
+    release_claim: bool = True,
 ) -> None:
     """A parsed fetch: the feed's new state, in the transaction that stores
     its articles. A feed counts as fetched once a fetch held at least one
@@ -68,7 +69,8 @@ async def record_success(
             last_modified = ?, next_check_at = ?, last_checked_at = ?,
             last_success_at = ?, error_count = 0, last_error = NULL,
             ever_fetched = ever_fetched OR ?, fetch_url = COALESCE(?, fetch_url),
-            claimed_by = NULL, claim_expires_at = 0
+            claimed_by = CASE WHEN ? THEN NULL ELSE claimed_by END,
+            claim_expires_at = CASE WHEN ? THEN 0 ELSE claim_expires_at END
         WHERE id = ?
         """,
         feed_title,
@@ -81,6 +83,8 @@ async def record_success(
         ts,
         held_entries,
         fetch_url,
+        release_claim,
+        release_claim,
         feed_id,
     )
 
@@ -188,6 +192,14 @@ class SqlFeeds:
             ts + max(1, int(lease_seconds)),
             feed_id,
             ts,
+        )
+        return _feed_for_update(row) if row is not None else None
+
+    async def feed_for_update(self, feed_id: int) -> FeedForUpdate | None:
+        """A polled feed as the pipeline sees it, without claiming it (a
+        pushed body is stored beside any poll); None if it is not polled."""
+        row = await self._db.fetchrow(
+            f"SELECT {_FEED_FOR_UPDATE} FROM feeds WHERE id = ? AND {_POLLED}", feed_id
         )
         return _feed_for_update(row) if row is not None else None
 

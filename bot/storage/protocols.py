@@ -16,6 +16,7 @@ from bot.config import FeedConfig
 from bot.edits import CardKind
 from bot.filters import ChatFilter, Term
 from bot.models import Article, FeedForUpdate, FeedHealth, NewArticle
+from bot.websub import FeedHub, HubSubscription, Mode
 
 if TYPE_CHECKING:
     from bot.digest import HeldCard
@@ -37,6 +38,8 @@ class FeedStore(Protocol):
     async def claim_feed(
         self, feed_id: int, now: datetime, worker: str, lease_seconds: float
     ) -> FeedForUpdate | None: ...
+
+    async def feed_for_update(self, feed_id: int) -> FeedForUpdate | None: ...
 
     async def release_feeds(self, feed_ids: Sequence[int], worker: str) -> None: ...
 
@@ -93,6 +96,7 @@ class ArticleStore(Protocol):
         deliver_limit: int = ...,
         items: Mapping[str, str] | None = ...,
         edit_window: float = ...,
+        pushed: bool = ...,
     ) -> StoreOutcome: ...
 
     async def latest_articles(
@@ -294,3 +298,56 @@ class StateStore(Protocol):
     async def remember_search(self, query: str, now: datetime) -> int: ...
 
     async def recall_search(self, key: int) -> str | None: ...
+
+
+class WebSubStore(Protocol):
+    async def note_hub(
+        self,
+        feed_id: int,
+        hub_url: str,
+        topic_url: str,
+        *,
+        secret: str,
+        trusted: bool,
+        now: datetime,
+    ) -> bool: ...
+
+    async def forget_hub(self, feed_id: int, now: datetime) -> bool: ...
+
+    async def unwant_unpolled(self, now: datetime) -> int: ...
+
+    async def claim_due(
+        self, now: datetime, lease_seconds: float, limit: int = ...
+    ) -> list[HubSubscription]: ...
+
+    async def mark_requested(
+        self, subscription_id: int, mode: Mode, verify_by: datetime
+    ) -> None: ...
+
+    async def mark_request_failed(
+        self, subscription_id: int, mode: Mode, error: str, retry_at: datetime
+    ) -> None: ...
+
+    async def subscription(self, subscription_id: int) -> HubSubscription | None: ...
+
+    async def subscriptions(self) -> list[HubSubscription]: ...
+
+    async def confirm_subscribe(
+        self,
+        subscription_id: int,
+        topic_url: str,
+        *,
+        lease_seconds: int,
+        expires_at: datetime,
+        renew_at: datetime,
+    ) -> bool: ...
+
+    async def confirm_unsubscribe(self, subscription_id: int, topic_url: str) -> bool: ...
+
+    async def record_denied(
+        self, subscription_id: int, topic_url: str, reason: str, retry_at: datetime
+    ) -> bool: ...
+
+    async def delete(self, subscription_id: int) -> None: ...
+
+    async def feeds_with_hubs(self, now: datetime) -> dict[int, FeedHub]: ...

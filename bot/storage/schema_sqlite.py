@@ -281,6 +281,29 @@ MIGRATIONS: list[str] = [
     -- The burst cap counts a chat's cards sent in the last hour.
     CREATE INDEX deliveries_sent_by_chat ON deliveries(chat_id, sent_at) WHERE status = 'sent';
     """,
+    # 11 -> 12: WebSub subscriptions (bot/storage/websub.py), one per feed
+    # that names a hub. No foreign key to feeds: a removed feed must still be
+    # unsubscribed at its hub.
+    """
+    CREATE TABLE websub_subscriptions (
+        id               INTEGER PRIMARY KEY,
+        feed_id          INTEGER NOT NULL UNIQUE,
+        hub_url          TEXT NOT NULL,
+        topic_url        TEXT NOT NULL,
+        secret           TEXT NOT NULL,              -- hub.secret: pushes are signed with it
+        trusted          INTEGER NOT NULL,           -- 1: the operator's feed
+        wanted           INTEGER NOT NULL DEFAULT 1, -- 0: unsubscribe
+        active           INTEGER NOT NULL DEFAULT 0, -- 1: the hub confirmed it
+        pending_mode     TEXT CHECK (pending_mode IN ('subscribe', 'unsubscribe')),
+        lease_seconds    INTEGER,
+        expires_at       INTEGER,
+        next_attempt_at  INTEGER NOT NULL,
+        attempts         INTEGER NOT NULL DEFAULT 0,
+        last_error       TEXT,
+        created_at       INTEGER NOT NULL
+    );
+    CREATE INDEX websub_subscriptions_due ON websub_subscriptions(next_attempt_at);
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

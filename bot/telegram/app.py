@@ -79,6 +79,7 @@ from bot.telegram.operations import Operations
 from bot.telegram.permissions import PermissionChecker
 from bot.telegram.ratelimit import MessageRateLimiter
 from bot.telegram.settings_handlers import SETTINGS_COMMANDS, SETTINGS_PATTERN, settings_button
+from bot.telegram.websub import WebSubPush
 
 log = logging.getLogger(__name__)
 
@@ -150,6 +151,7 @@ class NewsbotApplication:
         self.services: handlers.BotServices | None = None
         self.operations: Operations | None = None  # alerts and metrics
         self._hangup_loop: asyncio.AbstractEventLoop | None = None  # where SIGHUP is handled
+        self.websub: WebSubPush | None = None  # hub callbacks, in the processes that poll
         builder = (
             Application.builder()
             .application_class(_Application, {"before_stop": self._stop_polling})
@@ -283,6 +285,11 @@ class NewsbotApplication:
             if "poller" in self.roles:
                 self._schedule_polling(application)
                 self._schedule_retention(application)
+                self.websub = await WebSubPush.start(
+                    self.config, runtime, sender if "sender" in self.roles else None
+                )
+                if self.websub is not None:
+                    self.websub.schedule(application.job_queue, self.config.poll_tick)
             else:
                 self._schedule_heartbeat(application)
             if "sender" in self.roles:
@@ -290,6 +297,7 @@ class NewsbotApplication:
                     self._send_while_leading(runtime, sender), name="newsbot-sender"
                 )
         except BaseException:
+            await self._stop_websub()
             if self.operations is not None:
                 await self.operations.stop()
             await self._close_runtime()
@@ -508,9 +516,15 @@ class NewsbotApplication:
             return False
         return True
 
+    async def _stop_websub(self) -> None:
+        websub, self.websub = self.websub, None
+        if websub is not None:
+            await websub.stop()
+
     async def _stop_polling(self) -> None:
         """End the running round at a feed boundary (stored feeds stay stored,
-        the others are polled after the restart)."""
+        the others are polled after the restart); no more pushes either."""
+        await self._stop_websub()
         if self.services is not None:
             await self.services.runtime.poller.stop()
 
