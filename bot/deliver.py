@@ -50,7 +50,7 @@ import time
 import warnings
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import timedelta, tzinfo
 from typing import Any
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, LinkPreviewOptions, Message
@@ -70,10 +70,12 @@ from bot.clock import Clock
 from bot.config import DeliveryConfig
 from bot.delivery_events import DeliveryEvents
 from bot.errors import StorageError
+from bot.i18n import DEFAULT_LANGUAGE, Translator, translator
 from bot.render import Card, escape, render_card
 from bot.roles import worker_name
 from bot.storage import PendingDelivery, Storage
 from bot.telegram.links import article_link
+from bot.timezones import zone
 
 log = logging.getLogger(__name__)
 
@@ -225,8 +227,14 @@ class Sender:
         category_titles: Mapping[str, str],
         *,
         bot_username: str | None = None,
+        default_language: str = DEFAULT_LANGUAGE,
+        default_timezone: str = "UTC",
     ) -> None:
         self._storage = storage
+        # A card's own words and time are in its chat's language and zone;
+        # these for chats that chose none ([telegram] defaults).
+        self._default_language = default_language
+        self._default_timezone = default_timezone
         # Known once getMe answered: the Share button then links back here.
         self._bot_username = bot_username
         self._send_message = send_message
@@ -413,7 +421,8 @@ class Sender:
 
     async def _deliver(self, row: PendingDelivery) -> None:
         link = article_link(self._bot_username, row.article.id) if self._bot_username else None
-        card = render_card(row.article, self._categories, article_link=link)
+        t, where = await self._chat_texts(row.chat_id)
+        card = render_card(row.article, self._categories, article_link=link, t=t, zone=where)
         started = time.monotonic()
         try:
             message = await send_card(self._send_message, row.chat_id, card, row.thread_id)
@@ -430,6 +439,21 @@ class Sender:
                 "was sent",
                 lambda: self._storage.outbox.mark_sent(row.id, message.message_id, now),
             )
+
+    async def _chat_texts(self, chat_id: int) -> tuple[Translator, tzinfo]:
+        """The language and zone of ``chat_id``'s cards. Storage trouble
+        sends the card in the defaults rather than not at all."""
+        try:
+            settings = await self._storage.chats.chat_settings(chat_id)
+        except StorageError as error:
+            log.warning(
+                "deliver: settings of chat %s unreadable, defaults used: %s", chat_id, error
+            )
+            return translator(self._default_language), zone(None, self._default_timezone)
+        return (
+            translator(settings.language or self._default_language),
+            zone(settings.timezone, self._default_timezone),
+        )
 
     async def _after_failure(self, row: PendingDelivery, error: Exception, started: float) -> None:
         """Decide what a failed send means for the card and its chat, and record it."""

@@ -13,9 +13,10 @@ from __future__ import annotations
 import html
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, tzinfo
 from urllib.parse import quote
 
+from bot.i18n import Translator, translator
 from bot.models import Article
 from bot.text import cut_at_word
 
@@ -53,21 +54,25 @@ def escape_attribute(text: str) -> str:
     return html.escape(text, quote=True)
 
 
-def format_time(when: datetime) -> str:
-    return when.strftime("%d %b %Y, %H:%M UTC")
+def format_time(when: datetime, t: Translator | None = None, zone: tzinfo = UTC) -> str:
+    """A card's time, in ``zone`` as ``t``'s language writes it."""
+    return (t or translator(None)).date_time(when, zone)
 
 
 def hashtags(category_ids: Sequence[str]) -> str:
     return " ".join(f"#{c}" for c in category_ids)
 
 
-def share_url(article: Article, article_link: str | None = None) -> str:
+def share_url(
+    article: Article, article_link: str | None = None, t: Translator | None = None
+) -> str:
     """A t.me share link that opens Telegram's "send to chat" with the story.
     With ``article_link`` (the bot's deep link to this story) the shared text
     carries it too, so whoever receives the story can find the bot."""
     text = cut_at_word(article.title, SHARE_TEXT_LIMIT)
     if article_link:
-        text = f"{text}\n\nFollow on Telegram: {article_link}"
+        follow = (t or translator(None)).gettext("Follow on Telegram: {link}")
+        text = f"{text}\n\n{follow.format(link=article_link)}"
     return f"https://t.me/share/url?url={quote(article.url, safe='')}&text={quote(text, safe='')}"
 
 
@@ -76,10 +81,16 @@ def render_card(
     known_categories: Mapping[str, str] | None = None,
     *,
     article_link: str | None = None,
+    t: Translator | None = None,
+    zone: tzinfo = UTC,
 ) -> Card:
     """The headline card: bold title, summary, source and time, hashtags, and
     Read / Share buttons. ``known_categories`` (id -> title) filters hashtags
-    to categories that still exist; ``article_link`` goes into the shared text."""
+    to categories that still exist; ``article_link`` goes into the shared text;
+    ``t`` translates the card's own words (default: English) and writes
+    its time, in ``zone`` (the chat's)."""
+    t = t or translator(None)
+    _ = t.gettext
     title = cut_at_word(article.title, TITLE_LIMIT)
     summary = cut_at_word(article.summary, SUMMARY_LIMIT)
     if summary and summary.casefold() == title.casefold():
@@ -89,7 +100,7 @@ def render_card(
         c for c in article.categories if known_categories is None or c in known_categories
     ]
     tags = hashtags(categories)
-    meta = f"{source} · {format_time(article.published)}"
+    meta = f"{source} · {format_time(article.published, t, zone)}"
 
     html_parts = [f"<b>{escape(title)}</b>"]
     plain_parts = [title]
@@ -102,10 +113,10 @@ def render_card(
 
     buttons: list[Button] = []
     if len(article.url) <= BUTTON_URL_LIMIT:
-        buttons.append(Button("Read", article.url))
-        share = share_url(article, article_link)
+        buttons.append(Button(_("Read"), article.url))
+        share = share_url(article, article_link, t)
         if len(share) <= BUTTON_URL_LIMIT:
-            buttons.append(Button("Share", share))
+            buttons.append(Button(_("Share"), share))
     return Card(
         html="\n\n".join(html_parts),
         plain="\n\n".join(plain_parts),
@@ -114,22 +125,35 @@ def render_card(
     )
 
 
-def render_headline(article: Article, number: int | None = None) -> str:
-    """One compact line for lists: linked title, source, time."""
+def render_headline(
+    article: Article,
+    number: int | None = None,
+    t: Translator | None = None,
+    zone: tzinfo = UTC,
+) -> str:
+    """One compact line for lists: linked title, source, time (in ``zone``,
+    as ``t``'s language writes it)."""
     title = cut_at_word(article.title, LIST_TITLE_LIMIT)
     source = cut_at_word(article.source, SOURCE_LIMIT)
     prefix = f"{number}. " if number is not None else "• "
     link = f'<a href="{escape_attribute(article.url)}">{escape(title)}</a>'
-    when = article.published.strftime("%d %b %H:%M")
+    when = (t or translator(None)).date_time(article.published, zone, year=False, zone_name=False)
     return f"{prefix}{link}\n    <i>{escape(source)} · {when}</i>"
 
 
-def render_list(heading: str, articles: Sequence[Article], first_number: int = 1) -> str:
+def render_list(
+    heading: str,
+    articles: Sequence[Article],
+    first_number: int = 1,
+    *,
+    t: Translator | None = None,
+    zone: tzinfo = UTC,
+) -> str:
     """A heading and numbered headlines, kept under the message limit."""
     lines = [f"<b>{escape(heading)}</b>"]
     length = len(heading)
     for index, article in enumerate(articles, start=first_number):
-        line = render_headline(article, index)
+        line = render_headline(article, index, t, zone)
         # Counted on the HTML, which is longer than the parsed text: safe side.
         if length + len(line) + 2 > MESSAGE_LIMIT - 100:
             break
