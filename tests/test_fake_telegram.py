@@ -1025,3 +1025,18 @@ async def test_send_photo_keeps_the_uploaded_file_and_checks_the_caption(
     assert sent.caption == "Scan me" and sent.caption_entities[0].type == "bold"
     assert (sent.photo[-1].width, sent.photo[-1].height) == (37, 37)
     assert by_url.photo and by_url.caption is None
+
+
+async def test_a_users_telegram_language_comes_with_their_updates(
+    fake_telegram: FakeTelegram,
+) -> None:
+    fake_telegram.user(4242, language_code="de-AT")
+    fake_telegram.push_update(fake_telegram.message(4242, "/start"))
+    fake_telegram.user(4343, language_code="")  # a client that sends none
+    fake_telegram.push_update(fake_telegram.message(4343, "/start"))
+    async with bot_for(fake_telegram) as bot:
+        updates = await bot.get_updates(timeout=0)
+    users = [u.effective_user for u in updates]
+    assert [u.language_code if u else "?" for u in users] == ["de-AT", None]
+    # Users nobody configured keep Telegram's usual English.
+    assert fake_telegram.user(4444)["language_code"] == "en"
