@@ -4,6 +4,7 @@ every language with valid HTML, cards' words and the command menu."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from urllib.parse import unquote
@@ -20,7 +21,7 @@ from tests.bot_harness import (
     running_bot,
     space_items,
 )
-from tests.fake_telegram import Call, FakeTelegram
+from tests.fake_telegram import ApiError, Call, FakeTelegram
 from tests.feed_server import FeedServer
 from tests.telegram_html import check_telegram_html
 from tests.test_permissions import CHANNEL, CHANNEL_NAME, GROUP, make_channel, make_group
@@ -328,3 +329,38 @@ async def test_the_command_menu_is_set_in_every_language(bot: BotHarness) -> Non
     assert default["help"] == "How to use the bot, in chats, groups and channels"
     for language in SUPPORTED_LANGUAGES:
         assert "language" in {c["command"] for c in fake.commands(language_code=language)}
+
+
+# -- failures ---------------------------------------------------------------------
+
+
+async def test_the_apology_for_a_failed_command_is_in_the_chats_language(
+    tmp_path: Path, fake_telegram: FakeTelegram, feed_server: FeedServer
+) -> None:
+    async with running_bot(tmp_path, fake_telegram, feed_server, expect_error_logs=True) as bot:
+        speaks(bot.fake, BOB, "es")
+        await bot.say(BOB, "/help")
+        bot.fake.fail_next("sendMessage", ApiError(400, "Bad Request: odd failure"), chat_id=BOB)
+        exchange = await bot.ask(bot.fake.message(BOB, "/latest"), check=False)
+        failed, apology = exchange.sent(BOB)
+        assert not failed.ok and apology.ok
+        assert check_telegram_html(str(apology.params["text"])) == (
+            "Lo siento, algo salió mal. Inténtalo de nuevo más tarde."
+        )
+
+
+# -- inline mode ------------------------------------------------------------------
+
+
+async def test_inline_results_carry_the_asking_users_language(bot: BotHarness) -> None:
+    speaks(bot.fake, BOB, "ru")
+    exchange = await bot.ask(bot.fake.inline_query(BOB, "rover"))
+    (answer,) = exchange.of("answerInlineQuery")
+    results = answer.params["results"]
+    if isinstance(results, str):
+        results = json.loads(results)
+    assert results
+    labels = [b["text"] for b in results[0]["reply_markup"]["inline_keyboard"][0]]
+    assert labels == ["Читать", "Поделиться"]
+    # Personal: another user's language must not get this cached answer.
+    assert answer.params["is_personal"] in (True, "true", "True")
