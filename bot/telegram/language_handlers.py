@@ -72,17 +72,16 @@ async def language_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -
     name = escape(_chat_name(chat))
     storage = bot.runtime.storage
     if not rest:
-        settings = await storage.chats.chat_settings(chat.id)
-        current = (
-            t.language
-            if this
-            else chat_language(
+        # This chat's language is the one answering; another chat's is read.
+        current = t.language
+        if not this:
+            settings = await storage.chats.chat_settings(chat.id)
+            current = chat_language(
                 settings.language,
                 private=chat.type == ChatType.PRIVATE,
                 user_language=None,
                 default=bot.runtime.config.telegram.default_language,
             )
-        )
         text = (
             _("This chat's language: {language}.")
             if this
