@@ -116,7 +116,10 @@ def test_every_text_in_the_code_is_in_every_catalog() -> None:
     assert in_code
     for language in TRANSLATED:
         in_catalog = {m.id if isinstance(m.id, str) else m.id[0] for m in messages(language)}
-        assert in_code - in_catalog == set(), f"{language}: texts not in the catalog"
+        assert in_code - in_catalog == set(), (
+            f"{language}: texts not in the catalog; run the pybabel extract and update "
+            'commands of README "Translating", translate, then pybabel compile'
+        )
         assert in_catalog - in_code == set(), f"{language}: texts no longer in the code"
 
 
