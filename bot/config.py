@@ -108,6 +108,9 @@ class TelegramConfig(_Model):
     admins: list[int] = Field(default_factory=list)
     # The zone of chats that chose none (/timezone): IANA name or UTC+H:MM.
     default_timezone: str = "UTC"
+    # The language of groups, channels and private chats whose user's
+    # Telegram language the bot does not speak, until they pick one (/language).
+    default_language: str = "en"
 
     @field_validator("default_timezone")
     @classmethod
@@ -115,6 +118,18 @@ class TelegramConfig(_Model):
         from bot.timezones import parse_timezone
 
         return parse_timezone(value)
+
+    @field_validator("default_language")
+    @classmethod
+    def _language(cls, value: str) -> str:
+        from bot.i18n import SUPPORTED_LANGUAGES, supported_language
+
+        found = supported_language(value)
+        if found is None or found != value.strip().casefold():
+            raise ValueError(
+                f"unknown language {value!r}; the bot speaks {', '.join(SUPPORTED_LANGUAGES)}"
+            )
+        return found
 
     @field_validator("base_url", "base_file_url", "webhook_url")
     @classmethod

@@ -96,6 +96,7 @@ from bot.edits import (
     not_modified,
 )
 from bot.errors import StorageError
+from bot.i18n import DEFAULT_LANGUAGE, translator
 from bot.models import Article
 from bot.reload import CurrentConfig
 from bot.render import CAPTION_LIMIT, Card, escape, render_card
@@ -354,6 +355,7 @@ class Sender:
         default_timezone: str = "UTC",
         edit_message_text: EditMessage | None = None,
         edit_message_caption: EditMessage | None = None,
+        default_language: str = DEFAULT_LANGUAGE,
     ) -> None:
         """With ``current`` the sender follows reloads: every card reads the
         delivery settings and category titles held there then (the pacing
@@ -371,6 +373,9 @@ class Sender:
             self._edit_methods["photo"] = edit_message_caption
         self.edited = 0
         self._release_checked: datetime | None = None
+        # A card's own words are in its chat's language; this for chats that
+        # chose none ([telegram] default_language).
+        self._default_language = default_language
         # Known once getMe answered: the Share button then links back here.
         self._bot_username = bot_username
         self._send_message = send_message
@@ -406,6 +411,13 @@ class Sender:
     @property
     def _config(self) -> DeliveryConfig:
         return self._current.config.delivery if self._current is not None else self._delivery
+
+    @property
+    def _language_default(self) -> str:
+        """The language of chats that chose none, as the config says now."""
+        if self._current is None:
+            return self._default_language
+        return self._current.config.telegram.default_language
 
     @property
     def _zone_default(self) -> str:
@@ -682,6 +694,7 @@ class Sender:
             self._categories,
             article_link=link,
             settings=settings,
+            t=translator(settings.language or self._language_default),
             zone=zone(settings.timezone, self._zone_default),
         )
 

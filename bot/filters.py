@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+
+from bot.i18n import N_, Translator, translator
 
 MAX_TERMS = 50  # per chat, all categories together
 MAX_TERM_LENGTH = 64  # characters, without the sign and the quotes
@@ -60,37 +62,48 @@ class ChatFilter:
 @dataclass(frozen=True, slots=True)
 class RefusedTerm:
     text: str  # as written, with its sign
-    reason: str
+    # Why, in English with {named} placeholders filled from ``params``;
+    # translated where shown (``explained``).
+    template: str
+    params: Mapping[str, object] = field(default_factory=dict)
+
+    @property
+    def reason(self) -> str:
+        return self.explained()
+
+    def explained(self, t: Translator | None = None) -> str:
+        text = (t or translator(None)).gettext(self.template)
+        return text.format(**self.params) if self.params else text
 
 
 def parse_term(raw: str) -> Term | RefusedTerm:
     """``+word``, ``-word``, ``+prefix*``, ``+"exact phrase"`` (or -)."""
     raw = raw.strip()
     if len(raw) < 2 or raw[0] not in "+-":
-        return RefusedTerm(raw, 'put + or - before it, e.g. +mars or -"stock market"')
+        return RefusedTerm(raw, N_('put + or - before it, e.g. +mars or -"stock market"'))
     include = raw[0] == "+"
     body = raw[1:]
     quoted = body[0] in _QUOTES
     if quoted:
         closing = _QUOTES[body[0]]
         if len(body) < 2 or body[-1] not in (closing, '"'):
-            return RefusedTerm(raw, "the phrase needs a closing quote")
+            return RefusedTerm(raw, N_("the phrase needs a closing quote"))
         inner = body[1:-1].strip()
     else:
         inner = body
     if not inner:
-        return RefusedTerm(raw, "it is empty")
+        return RefusedTerm(raw, N_("it is empty"))
     if len(inner) > MAX_TERM_LENGTH:
-        return RefusedTerm(raw, f"it is longer than {MAX_TERM_LENGTH} characters")
+        return RefusedTerm(raw, N_("it is longer than {max} characters"), {"max": MAX_TERM_LENGTH})
     prefix = inner.endswith("*")
     stem = inner.rstrip("*") if prefix else inner
     if "*" in stem:
-        return RefusedTerm(raw, "only a * at the end is allowed (robot* matches robots)")
+        return RefusedTerm(raw, N_("only a * at the end is allowed (robot* matches robots)"))
     words = words_of(stem)
     if not words:
-        return RefusedTerm(raw, "it has no letters or digits, so it can never match")
+        return RefusedTerm(raw, N_("it has no letters or digits, so it can never match"))
     if prefix and not words_of(stem[-1]):
-        return RefusedTerm(raw, "a * must follow a letter or digit (robot*)")
+        return RefusedTerm(raw, N_("a * must follow a letter or digit (robot*)"))
     text = f'"{" ".join(stem.split())}{"*" if prefix else ""}"' if quoted else inner
     return Term(include, words, prefix, text)
 
@@ -188,7 +201,7 @@ def split_arguments(text: str) -> list[str] | RefusedTerm:
             while end < length and text[end] not in (closing, '"'):
                 end += 1
             if end >= length:
-                return RefusedTerm(text[start:].strip(), "the phrase needs a closing quote")
+                return RefusedTerm(text[start:].strip(), N_("the phrase needs a closing quote"))
             position = end + 1
             arguments.append(text[start:position])
             continue

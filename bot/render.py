@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from urllib.parse import quote
 
-from bot import local_time
 from bot.chat_settings import DEFAULT_SETTINGS, ChatSettings
+from bot.i18n import Translator, translator
 from bot.models import Article
 from bot.text import cut_at_word, cut_html
 
@@ -64,21 +64,26 @@ def escape_attribute(text: str) -> str:
     return html.escape(text, quote=True)
 
 
-def format_time(when: datetime, zone: tzinfo = UTC) -> str:
-    return local_time.format_time(when, zone)
+def format_time(when: datetime, t: Translator | None = None, zone: tzinfo = UTC) -> str:
+    """A card's time, in ``zone`` with its abbreviation, as ``t``'s language
+    writes it."""
+    return (t or translator(None)).date_time(when, zone)
 
 
 def hashtags(category_ids: Sequence[str]) -> str:
     return " ".join(f"#{c}" for c in category_ids)
 
 
-def share_url(article: Article, article_link: str | None = None) -> str:
+def share_url(
+    article: Article, article_link: str | None = None, t: Translator | None = None
+) -> str:
     """A t.me share link that opens Telegram's "send to chat" with the story.
     With ``article_link`` (the bot's deep link to this story) the shared text
     carries it too, so whoever receives the story can find the bot."""
     text = cut_at_word(article.title, SHARE_TEXT_LIMIT)
     if article_link:
-        text = f"{text}\n\nFollow on Telegram: {article_link}"
+        follow = (t or translator(None)).gettext("Follow on Telegram: {link}")
+        text = f"{text}\n\n{follow.format(link=article_link)}"
     return f"https://t.me/share/url?url={quote(article.url, safe='')}&text={quote(text, safe='')}"
 
 
@@ -88,13 +93,17 @@ def render_card(
     *,
     article_link: str | None = None,
     settings: ChatSettings = DEFAULT_SETTINGS,
+    t: Translator | None = None,
     zone: tzinfo = UTC,
 ) -> Card:
     """The headline card: bold title, summary, source and time, hashtags, and
     Read / Share buttons. ``known_categories`` (id -> title) filters hashtags
     to categories that still exist; ``article_link`` goes into the shared text.
     ``settings`` are the chat's (summary, photo, preview, silent); its time
-    is shown in ``zone``."""
+    is shown in ``zone``; ``t`` translates the card's own words (default:
+    English) and writes its time."""
+    t = t or translator(None)
+    _ = t.gettext
     title = cut_at_word(article.title, TITLE_LIMIT)
     summary = cut_at_word(article.summary, SUMMARY_LIMIT) if settings.summary else ""
     if summary and summary.casefold() == title.casefold():
@@ -104,7 +113,7 @@ def render_card(
         c for c in article.categories if known_categories is None or c in known_categories
     ]
     tags = hashtags(categories)
-    meta = f"{source} · {format_time(article.published, zone)}"
+    meta = f"{source} · {format_time(article.published, t, zone)}"
 
     html_parts = [f"<b>{escape(title)}</b>"]
     plain_parts = [title]
@@ -117,10 +126,10 @@ def render_card(
 
     buttons: list[Button] = []
     if len(article.url) <= BUTTON_URL_LIMIT:
-        buttons.append(Button("Read", article.url))
-        share = share_url(article, article_link)
+        buttons.append(Button(_("Read"), article.url))
+        share = share_url(article, article_link, t)
         if len(share) <= BUTTON_URL_LIMIT:
-            buttons.append(Button("Share", share))
+            buttons.append(Button(_("Share"), share))
     card_html = "\n\n".join(html_parts)
     card_plain = "\n\n".join(plain_parts)
     photo = article.image_url if settings.photo and _fetchable(article.image_url) else None
@@ -142,25 +151,36 @@ def _fetchable(url: str | None) -> bool:
     return bool(url) and str(url).lower().startswith(("https://", "http://"))
 
 
-def render_headline(article: Article, number: int | None = None, zone: tzinfo = UTC) -> str:
+def render_headline(
+    article: Article,
+    number: int | None = None,
+    *,
+    t: Translator | None = None,
+    zone: tzinfo = UTC,
+) -> str:
     """One compact line for lists: linked title, source, time."""
     title = cut_at_word(article.title, LIST_TITLE_LIMIT)
     source = cut_at_word(article.source, SOURCE_LIMIT)
     prefix = f"{number}. " if number is not None else "• "
     link = f'<a href="{escape_attribute(article.url)}">{escape(title)}</a>'
-    when = local_time.format_short_time(article.published, zone)
+    when = (t or translator(None)).date_time(article.published, zone, year=False)
     return f"{prefix}{link}\n    <i>{escape(source)} · {when}</i>"
 
 
 def render_list(
-    heading: str, articles: Sequence[Article], first_number: int = 1, zone: tzinfo = UTC
+    heading: str,
+    articles: Sequence[Article],
+    first_number: int = 1,
+    *,
+    t: Translator | None = None,
+    zone: tzinfo = UTC,
 ) -> str:
     """A heading and numbered headlines (times in ``zone``), kept under the
     message limit."""
     lines = [f"<b>{escape(heading)}</b>"]
     length = len(heading)
     for index, article in enumerate(articles, start=first_number):
-        line = render_headline(article, index, zone)
+        line = render_headline(article, index, t=t, zone=zone)
         # Counted on the HTML, which is longer than the parsed text: safe side.
         if length + len(line) + 2 > MESSAGE_LIMIT - 100:
             break

@@ -29,6 +29,7 @@ import httpx
 
 from bot.clock import Clock
 from bot.config import Config, parse_config
+from bot.i18n import SUPPORTED_LANGUAGES, translator
 from bot.netguard import Resolver
 from bot.storage import Storage
 from bot.telegram.app import NewsbotApplication
@@ -61,6 +62,11 @@ ROBOT_TITLES = [f"Robot arm {n}" for n in range(1, 6)]
 SEEDED = len(SPACE_TITLES) + len(SCIENCE_TITLES) + len(ROBOT_TITLES)
 
 APOLOGY = "Sorry, something went wrong"
+# The error handler's apology in every language the bot speaks.
+APOLOGIES = [
+    translator(language).gettext("Sorry, something went wrong. Please try again later.")
+    for language in SUPPORTED_LANGUAGES
+]
 _OUTPUT_METHODS = frozenset(
     {"sendMessage", "editMessageText", "editMessageReplyMarkup", "answerCallbackQuery"}
 )
@@ -101,13 +107,19 @@ def harness_config(
     polling: dict[str, Any] | None = None,
     extra_feeds: list[dict[str, Any]] | None = None,
     websub: dict[str, Any] | None = None,
+    telegram: dict[str, Any] | None = None,
     **delivery: Any,
 ) -> Config:
     settings: dict[str, Any] = {"private_chat_interval": 0.2, "group_chat_interval": 0.2}
     settings.update(delivery)
     return parse_config(
         {
-            "telegram": {"token": fake.token, "base_url": fake.base_url, "admins": [ALICE]},
+            "telegram": {
+                "token": fake.token,
+                "base_url": fake.base_url,
+                "admins": [ALICE],
+                **(telegram or {}),
+            },
             "storage": {"path": str(tmp_path / "bot.db")},
             "polling": {"interval": 1, "jitter": 0, "parse_workers": 1, **(polling or {})},
             "delivery": settings,
@@ -173,7 +185,7 @@ class Exchange:
             text = str(call.params.get("text", ""))
             if call.params.get("parse_mode") == "HTML":
                 check_telegram_html(text)
-            assert APOLOGY not in text, f"a handler failed: {call.params}"
+            assert not any(a in text for a in APOLOGIES), f"a handler failed: {call.params}"
             if call.method in ("sendMessage", "editMessageText"):
                 # PTB sends an empty text as "[]" when Defaults are set.
                 assert text.strip() not in ("", "[]"), f"an empty reply: {call.params}"
@@ -302,6 +314,7 @@ async def running_bot(
     feed_resolver: Resolver | None = None,
     clock: Clock | None = None,
     websub: dict[str, Any] | None = None,
+    telegram: dict[str, Any] | None = None,
     **delivery: Any,
 ) -> AsyncIterator[BotHarness]:
     """Start the bot with the seed feeds served; by default wait until their
@@ -309,7 +322,14 @@ async def running_bot(
     ``clock``: the bot's time (a ManualClock moves only when the test says)."""
     serve_seed_feeds(feeds)
     config = harness_config(
-        tmp_path, fake, feeds, polling=polling, extra_feeds=extra_feeds, websub=websub, **delivery
+        tmp_path,
+        fake,
+        feeds,
+        polling=polling,
+        extra_feeds=extra_feeds,
+        websub=websub,
+        telegram=telegram,
+        **delivery,
     )
     # Runtime feeds (public addresses only) reach the loopback feed server
     # through a stub resolver and a transport that refuses the real network.

@@ -1113,9 +1113,16 @@ class FakeTelegram:
             raise _bad_request("TOPIC_CLOSED")
 
     def user(
-        self, user_id: int, *, username: str | None = None, first_name: str | None = None
+        self,
+        user_id: int,
+        *,
+        username: str | None = None,
+        first_name: str | None = None,
+        language_code: str | None = None,
     ) -> JSON:
-        """Register (or update) a user; returns its User object."""
+        """Register (or update) a user; returns its User object.
+        ``language_code``: the IETF tag of the user's Telegram language ("en"
+        unless set; "" removes it, as for users whose client sends none)."""
         with self._lock:
             user = self._users.get(user_id) or {
                 "id": user_id,
@@ -1127,6 +1134,10 @@ class FakeTelegram:
                 user["username"] = username
             if first_name:
                 user["first_name"] = first_name
+            if language_code == "":
+                user.pop("language_code", None)
+            elif language_code is not None:
+                user["language_code"] = language_code
             self._users[user_id] = user
             return dict(user)
 

@@ -148,8 +148,9 @@ async def test_subscribed_chat_gets_the_new_space_article_once_and_commands_answ
             if "Results" not in c.params["text"] and "Latest" not in c.params["text"]
         ] == [SPACE_READER]
         assert not [c for c in fake.sent_messages(SCIENCE_READER) if "#space" in c["text"]]
-    # The bot registered its commands with descriptions.
-    (commands,) = fake.calls("setMyCommands")
+    # The bot registered its commands with descriptions: the menu without a
+    # language first, then one per language it speaks.
+    commands = fake.calls("setMyCommands")[0]
     names = (
         [c["command"] for c in json.loads(commands.params["commands"])]
         if isinstance(commands.params["commands"], str)

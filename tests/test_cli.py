@@ -202,7 +202,8 @@ def test_check_config_summarises(config_path: Path, capsys: pytest.CaptureFixtur
     lines = out.splitlines()
     assert lines[0] == "configuration OK: 2 categories, 3 feeds"
     assert "  polling every 600s" in lines
-    assert "  - gaming: Gaming (1 feeds, 0 rules)" in lines
+    # One feed is "1 feed" (ngettext), not "1 feeds".
+    assert "  - gaming: Gaming (1 feed, 0 rules)" in lines
     assert "  - russia: Russia (0 feeds, 2 rules)" in lines
     assert err == ""
 

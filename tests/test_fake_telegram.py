@@ -1159,3 +1159,18 @@ async def test_edits_count_against_the_flood_limits_like_sends(
             await bot.edit_message_text("Edited at once", 7, sent.message_id)
     assert fake_telegram.flood_429_count == 1
     assert fake_telegram.message_content(7, sent.message_id) == "A card"
+
+
+async def test_a_users_telegram_language_comes_with_their_updates(
+    fake_telegram: FakeTelegram,
+) -> None:
+    fake_telegram.user(4242, language_code="de-AT")
+    fake_telegram.push_update(fake_telegram.message(4242, "/start"))
+    fake_telegram.user(4343, language_code="")  # a client that sends none
+    fake_telegram.push_update(fake_telegram.message(4343, "/start"))
+    async with bot_for(fake_telegram) as bot:
+        updates = await bot.get_updates(timeout=0)
+    users = [u.effective_user for u in updates]
+    assert [u.language_code if u else "?" for u in users] == ["de-AT", None]
+    # Users nobody configured keep Telegram's usual English.
+    assert fake_telegram.user(4444)["language_code"] == "en"

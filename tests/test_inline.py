@@ -97,7 +97,7 @@ def test_a_result_shows_source_time_and_image_and_posts_the_card() -> None:
     result = inline_result(story, {"space": "Space"}, "newsbot")
     assert result.id == "42"
     assert result.title == "Rover finds <water> & ice"
-    assert result.description == "Space Daily · 01 Mar 2026, 12:00 UTC"
+    assert result.description == "Space Daily · 1 Mar 2026, 12:00 UTC"
     assert result.thumbnail_url == "https://img.example/mars.jpg"
     content = result.input_message_content
     link = article_link("newsbot", 42)

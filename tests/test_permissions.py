@@ -807,7 +807,7 @@ async def test_a_channel_that_demotes_the_bot_keeps_its_cards_until_the_right_is
     await eventually(suspended)
     assert await bot.storage.outbox.delivery_counts() == {"pending": 1}  # kept, not failed
     health = await bot.say(ALICE, "/health")
-    assert f"chat {CHANNEL} @{CHANNEL_NAME} — suspended, 1 cards wait" in health.text(ALICE)
+    assert f"chat {CHANNEL} @{CHANNEL_NAME} — suspended, 1 card waits" in health.text(ALICE)
 
     # Telegram tells the bot it may post again: the card goes out by itself.
     refused = len(bot.fake.calls("sendMessage", CHANNEL))

@@ -47,6 +47,7 @@ from bot.clock import Clock, SystemClock
 from bot.config import Config
 from bot.deliver import Sender
 from bot.errors import ConfigError, StorageError
+from bot.i18n import SUPPORTED_LANGUAGES, translator
 from bot.logs import register_secret
 from bot.netguard import Resolver, system_resolver
 from bot.reload import CurrentConfig, ReloadPlan
@@ -71,6 +72,7 @@ from bot.telegram import (
     follow,
     handlers,
     inline,
+    language_handlers,
     reload_handlers,
 )
 from bot.telegram.alerts import OperatorAlerts
@@ -79,6 +81,7 @@ from bot.telegram.operations import Operations
 from bot.telegram.permissions import PermissionChecker
 from bot.telegram.ratelimit import MessageRateLimiter
 from bot.telegram.settings_handlers import SETTINGS_COMMANDS, SETTINGS_PATTERN, settings_button
+from bot.telegram.translation import chat_translator
 from bot.telegram.websub import WebSubPush
 
 log = logging.getLogger(__name__)
@@ -221,6 +224,7 @@ class NewsbotApplication:
             ("export", feed_handlers.export_command),
             ("reload", reload_handlers.reload_command),
             *SETTINGS_COMMANDS,
+            ("language", language_handlers.language_command),
         ):
             app.add_handler(CommandHandler(name, callback, filters=everywhere))
         app.add_handler(CallbackQueryHandler(follow.confirm_follow, pattern=follow.CONFIRM_PATTERN))
@@ -256,6 +260,7 @@ class NewsbotApplication:
                 default_timezone=self.config.telegram.default_timezone,
                 edit_message_text=application.bot.edit_message_text,
                 edit_message_caption=application.bot.edit_message_caption,
+                default_language=self.config.telegram.default_language,
             )
             if not application.bot.supports_inline_queries:
                 log.info(
@@ -275,12 +280,7 @@ class NewsbotApplication:
             assert application.job_queue is not None  # the job-queue extra is a dependency
             await self.operations.start(application.job_queue)
             if "updates" in self.roles:
-                try:
-                    await application.bot.set_my_commands(
-                        [BotCommand(name, text) for name, text in handlers.COMMANDS]
-                    )
-                except TelegramError as error:
-                    log.warning("telegram: setMyCommands failed: %s", error)
+                await _set_commands(application, self.config.telegram.default_language)
             # The job queue of each process schedules only its own roles' work.
             if "poller" in self.roles:
                 self._schedule_polling(application)
@@ -818,6 +818,10 @@ async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         await found.alerts.report(error, _describe(update), found.runtime.clock.now(), send_private)
     if isinstance(error, Forbidden) or not isinstance(update, Update):
         return  # the chat blocked us, or a job failed: no user to tell
+    try:
+        _ = (await chat_translator(update, context)).gettext
+    except Exception:  # the apology must not fail on what failed the handler
+        _ = translator(None).gettext
     message = update.effective_message
     chat = update.effective_chat
     if (
@@ -827,7 +831,7 @@ async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
     ):
         try:
             await message.reply_text(
-                html.escape("Sorry, something went wrong. Please try again later."),
+                html.escape(_("Sorry, something went wrong. Please try again later.")),
                 do_quote=False,
             )
         except TelegramError:
@@ -835,9 +839,24 @@ async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
     if update.callback_query is not None:
         # An answer to a button press is shown to the presser alone.
         try:
-            await update.callback_query.answer("Something went wrong.")
+            await update.callback_query.answer(_("Something went wrong."))
         except TelegramError:
             pass
+
+
+async def _set_commands(application: Application, default_language: str) -> None:  # type: ignore[type-arg]
+    """The command menu in each language the bot speaks: Telegram shows a
+    user the list of their app's language, and the one without a language
+    (here in ``default_language``) to everyone else."""
+    menus: list[tuple[str | None, str]] = [(None, default_language)]
+    menus += [(language, language) for language in SUPPORTED_LANGUAGES]
+    for language_code, language in menus:
+        _ = translator(language).gettext
+        commands = [BotCommand(name, _(text)) for name, text in handlers.COMMANDS]
+        try:
+            await application.bot.set_my_commands(commands, language_code=language_code)
+        except TelegramError as error:
+            log.warning("telegram: setMyCommands (%s) failed: %s", language_code or "-", error)
 
 
 def _describe(update: object) -> str:

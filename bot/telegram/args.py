@@ -7,10 +7,11 @@ or a short, user-facing problem; nothing raises on bad input.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
 from bot.config import CategoryConfig
+from bot.i18n import N_, Translator, translator
 from bot.services import MAX_LIMIT, resolve_categories
 
 MAX_ARGUMENTS = 20
@@ -21,7 +22,23 @@ _PUBLIC_LINK = re.compile(r"^(?:https?://)?t\.me/([A-Za-z][A-Za-z0-9_]{3,31})/?$
 
 @dataclass(frozen=True, slots=True)
 class Problem:
-    message: str
+    """What is wrong with the arguments, for the user: English with {named}
+    placeholders filled from ``params``, translated where shown (``text``);
+    ``unknown``: the words that name no category, with suggestions."""
+
+    template: str
+    params: Mapping[str, object] = field(default_factory=dict)
+    unknown: Sequence[tuple[str, Sequence[str]]] | None = None
+
+    @property
+    def message(self) -> str:
+        return self.text()
+
+    def text(self, t: Translator | None = None) -> str:
+        if self.unknown is not None:
+            return unknown_categories_message(self.unknown, t)
+        text = (t or translator(None)).gettext(self.template)
+        return text.format(**self.params) if self.params else text
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +66,7 @@ def parse_latest(
 ) -> LatestArgs | Problem:
     """``/latest [category] [N]`` in either order; the category may be several words."""
     if len(args) > MAX_ARGUMENTS:
-        return Problem("Too many arguments. Try /latest space 5")
+        return Problem(N_("Too many arguments. Try /latest space 5"))
     limit = default
     words = []
     for arg in args:
@@ -59,28 +76,36 @@ def parse_latest(
         else:
             words.append(arg)
     if limit < 1:
-        return Problem("N must be at least 1.")
+        return Problem(N_("N must be at least 1."))
     limit = min(limit, MAX_LIMIT)
     if not words:
         return LatestArgs(None, limit)
     lookup = resolve_categories(words, categories)
     if lookup.unknown or len(lookup.found) != 1:
         if len(lookup.found) > 1:
-            return Problem("Pick one category, e.g. /latest space 5")
-        return Problem(unknown_categories_message(lookup.unknown))
+            return Problem(N_("Pick one category, e.g. /latest space 5"))
+        return Problem("", unknown=lookup.unknown)
     return LatestArgs(lookup.found[0], limit)
 
 
-def unknown_categories_message(unknown: Sequence[tuple[str, Sequence[str]]]) -> str:
-    """Plain text (the caller escapes it) listing unknown words and suggestions."""
+def unknown_categories_message(
+    unknown: Sequence[tuple[str, Sequence[str]]], t: Translator | None = None
+) -> str:
+    """Plain text (the caller escapes it) listing unknown words and suggestions,
+    in the language of ``t`` (default English)."""
+    _ = (t or translator(None)).gettext
     parts = []
     for word, suggestions in unknown[:5]:
         shown = word if len(word) <= 40 else word[:40] + "…"
         if suggestions:
-            parts.append(f'Unknown category "{shown}". Did you mean {" or ".join(suggestions)}?')
+            parts.append(
+                _('Unknown category "{word}". Did you mean {suggestions}?').format(
+                    word=shown, suggestions=_(" or ").join(suggestions)
+                )
+            )
         else:
-            parts.append(f'Unknown category "{shown}".')
-    parts.append("See /categories for the list.")
+            parts.append(_('Unknown category "{word}".').format(word=shown))
+    parts.append(_("See /categories for the list."))
     return " ".join(parts)
 
 

@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 
 from bot.config import CategoryConfig
 from bot.filters import MAX_TERMS, RefusedTerm, Term, parse_term
+from bot.i18n import N_
 from bot.services import resolve_categories
-from bot.telegram.args import Problem, unknown_categories_message
+from bot.telegram.args import Problem
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,9 +49,9 @@ def _category(
         return None
     lookup = resolve_categories(words, categories)
     if len(lookup.found) > 1:
-        return Problem("Filters are for one category at a time, e.g. /filter space +mars")
+        return Problem(N_("Filters are for one category at a time, e.g. /filter space +mars"))
     if lookup.unknown or not lookup.found:
-        return Problem(unknown_categories_message(lookup.unknown))
+        return Problem("", unknown=lookup.unknown)
     return lookup.found[0]
 
 
@@ -58,10 +59,12 @@ def parse_filter(
     arguments: Sequence[str], categories: Sequence[CategoryConfig]
 ) -> FilterCommand | Problem:
     if len(arguments) > MAX_TERMS + 5:
-        return Problem(f"Too many terms at once: a chat has at most {MAX_TERMS}.")
+        return Problem(
+            N_("Too many terms at once: a chat has at most {count}."), {"count": MAX_TERMS}
+        )
     if arguments and arguments[0].casefold() == "clear":
         if any(_is_term(a) for a in arguments[1:]):
-            return Problem("/filter clear removes terms; name a category or nothing after it.")
+            return Problem(N_("/filter clear removes terms; name a category or nothing after it."))
         found = _category(arguments[1:], categories)
         return found if isinstance(found, Problem) else ClearFilters(found)
     first_term = next((i for i, a in enumerate(arguments) if _is_term(a)), len(arguments))

@@ -14,15 +14,17 @@ from telegram.ext import ContextTypes
 
 from bot.config import CategoryConfig
 from bot.filters import MAX_TERMS, ChatFilter, RefusedTerm, Term, split_arguments
+from bot.i18n import N_, Translator
 from bot.render import escape
 from bot.telegram.args import Problem, split_target
 from bot.telegram.filter_args import AddFilters, ClearFilters, ListFilters, parse_filter
 from bot.telegram.handlers import _chat_name, _target_chat, reply, services
+from bot.telegram.translation import chat_translator
 
 SHOWN_TERM = 70  # characters of a refused argument echoed back
 
 EXAMPLE = '<code>/filter space +mars +"space station" -rumor*</code>'
-RULE = (
+RULE = N_(
     "A card arrives when it has one of the + words (if there are any) and none "
     "of the − words, in its title, summary or tags."
 )
@@ -40,33 +42,61 @@ def _listing(
     filters: Sequence[ChatFilter],
     categories: Sequence[CategoryConfig],
     only: CategoryConfig | None,
-    name: str,
+    name: str | None,
+    t: Translator,
 ) -> str:
+    """``name``: the chat's (escaped) name, None for the chat asking."""
+    _ = t.gettext
     titles = {c.id: c.title for c in categories}
     groups: dict[str | None, list[Term]] = {}
     for chat_filter in filters:
         if only is None or chat_filter.category_id in (None, only.id):
             groups.setdefault(chat_filter.category_id, []).append(chat_filter.term)
     if not groups:
-        scope = f" for {escape(only.title)}" if only else ""
-        return (
-            f"{name} has no filters{scope}: every card of its categories arrives. "
-            f"Add some: {EXAMPLE}"
-        )
+        if only and name is None:
+            text = _(
+                "This chat has no filters for {category}: every card of its categories "
+                "arrives. Add some: {example}"
+            )
+        elif only:
+            text = _(
+                "{chat} has no filters for {category}: every card of its categories "
+                "arrives. Add some: {example}"
+            )
+        elif name is None:
+            text = _(
+                "This chat has no filters: every card of its categories arrives. "
+                "Add some: {example}"
+            )
+        else:
+            text = _(
+                "{chat} has no filters: every card of its categories arrives. Add some: {example}"
+            )
+        return text.format(chat=name, category=escape(only.title) if only else "", example=EXAMPLE)
     count = sum(len(terms) for terms in groups.values())
-    lines = [f"<b>Filters of {name}</b> ({count} of {MAX_TERMS})"]
+    heading = (
+        _("<b>Filters of this chat</b> ({count} of {limit})")
+        if name is None
+        else _("<b>Filters of {chat}</b> ({count} of {limit})")
+    )
+    lines = [heading.format(chat=name, count=count, limit=MAX_TERMS)]
     if None in groups:
-        lines.append(f"All categories: {_terms(groups[None])}")
+        lines.append(_("All categories: {terms}").format(terms=_terms(groups[None])))
     for category_id, terms in groups.items():
         if category_id is not None:
             title = titles.get(category_id, category_id)
             lines.append(f"{escape(title)}: {_terms(terms)}")
-    lines += ["", escape(RULE), "<code>/filter clear</code> removes them."]
+    lines += ["", escape(_(RULE)), _("<code>/filter clear</code> removes them.")]
     return "\n".join(lines)
 
 
-def _refusals(refused: Sequence[RefusedTerm]) -> list[str]:
-    return [f"Refused {_shown(r.text)}: {escape(r.reason)}." for r in refused]
+def _refusals(refused: Sequence[RefusedTerm], t: Translator) -> list[str]:
+    return [
+        t.gettext("Refused {term}: {reason}.").format(
+            term=_shown(r.text), reason=escape(r.explained(t))
+        )
+        for r in refused
+    ]
 
 
 async def filter_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -75,43 +105,57 @@ async def filter_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
     message = update.effective_message
     if message is None:
         return
+    t = await chat_translator(update, context)
+    _ = t.gettext
     # The raw text, not context.args: a quoted phrase holds spaces.
     parts = (message.text or "").split(maxsplit=1)
     arguments = split_arguments(parts[1] if len(parts) > 1 else "")
     if isinstance(arguments, RefusedTerm):
-        await reply(update, context, " ".join(_refusals([arguments])))
+        await reply(update, context, " ".join(_refusals([arguments], t)))
         return
-    _, rest = split_target(arguments)
+    rest = split_target(arguments)[1]
     categories = bot.runtime.news.categories
     command = parse_filter(rest, categories)
     if isinstance(command, Problem):
-        await reply(update, context, escape(command.message))
+        await reply(update, context, escape(command.text(t)))
         return
     target = await _target_chat(
         update, context, arguments, changing=not isinstance(command, ListFilters)
     )
     if target is None:
         return
-    chat, _ = target
+    chat = target[0]
     here = update.effective_chat
     remote = here is None or chat.id != here.id
-    name = escape(_chat_name(chat)) if remote else "this chat"
+    name = escape(_chat_name(chat)) if remote else None
     chats = bot.runtime.storage.chats
     if isinstance(command, ListFilters):
         filters = await chats.chat_filters(chat.id)
-        text = _listing(filters, categories, command.category, name)
-        await reply(update, context, text[:1].upper() + text[1:])
+        await reply(update, context, _listing(filters, categories, command.category, name, t))
         return
-    scope = f" for {escape(command.category.title)}" if command.category else ""
+    where = {
+        "chat": name,
+        "category": escape(command.category.title) if command.category else "",
+    }
     if isinstance(command, ClearFilters):
         removed = await chats.clear_filters(
             chat.id, command.category.id if command.category else None
         )
         if removed:
-            noun = "filter" if removed == 1 else "filters"
-            await reply(update, context, f"Removed {removed} {noun} of {name}{scope}.")
+            text = _removed(t, removed, name is None, command.category is not None)
+        elif name is None:
+            text = (
+                _("No filters of this chat for {category} to remove.")
+                if command.category
+                else _("No filters of this chat to remove.")
+            )
         else:
-            await reply(update, context, f"No filters of {name}{scope} to remove.")
+            text = (
+                _("No filters of {chat} for {category} to remove.")
+                if command.category
+                else _("No filters of {chat} to remove.")
+            )
+        await reply(update, context, text.format(count=removed, **where))
         return
     assert isinstance(command, AddFilters)
     lines = []
@@ -122,18 +166,59 @@ async def filter_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
             command.terms,
             bot.runtime.clock.now(),
         )
-        where = scope or " for every category"
         if outcome.added:
-            lines.append(f"Filters of {name}{where}: added {_terms(outcome.added)}.")
+            if name is None:
+                text = (
+                    _("Filters of this chat for {category}: added {terms}.")
+                    if command.category
+                    else _("Filters of this chat for every category: added {terms}.")
+                )
+            else:
+                text = (
+                    _("Filters of {chat} for {category}: added {terms}.")
+                    if command.category
+                    else _("Filters of {chat} for every category: added {terms}.")
+                )
+            lines.append(text.format(terms=_terms(outcome.added), **where))
         if outcome.already:
-            lines.append(f"Already there: {_terms(outcome.already)}.")
+            lines.append(_("Already there: {terms}.").format(terms=_terms(outcome.already)))
         if outcome.over_limit:
-            lines.append(
-                f"Not added, {name} has {MAX_TERMS} terms already (the most a chat "
-                f"may have): {_terms(outcome.over_limit)}. "
-                "<code>/filter clear</code> makes room."
+            text = (
+                _(
+                    "Not added, this chat has {limit} terms already (the most a chat may "
+                    "have): {terms}. <code>/filter clear</code> makes room."
+                )
+                if name is None
+                else _(
+                    "Not added, {chat} has {limit} terms already (the most a chat may "
+                    "have): {terms}. <code>/filter clear</code> makes room."
+                )
             )
-    lines += _refusals(command.refused)
+            lines.append(text.format(limit=MAX_TERMS, terms=_terms(outcome.over_limit), **where))
+    lines += _refusals(command.refused, t)
     if command.refused and not command.terms:
-        lines.append(f"Example: {EXAMPLE}")
+        lines.append(_("Example: {example}").format(example=EXAMPLE))
     await reply(update, context, "\n".join(lines))
+
+
+def _removed(t: Translator, count: int, here: bool, scoped: bool) -> str:
+    """ "Removed 2 filters of this chat for Space." as a template."""
+    if here and scoped:
+        return t.ngettext(
+            "Removed {count} filter of this chat for {category}.",
+            "Removed {count} filters of this chat for {category}.",
+            count,
+        )
+    if here:
+        return t.ngettext(
+            "Removed {count} filter of this chat.", "Removed {count} filters of this chat.", count
+        )
+    if scoped:
+        return t.ngettext(
+            "Removed {count} filter of {chat} for {category}.",
+            "Removed {count} filters of {chat} for {category}.",
+            count,
+        )
+    return t.ngettext(
+        "Removed {count} filter of {chat}.", "Removed {count} filters of {chat}.", count
+    )

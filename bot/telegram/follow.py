@@ -51,6 +51,7 @@ from bot.telegram.links import (
     parse_start_payload,
     start_link,
 )
+from bot.telegram.translation import chat_translator, chat_zone
 
 log = logging.getLogger(__name__)
 
@@ -92,10 +93,11 @@ async def _bad_link(
     update: Update, context: ContextTypes.DEFAULT_TYPE, payload: BadPayload
 ) -> None:
     log.info("telegram: /start with an unknown payload %r", payload.payload[:80])
+    _ = (await chat_translator(update, context)).gettext
     await welcome(
         update,
         context,
-        "<i>That link doesn't lead anywhere I know (it may have been cut short).</i>",
+        _("<i>That link doesn't lead anywhere I know (it may have been cut short).</i>"),
     )
 
 
@@ -107,9 +109,11 @@ async def _follow(
     message = update.effective_message
     if chat is None or message is None:
         return
+    t = await chat_translator(update, context)
+    _ = t.gettext
     found, missing = _known(bot, payload.category_ids)
     if not found:
-        text = (
+        text = _(
             "The categories in this link no longer exist here. Tap the ones you'd like to follow:"
         )
         subscribed = await bot.runtime.storage.chats.subscriptions(chat.id)
@@ -117,17 +121,19 @@ async def _follow(
             update, context, text, categories_keyboard(bot.runtime.news.categories, subscribed)
         )
         return
-    gone = f"\n\n(No longer here: {escape(', '.join(missing))}.)" if missing else ""
+    gone = (
+        "\n\n" + _("(No longer here: {categories}.)").format(categories=escape(", ".join(missing)))
+        if missing
+        else ""
+    )
     if chat.type == ChatType.PRIVATE:
         data = CONFIRM_PREFIX + "-".join(c.id for c in found)
-        markup = InlineKeyboardMarkup([[InlineKeyboardButton("✓ Follow", callback_data=data)]])
-        await reply(
-            update,
-            context,
-            f"<b>Follow {_titles(found)}?</b>\n\nNew stories arrive here as cards. "
-            f"/mysubs shows what you follow, /unsubscribe stops it.{gone}",
-            markup,
-        )
+        markup = InlineKeyboardMarkup([[InlineKeyboardButton(_("✓ Follow"), callback_data=data)]])
+        question = _(
+            "<b>Follow {categories}?</b>\n\nNew stories arrive here as cards. "
+            "/mysubs shows what you follow, /unsubscribe stops it."
+        ).format(categories=_titles(found))
+        await reply(update, context, question + gone, markup)
         return
     # A group the user picked from a ?startgroup= link (or anyone typing the
     # command): only its admins change what it receives.
@@ -135,15 +141,15 @@ async def _follow(
     user_id = update.effective_user.id if update.effective_user else None
     verdict = await bot.permissions.can_manage(chat, user_id, sender_chat_id)
     if not verdict.allowed:
-        await reply(update, context, escape(verdict.reason))
+        await reply(update, context, escape(verdict.explained(t)))
         return
     added = await _subscribe(bot, chat.id, chat.type, chat.title, chat.username, found)
     text = (
-        f"This chat now receives {_titles(found)}."
+        _("This chat now receives {categories}. /mysubs shows it, /unsubscribe stops it.")
         if added
-        else f"This chat already receives {_titles(found)}."
-    )
-    await reply(update, context, f"{text} /mysubs shows it, /unsubscribe stops it.{gone}")
+        else _("This chat already receives {categories}. /mysubs shows it, /unsubscribe stops it.")
+    ).format(categories=_titles(found))
+    await reply(update, context, text + gone)
 
 
 async def _subscribe(
@@ -166,26 +172,30 @@ async def confirm_follow(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
     if query is None:
         return
     bot = services(context)
+    t = await chat_translator(update, context)
+    _ = t.gettext
     message = query.message
     chat = message.chat if isinstance(message, Message) else None
     ids = (query.data or "").removeprefix(CONFIRM_PREFIX).split("-")
-    found, _ = _known(bot, ids)
+    found = _known(bot, ids)[0]
     if chat is None or not found:
-        await query.answer("This button has expired. Open the link again.")
+        await query.answer(_("This button has expired. Open the link again."))
         return
     verdict = await bot.permissions.can_manage(chat, query.from_user.id)
     if not verdict.allowed:
-        await query.answer(verdict.reason[:200], show_alert=True)
+        await query.answer(verdict.explained(t)[:200], show_alert=True)
         return
     added = await _subscribe(
         bot, chat.id, chat.type, chat.title or chat.full_name, chat.username, found
     )
-    await query.answer("Subscribed" if added else "Already subscribed")
+    await query.answer(_("Subscribed") if added else _("Already subscribed"))
     assert isinstance(message, Message)
     try:
         await message.edit_text(
-            f"✓ You now follow {_titles(found)}. /mysubs shows what you follow, "
-            "/unsubscribe stops it."
+            _(
+                "✓ You now follow {categories}. /mysubs shows what you follow, "
+                "/unsubscribe stops it."
+            ).format(categories=_titles(found))
         )
     except BadRequest as error:
         # A double tap: the message already says so.
@@ -200,13 +210,17 @@ async def _show_article(
     chat = update.effective_chat
     if chat is None:
         return
+    t = await chat_translator(update, context)
+    _ = t.gettext
     article = await bot.runtime.news.article(article_id)
     if article is None:
         await reply(
             update,
             context,
-            "That story is no longer in my archive. /latest shows the newest ones, "
-            "/search finds older ones.",
+            _(
+                "That story is no longer in my archive. /latest shows the newest ones, "
+                "/search finds older ones."
+            ),
         )
         return
     username = context.bot.username
@@ -215,16 +229,17 @@ async def _show_article(
         article,
         titles,
         article_link=article_link(username, article.id),
-        zone=await bot.runtime.news.chat_zone(chat.id),
+        t=t,
+        zone=await chat_zone(update, context),
     )
     await send_card(context.bot.send_message, chat.id, card)
-    found, _ = _known(bot, article.categories)
+    found = _known(bot, article.categories)[0]
     if chat.type == ChatType.PRIVATE and found:
         subscribed = await bot.runtime.storage.chats.subscriptions(chat.id)
         await reply(
             update,
             context,
-            "More like this: tap to follow.",
+            _("More like this: tap to follow."),
             categories_keyboard(found, subscribed),
         )
 
@@ -236,15 +251,17 @@ async def link_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
     if message is None:
         return
     args = list(context.args or [])
+    t = await chat_translator(update, context)
+    _ = t.gettext
     if len(args) > MAX_ARGUMENTS:
-        await reply(update, context, "Too many arguments. Try <code>/link space science</code>.")
+        await reply(update, context, _("Too many arguments. Try <code>/link space science</code>."))
         return
     username = context.bot.username
     found: list[CategoryConfig] = []
     if args:
         lookup = resolve_categories(args, bot.runtime.news.categories)
         if lookup.unknown or not lookup.found:
-            await reply(update, context, escape(unknown_categories_message(lookup.unknown)))
+            await reply(update, context, escape(unknown_categories_message(lookup.unknown, t)))
             return
         found = lookup.found
     payload = follow_payload([c.id for c in found]) if found else None
@@ -252,31 +269,41 @@ async def link_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
         await reply(
             update,
             context,
-            "That's too many categories for one link (Telegram allows 64 characters). "
-            "Name fewer, or make one link per category.",
+            _(
+                "That's too many categories for one link (Telegram allows 64 characters). "
+                "Name fewer, or make one link per category."
+            ),
         )
         return
     follow = start_link(username, payload) if payload else bot_link(username)
-    what = _titles(found) if found else "the categories they pick"
+    what = _titles(found) if found else _("the categories they pick")
     lines = [
-        f"<b>Links to follow {what} on Telegram</b>",
+        _("<b>Links to follow {categories} on Telegram</b>").format(categories=what),
         "",
-        f"Private chat (one tap to confirm): {escape(follow)}",
+        _("Private chat (one tap to confirm): {link}").format(link=escape(follow)),
     ]
     if payload:
-        lines.append(f"A group (its admin picks it): {escape(group_link(username, payload))}")
+        lines.append(
+            _("A group (its admin picks it): {link}").format(
+                link=escape(group_link(username, payload))
+            )
+        )
     lines += [
-        f"A channel: {escape(channel_link(username))}, then "
-        f"<code>/subscribe @yourchannel {escape(' '.join(c.id for c in found) or 'space')}</code> "
-        "here",
+        _("A channel: {link}, then {command} here").format(
+            link=escape(channel_link(username)),
+            command="<code>/subscribe @yourchannel "
+            f"{escape(' '.join(c.id for c in found) or 'space')}</code>",
+        ),
         "",
-        "A button for your web page:",
-        f'<pre><code class="language-html">{escape(follow_button_html(follow))}</code></pre>',
+        _("A button for your web page:"),
+        f'<pre><code class="language-html">{escape(follow_button_html(follow, t))}</code></pre>',
     ]
     try:
         await message.reply_photo(
             follow_qr_png(follow),
-            caption=f"Scan to follow {what} on Telegram: {escape(follow)}",
+            caption=_("Scan to follow {categories} on Telegram: {link}").format(
+                categories=what, link=escape(follow)
+            ),
             filename="follow-on-telegram.png",
             do_quote=False,
         )

@@ -28,6 +28,7 @@ from telegram.ext import ContextTypes
 
 from bot.config import CategoryConfig
 from bot.deliver import Sender
+from bot.i18n import N_, Translator
 from bot.render import escape, render_list
 from bot.runtime import Runtime
 from bot.services import resolve_categories
@@ -46,6 +47,7 @@ from bot.telegram.args import (
 )
 from bot.telegram.permissions import PermissionChecker, Verdict, bot_may_post
 from bot.telegram.topics import subscriptions_by_topic, topic_label, topic_of
+from bot.telegram.translation import chat_translator, chat_zone
 from bot.text import cut_at_word
 
 log = logging.getLogger(__name__)
@@ -58,26 +60,29 @@ MAX_MESSAGE_LENGTH = 4096  # Telegram's limit, in UTF-16 code units
 ALERT_LIMIT = 200
 NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
 
+# Descriptions in English, translated where shown (/help, the command menu
+# of each language).
 COMMANDS: list[tuple[str, str]] = [
-    ("start", "What this bot does, and pick categories"),
-    ("categories", "All categories and this week's article counts"),
-    ("subscribe", "Subscribe: /subscribe space science"),
-    ("unsubscribe", "Unsubscribe: /unsubscribe space, or all"),
-    ("mysubs", "What this chat receives"),
-    ("filter", "Keyword filters: /filter +mars -rumor, or clear"),
-    ("digest", "One digest message at set times: /digest 08:00 18:00, or off"),
-    ("quiet", "Hold cards at night: /quiet 23:00-07:00, or off"),
-    ("latest", "Newest headlines: /latest [category] [N]"),
-    ("search", "Search headlines: /search words"),
-    ("link", "Follow links, a QR code and a web button: /link space"),
-    ("settings", "Card options, time zone, pause: buttons for each"),
-    ("pause", "No new cards until /resume"),
-    ("resume", "New cards again after /pause"),
-    ("timezone", "Times in your zone: /timezone Europe/Berlin"),
-    ("whoami", "Your user id and this chat's id"),
-    ("health", "Feed status, for the bot's operators"),
-    ("reload", "Read the config file again, for the bot's operators"),
-    ("help", "How to use the bot, in chats, groups and channels"),
+    ("start", N_("What this bot does, and pick categories")),
+    ("categories", N_("All categories and this week's article counts")),
+    ("subscribe", N_("Subscribe: /subscribe space science")),
+    ("unsubscribe", N_("Unsubscribe: /unsubscribe space, or all")),
+    ("mysubs", N_("What this chat receives")),
+    ("filter", N_("Keyword filters: /filter +mars -rumor, or clear")),
+    ("digest", N_("One digest message at set times: /digest 08:00 18:00, or off")),
+    ("quiet", N_("Hold cards at night: /quiet 23:00-07:00, or off")),
+    ("latest", N_("Newest headlines: /latest [category] [N]")),
+    ("search", N_("Search headlines: /search words")),
+    ("link", N_("Follow links, a QR code and a web button: /link space")),
+    ("settings", N_("Card options, time zone, pause: buttons for each")),
+    ("pause", N_("No new cards until /resume")),
+    ("resume", N_("New cards again after /pause")),
+    ("timezone", N_("Times in your zone: /timezone Europe/Berlin")),
+    ("language", N_("The bot's language here: /language de")),
+    ("whoami", N_("Your user id and this chat's id")),
+    ("health", N_("Feed status, for the bot's operators")),
+    ("reload", N_("Read the config file again, for the bot's operators")),
+    ("help", N_("How to use the bot, in chats, groups and channels")),
 ]
 
 
@@ -119,7 +124,7 @@ async def reply(
         tidy = context.job_queue is not None and await services(context).permissions.bot_can_delete(
             chat_id
         )
-        text = _with_channel_note(text, chat_id, tidy)
+        text = _with_channel_note(text, chat_id, tidy, await chat_translator(update, context))
     try:
         sent = await message.reply_text(
             text, reply_markup=markup, link_preview_options=NO_PREVIEW, do_quote=False
@@ -141,18 +146,19 @@ async def reply(
         )
 
 
-def _with_channel_note(text: str, chat_id: int, tidy: bool) -> str:
+def _with_channel_note(text: str, chat_id: int, tidy: bool, t: Translator) -> str:
+    _ = t.gettext
     seconds = f"{CHANNEL_CLEANUP_SECONDS:g}"
     if tidy:
-        note = (
-            f"<i>I'll delete this and your command in {seconds} s. Next time, configure "
-            f"from a private chat with me: <code>/subscribe {chat_id} …</code></i>"
-        )
+        note = _(
+            "<i>I'll delete this and your command in {seconds} s. Next time, configure "
+            "from a private chat with me: <code>/subscribe {chat_id} …</code></i>"
+        ).format(seconds=seconds, chat_id=chat_id)
     else:
-        note = (
+        note = _(
             "<i>Every subscriber sees this: configure from a private chat with me "
-            f"(<code>/subscribe {chat_id} …</code>), or let me delete messages here.</i>"
-        )
+            "(<code>/subscribe {chat_id} …</code>), or let me delete messages here.</i>"
+        ).format(chat_id=chat_id)
     combined = f"{text}\n\n{note}"
     # The answer itself matters more than the note: never push it past the limit.
     return combined if len(combined.encode("utf-16-le")) // 2 <= MAX_MESSAGE_LENGTH else text
@@ -229,7 +235,8 @@ async def welcome(update: Update, context: ContextTypes.DEFAULT_TYPE, note: str 
     await _remember_chat(bot, chat)
     subscribed = await bot.runtime.storage.chats.subscriptions(chat.id)
     categories = bot.runtime.news.categories
-    text = (
+    _ = (await chat_translator(update, context)).gettext
+    text = _(
         "<b>Hi! I post news headlines by category.</b>\n\n"
         "Tap categories below to subscribe this chat; new stories arrive as cards "
         "with Read and Share buttons.\n\n"
@@ -245,20 +252,27 @@ async def welcome(update: Update, context: ContextTypes.DEFAULT_TYPE, note: str 
 
 async def help_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/help: how to use the bot everywhere."""
+    _ = (await chat_translator(update, context)).gettext
     lines = [
-        "<b>Commands</b>",
-        *(f"/{name} — {escape(description)}" for name, description in COMMANDS),
+        _("<b>Commands</b>"),
+        *(f"/{name} — {escape(_(description))}" for name, description in COMMANDS),
         "",
-        "<b>Groups</b>: anyone can use /latest and /search; only admins change subscriptions. "
-        "In a group with topics, /subscribe inside a topic sends that category's cards there.",
-        "<b>Channels</b>: add me as an administrator who can post, then in a private chat "
-        "with me send <code>/subscribe @yourchannel space science</code>. "
-        "<code>/mysubs @yourchannel</code>, <code>/unsubscribe @yourchannel all</code>, "
-        "<code>/filter @yourchannel +mars</code>, <code>/settings @yourchannel</code>, "
-        "<code>/pause @yourchannel</code>, <code>/timezone @yourchannel Europe/Berlin</code>, "
-        "<code>/digest @yourchannel 08:00</code> and <code>/quiet @yourchannel 23:00-07:00</code> "
-        "work the same way. A private channel "
-        "has no @name: forward me any of its posts and I'll show its buttons and its id.",
+        _(
+            "<b>Groups</b>: anyone can use /latest and /search; only admins change "
+            "subscriptions. In a group with topics, /subscribe inside a topic sends that "
+            "category's cards there."
+        ),
+        _(
+            "<b>Channels</b>: add me as an administrator who can post, then in a private "
+            "chat with me send <code>/subscribe @yourchannel space science</code>. "
+            "<code>/mysubs @yourchannel</code>, <code>/unsubscribe @yourchannel all</code>, "
+            "<code>/filter @yourchannel +mars</code>, <code>/settings @yourchannel</code>, "
+            "<code>/pause @yourchannel</code>, <code>/timezone @yourchannel Europe/Berlin</code>, "
+            "<code>/digest @yourchannel 08:00</code>, <code>/quiet @yourchannel 23:00-07:00</code> "
+            "and <code>/language @yourchannel de</code> work the same way. A private "
+            "channel has no @name: forward me any of its posts and I'll show its buttons "
+            "and its id."
+        ),
     ]
     from bot.telegram.feed_handlers import operator_help  # it imports this module
 
@@ -273,12 +287,14 @@ async def categories_command(update: Update, context: ContextTypes.DEFAULT_TYPE)
     if chat is None:
         return
     stats = await bot.runtime.news.categories_this_week()
+    t = await chat_translator(update, context)
+    _ = t.gettext
     if not stats:
-        await reply(update, context, "No categories are configured yet.")
+        await reply(update, context, _("No categories are configured yet."))
         return
-    lines = ["<b>Categories</b> (articles this week)"]
+    lines = [_("<b>Categories</b> (articles this week)")]
     for category, count in stats:
-        lines.append(f"• {escape(category.title)} — {count}  <code>{category.id}</code>")
+        lines.append(f"• {escape(category.title)} — {t.number(count)}  <code>{category.id}</code>")
     subscribed = await bot.runtime.storage.chats.subscriptions(chat.id)
     await reply(
         update, context, "\n".join(lines), categories_keyboard([c for c, _ in stats], subscribed)
@@ -300,9 +316,11 @@ async def _change_subscriptions(
 ) -> None:
     bot = services(context)
     args = _args(context)
+    t = await chat_translator(update, context)
+    _ = t.gettext
     if len(args) > MAX_ARGUMENTS:
         await reply(
-            update, context, "Too many arguments. Try <code>/subscribe space science</code>."
+            update, context, _("Too many arguments. Try <code>/subscribe space science</code>.")
         )
         return
     target = await _target_chat(update, context, args)
@@ -312,27 +330,40 @@ async def _change_subscriptions(
     storage = bot.runtime.storage
     categories = bot.runtime.news.categories
     remote = chat.id != (update.effective_chat.id if update.effective_chat else None)
-    where = f" for {escape(_chat_name(chat))}" if remote else ""
+    name = escape(_chat_name(chat))
     if not words:
         subscribed = await storage.chats.subscriptions(chat.id)
-        verb = "Tap to subscribe or unsubscribe" if subscribe else "Tap to unsubscribe"
+        if remote:
+            prompt = (
+                _("Tap to subscribe or unsubscribe for {chat}:")
+                if subscribe
+                else _("Tap to unsubscribe for {chat}:")
+            ).format(chat=name)
+        else:
+            prompt = (
+                _("Tap to subscribe or unsubscribe:") if subscribe else _("Tap to unsubscribe:")
+            )
         await reply(
             update,
             context,
-            f"{verb}{where}:",
+            prompt,
             categories_keyboard(categories, subscribed, chat.id if remote else None),
         )
         return
     now = bot.runtime.clock.now()
     if not subscribe and len(words) == 1 and words[0].lower() == "all":
         removed = await storage.chats.unsubscribe(chat.id, None)
-        await reply(
-            update,
-            context,
-            f"Unsubscribed{where} from everything."
-            if removed
-            else f"No subscriptions{where} to remove.",
-        )
+        if remote:
+            answer = (
+                _("Unsubscribed for {chat} from everything.")
+                if removed
+                else _("No subscriptions for {chat} to remove.")
+            ).format(chat=name)
+        else:
+            answer = (
+                _("Unsubscribed from everything.") if removed else _("No subscriptions to remove.")
+            )
+        await reply(update, context, answer)
         return
     lookup = resolve_categories(words, categories)
     parts = []
@@ -351,27 +382,44 @@ async def _change_subscriptions(
             added = await storage.chats.subscribe(chat.id, ids, now, topic=topic)
             already = [c for c in lookup.found if c.id not in added]
             if added:
-                place = f" in {topic_label(topic)}" if topic else ""
+                titles = _titles([c for c in lookup.found if c.id in added])
+                if remote:
+                    text = _("Subscribed for {chat} to {categories}.")
+                elif topic:
+                    text = _("Subscribed to {categories} in {topic}.")
+                else:
+                    text = _("Subscribed to {categories}.")
                 parts.append(
-                    f"Subscribed{where} to "
-                    f"{_titles([c for c in lookup.found if c.id in added])}{place}."
+                    text.format(
+                        chat=name, categories=titles, topic=topic_label(topic) if topic else ""
+                    )
                 )
             if already:
-                parts.append(f"Already subscribed to {_titles(already)}.")
+                parts.append(
+                    _("Already subscribed to {categories}.").format(categories=_titles(already))
+                )
         else:
             removed = await storage.chats.unsubscribe(chat.id, ids)
             if removed:
-                parts.append(
-                    f"Unsubscribed{where} from {_titles([c for c in lookup.found if c.id in removed])}."
+                titles = _titles([c for c in lookup.found if c.id in removed])
+                text = (
+                    _("Unsubscribed for {chat} from {categories}.")
+                    if remote
+                    else _("Unsubscribed from {categories}.")
                 )
+                parts.append(text.format(chat=name, categories=titles))
             not_subscribed = [c for c in lookup.found if c.id not in removed]
             if not_subscribed:
-                parts.append(f"Wasn't subscribed to {_titles(not_subscribed)}.")
+                parts.append(
+                    _("Wasn't subscribed to {categories}.").format(
+                        categories=_titles(not_subscribed)
+                    )
+                )
     if lookup.unknown or not parts:
         # Words of separators alone ("/subscribe ,") name nothing at all. Never
         # reply with an empty text: PTB's Defaults turn "" into "[]" (it takes
         # an empty string for an empty list of poll options) and Telegram shows that.
-        parts.append(escape(unknown_categories_message(lookup.unknown)))
+        parts.append(escape(unknown_categories_message(lookup.unknown, t)))
     await reply(update, context, " ".join(parts))
 
 
@@ -379,58 +427,86 @@ async def mysubs(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/mysubs [@channel]: what this chat (or channel) receives."""
     bot = services(context)
     args = _args(context)
+    _ = (await chat_translator(update, context)).gettext
     if len(args) > 1:
-        await reply(update, context, "Use /mysubs, or /mysubs @channel for a channel you manage.")
+        await reply(
+            update, context, _("Use /mysubs, or /mysubs @channel for a channel you manage.")
+        )
         return
     target = await _target_chat(update, context, args, changing=False)
     if target is None:
         return
-    chat, _ = target
+    chat = target[0]
     ids = await bot.runtime.storage.chats.subscriptions(chat.id)
     found = [c for c in bot.runtime.news.categories if c.id in ids]
     here = update.effective_chat
-    name = "This chat" if here and chat.id == here.id else escape(_chat_name(chat))
+    this = here is not None and chat.id == here.id
+    name = escape(_chat_name(chat))
     if not found:
-        await reply(update, context, f"{name} has no subscriptions. Try /subscribe.")
-    elif chat.is_forum:
+        text = (
+            _("This chat has no subscriptions. Try /subscribe.")
+            if this
+            else _("{chat} has no subscriptions. Try /subscribe.")
+        )
+        await reply(update, context, text.format(chat=name))
+        return
+    if chat.is_forum:
         topics = await bot.runtime.storage.chats.subscription_topics(chat.id)
-        await reply(update, context, f"{name} receives: {subscriptions_by_topic(found, topics)}.")
+        listed = subscriptions_by_topic(found, topics)
     else:
-        await reply(update, context, f"{name} receives: {_titles(found)}.")
+        listed = _titles(found)
+    text = _("This chat receives: {categories}.") if this else _("{chat} receives: {categories}.")
+    await reply(update, context, text.format(chat=name, categories=listed))
 
 
 async def latest(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/latest [category] [N]: the newest headlines."""
     bot = services(context)
     parsed = parse_latest(_args(context), bot.runtime.news.categories)
+    t = await chat_translator(update, context)
+    _ = t.gettext
     if not isinstance(parsed, LatestArgs):
-        await reply(update, context, escape(parsed.message))
+        await reply(update, context, escape(parsed.text(t)))
         return
     category = parsed.category
     chat = update.effective_chat
     articles, filtered = await bot.runtime.news.latest_for_chat(
         chat.id if chat else 0, category.id if category else None, parsed.limit
     )
-    mark = " (filtered)" if filtered else ""
     if not articles:
-        where = f" in {category.title}" if category else ""
-        empty = (
-            f"No recent headlines{where} pass this chat's filters (see /filter)."
-            if filtered
-            else f"No headlines{where} yet."
+        if category and filtered:
+            empty = _("No recent headlines in {category} pass this chat's filters (see /filter).")
+        elif filtered:
+            empty = _("No recent headlines pass this chat's filters (see /filter).")
+        elif category:
+            empty = _("No headlines in {category} yet.")
+        else:
+            empty = _("No headlines yet.")
+        await reply(
+            update, context, escape(empty.format(category=category.title if category else ""))
         )
-        await reply(update, context, escape(empty))
         return
-    heading = (f"Latest in {category.title}" if category else "Latest headlines") + mark
-    shown_in = await bot.runtime.news.chat_zone(chat.id if chat else 0)
-    await reply(update, context, render_list(heading, articles, zone=shown_in), news=True)
+    if category:
+        heading = _("Latest in {category} (filtered)") if filtered else _("Latest in {category}")
+    else:
+        heading = _("Latest headlines (filtered)") if filtered else _("Latest headlines")
+    heading = heading.format(category=category.title if category else "")
+    await reply(
+        update,
+        context,
+        render_list(heading, articles, t=t, zone=await chat_zone(update, context)),
+        news=True,
+    )
 
 
 async def search(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/search words: best matches, with a button for more."""
     query = " ".join(_args(context)).strip()
     if not query:
-        await reply(update, context, "What should I look for? Try <code>/search mars rover</code>.")
+        _ = (await chat_translator(update, context)).gettext
+        await reply(
+            update, context, _("What should I look for? Try <code>/search mars rover</code>.")
+        )
         return
     await _send_search_page(update, context, query, 0, edit=False)
 
@@ -439,22 +515,29 @@ async def _send_search_page(
     update: Update, context: ContextTypes.DEFAULT_TYPE, query: str, offset: int, *, edit: bool
 ) -> None:
     bot = services(context)
+    t = await chat_translator(update, context)
+    _ = t.gettext
     # One extra row tells whether a "More" button is worth showing.
     found = await bot.runtime.news.search(query, SEARCH_PAGE + 1, offset)
     shown = found[:SEARCH_PAGE]
     short = query if len(query) <= 60 else query[:60] + "…"
     if not shown:
-        text = escape(f'Nothing found for "{short}".' if offset == 0 else "No more results.")
+        text = escape(
+            _('Nothing found for "{query}".').format(query=short)
+            if offset == 0
+            else _("No more results.")
+        )
         markup = None
     else:
-        chat = update.effective_chat
-        shown_in = await bot.runtime.news.chat_zone(chat.id if chat else 0)
-        text = render_list(f'Results for "{short}"', shown, offset + 1, shown_in)
+        heading = _('Results for "{query}"').format(query=short)
+        text = render_list(
+            heading, shown, first_number=offset + 1, t=t, zone=await chat_zone(update, context)
+        )
         markup = None
         if len(found) > SEARCH_PAGE:
             key = await bot.runtime.storage.state.remember_search(query, bot.runtime.clock.now())
             data = search_data(key, offset + SEARCH_PAGE)
-            markup = InlineKeyboardMarkup([[InlineKeyboardButton("More ›", callback_data=data)]])
+            markup = InlineKeyboardMarkup([[InlineKeyboardButton(_("More ›"), callback_data=data)]])
     message = update.effective_message
     if edit and message is not None:
         try:
@@ -475,17 +558,20 @@ async def whoami(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if chat is None or message is None:
         return
     user = update.effective_user
+    _ = (await chat_translator(update, context)).gettext
     lines = []
     if user is not None and not _is_stand_in(message):
-        lines.append(f"Your user id: <code>{user.id}</code>")
+        lines.append(_("Your user id: <code>{id}</code>").format(id=user.id))
     else:
         # Channel posts and anonymous group admins carry no user at all.
         lines.append(
-            "This was posted on behalf of a chat, so I can't see who you are; "
-            "send /whoami in a private chat with me for your user id."
+            _(
+                "This was posted on behalf of a chat, so I can't see who you are; "
+                "send /whoami in a private chat with me for your user id."
+            )
         )
     if chat.type != ChatType.PRIVATE:
-        lines.append(f"This chat's id: <code>{chat.id}</code>")
+        lines.append(_("This chat's id: <code>{id}</code>").format(id=chat.id))
     await reply(update, context, "\n".join(lines))
 
 
@@ -495,38 +581,62 @@ async def health(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     user = update.effective_user
     message = update.effective_message
     anonymous = user is None or (message is not None and _is_stand_in(message))
+    t = await chat_translator(update, context)
+    _ = t.gettext
     if anonymous or user is None or user.id not in bot.runtime.config.telegram.admins:
-        who = (
-            "your user id (send /whoami in a private chat with me)"
-            if anonymous or user is None
-            else f"your user id <code>{user.id}</code>"
-        )
-        await reply(
-            update,
-            context,
-            "/health is for the bot's operators. To become one, add "
-            f"{who} to <code>admins</code> under <code>[telegram]</code> in the "
-            "bot's config.toml and reload it (SIGHUP) or restart it.",
-        )
+        if anonymous or user is None:
+            text = _(
+                "/health is for the bot's operators. To become one, add your user id "
+                "(send /whoami in a private chat with me) to <code>admins</code> under "
+                "<code>[telegram]</code> in the bot's config.toml and reload it (SIGHUP) or restart it."
+            )
+        else:
+            text = _(
+                "/health is for the bot's operators. To become one, add your user id "
+                "<code>{id}</code> to <code>admins</code> under <code>[telegram]</code> "
+                "in the bot's config.toml and reload it (SIGHUP) or restart it."
+            )
+        await reply(update, context, text.format(id=user.id if user else ""))
         return
     feeds = await bot.runtime.storage.feeds.feed_health()
     counts = await bot.runtime.storage.outbox.delivery_counts()
     suspended = await bot.runtime.storage.chats.suspended_chats()
     failing = [f for f in feeds if f.error_count or f.disabled]
     lines = [
-        f"<b>{len(feeds)} feeds</b>, {len(failing)} failing; cards: "
-        + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())),
+        t.ngettext(
+            "<b>{count} feed</b>, {failing} failing; cards: {cards}",
+            "<b>{count} feeds</b>, {failing} failing; cards: {cards}",
+            len(feeds),
+        ).format(
+            count=len(feeds),
+            failing=len(failing),
+            cards=", ".join(f"{k} {v}" for k, v in sorted(counts.items())),
+        )
     ]
     items = []
     for feed in failing[:30]:
-        state = "disabled" if feed.disabled else f"{feed.error_count} errors"
+        state = (
+            _("disabled")
+            if feed.disabled
+            else t.ngettext("{count} error", "{count} errors", feed.error_count).format(
+                count=feed.error_count
+            )
+        )
         name = escape(cut_at_word(feed.title or feed.url, 150))
         items.append(f"• {name} — {state}: {escape(cut_at_word(feed.last_error or '', 200))}")
     for chat in suspended[:30]:
         name = escape(cut_at_word(f"@{chat.username}" if chat.username else chat.title or "", 100))
         items.append(
-            f"• chat <code>{chat.id}</code> {name} — suspended, {chat.pending} cards wait: "
-            f"{escape(cut_at_word(chat.reason, 200))}"
+            t.ngettext(
+                "• chat <code>{id}</code> {name} — suspended, {count} card waits: {reason}",
+                "• chat <code>{id}</code> {name} — suspended, {count} cards wait: {reason}",
+                chat.pending,
+            ).format(
+                id=chat.id,
+                name=name,
+                count=chat.pending,
+                reason=escape(cut_at_word(chat.reason, 200)),
+            )
         )
     # Whole lines only, each piece cut as plain text before it is escaped:
     # cutting the finished HTML ended inside an entity ("&am") or mid-line.
@@ -541,7 +651,7 @@ async def health(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         shown += 1
     hidden = len(failing) + len(suspended) - shown
     if hidden > 0:
-        lines.append(f"… and {hidden} more")
+        lines.append(_("… and {count} more").format(count=hidden))
     await reply(update, context, "\n".join(lines))
 
 
@@ -555,6 +665,7 @@ async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         return
     data = query.data or ""
     bot = services(context)
+    _ = (await chat_translator(update, context)).gettext
     toggle = parse_toggle(data)
     if toggle is not None:
         await _toggle(update, context, bot, toggle)
@@ -565,12 +676,12 @@ async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         if page.key is not None:
             text = await bot.runtime.storage.state.recall_search(page.key)
         if text is None:
-            await query.answer("This search has expired. Send /search again.")
+            await query.answer(_("This search has expired. Send /search again."))
             return
         await query.answer()
         await _send_search_page(update, context, text, page.offset, edit=True)
         return
-    await query.answer("This button has expired.")
+    await query.answer(_("This button has expired."))
 
 
 async def _toggle(
@@ -578,9 +689,11 @@ async def _toggle(
 ) -> None:
     query = update.callback_query
     assert query is not None
+    t = await chat_translator(update, context)
+    _ = t.gettext
     category = bot.runtime.news.category(toggle.category_id)
     if category is None:
-        await query.answer("That category no longer exists. Send /categories again.")
+        await query.answer(_("That category no longer exists. Send /categories again."))
         return
     chat: Chat | ChatFullInfo | None
     if toggle.chat_id is None:
@@ -589,34 +702,35 @@ async def _toggle(
         try:
             chat = await context.bot.get_chat(toggle.chat_id)
         except TelegramError:
-            await query.answer("I can't reach that chat any more.")
+            await query.answer(_("I can't reach that chat any more."))
             return
     if chat is None:
         await query.answer()
         return
     verdict = await bot.permissions.can_manage(chat, query.from_user.id)
     if not verdict.allowed:
-        await query.answer(_alert(verdict.reason), show_alert=True)
+        await query.answer(_alert(verdict.explained(t)), show_alert=True)
         return
     storage = bot.runtime.storage
     now = bot.runtime.clock.now()
     if toggle.subscribe is None:
-        note = "These buttons were out of date; they now show what this chat receives. Tap again."
+        note = _(
+            "These buttons were out of date; they now show what this chat receives. Tap again."
+        )
     elif toggle.subscribe:
         await storage.chats.upsert_chat(
             chat.id, chat.type, chat.title or chat.full_name, chat.username, now, reactivate=True
         )
         topic = topic_of(query.message if isinstance(query.message, Message) else None, chat)
         added = await storage.chats.subscribe(chat.id, [category.id], now, topic=topic)
-        verb = "Subscribed" if added else "Already subscribed"
-        note = f"{verb} to {category.title}"
+        note = (
+            _("Subscribed to {category}") if added else _("Already subscribed to {category}")
+        ).format(category=category.title)
     else:
         removed = await storage.chats.unsubscribe(chat.id, [category.id])
         note = (
-            f"Unsubscribed from {category.title}"
-            if removed
-            else f"Wasn't subscribed to {category.title}"
-        )
+            _("Unsubscribed from {category}") if removed else _("Wasn't subscribed to {category}")
+        ).format(category=category.title)
     await query.answer(_alert(note))
     subscribed = await storage.chats.subscriptions(chat.id)
     message = query.message
@@ -673,19 +787,23 @@ async def my_chat_member(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
         # Not in channels either: every subscriber would read it, and whoever
         # added the bot there already knows (see /help).
         if was_outside and chat.type in (ChatType.GROUP, ChatType.SUPERGROUP):
-            await _welcome_group(context, chat.id, bot.runtime.news.categories)
+            t = await chat_translator(update, context)
+            await _welcome_group(context, chat.id, bot.runtime.news.categories, t)
 
 
 async def _welcome_group(
-    context: ContextTypes.DEFAULT_TYPE, chat_id: int, categories: Sequence[CategoryConfig]
+    context: ContextTypes.DEFAULT_TYPE,
+    chat_id: int,
+    categories: Sequence[CategoryConfig],
+    t: Translator,
 ) -> None:
     example = " ".join(c.id for c in categories[:2]) or "space science"
-    text = (
+    text = t.gettext(
         "<b>Hi! I post news headlines by category.</b>\n"
         "Admins: send /subscribe to pick categories with buttons, or name them: "
-        f"<code>/subscribe {escape(example)}</code>. "
+        "<code>/subscribe {example}</code>. "
         "Everyone can use /latest and /search; /help tells more."
-    )
+    ).format(example=escape(example))
     try:
         await context.bot.send_message(chat_id, text, link_preview_options=NO_PREVIEW)
     except (BadRequest, Forbidden) as error:
@@ -712,38 +830,47 @@ async def forwarded(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if message is None:
         return
     origin = message.forward_origin
+    _ = (await chat_translator(update, context)).gettext
     if isinstance(origin, MessageOriginChat):
         await reply(
             update,
             context,
-            "That was posted in a group. To set up a group, add me to it and send "
-            "/subscribe there. To set up a channel, forward me any post from the channel.",
+            _(
+                "That was posted in a group. To set up a group, add me to it and send "
+                "/subscribe there. To set up a channel, forward me any post from the channel."
+            ),
         )
         return
     if not isinstance(origin, MessageOriginChannel):
         await reply(
             update,
             context,
-            "That message comes from a person, not a channel. To set up a channel, "
-            "forward me any post from the channel.",
+            _(
+                "That message comes from a person, not a channel. To set up a channel, "
+                "forward me any post from the channel."
+            ),
         )
         return
     source = origin.chat
     user_id = update.effective_user.id if update.effective_user else None
     channel = await _remote_chat(
-        update, context, source.id, user_id, source.title or f"channel {source.id}"
+        update,
+        context,
+        source.id,
+        user_id,
+        source.title or _("channel {id}").format(id=source.id),
     )
     if channel is None:
         return
     bot = services(context)
     subscribed = await bot.runtime.storage.chats.subscriptions(channel.id)
-    text = (
-        f"<b>{escape(_chat_name(channel))}</b> (id <code>{channel.id}</code>). "
+    text = _(
+        "<b>{name}</b> (id <code>{id}</code>). "
         "Tap to subscribe or unsubscribe:\n\n"
-        f"<code>/mysubs {channel.id}</code> shows what it receives, and "
-        f"<code>/subscribe {channel.id} …</code> or <code>/unsubscribe {channel.id} all</code> "
+        "<code>/mysubs {id}</code> shows what it receives, and "
+        "<code>/subscribe {id} …</code> or <code>/unsubscribe {id} all</code> "
         "work with this id too."
-    )
+    ).format(name=escape(_chat_name(channel)), id=channel.id)
     await reply(
         update,
         context,
@@ -794,6 +921,7 @@ async def _target_chat(
     if here is None or message is None:
         return None
     reference, rest = split_target(args)
+    t = await chat_translator(update, context)
     sender_chat_id = message.sender_chat.id if message.sender_chat else None
     user_id = update.effective_user.id if update.effective_user else None
     if reference is None or _names_this_chat(reference, here):
@@ -805,12 +933,12 @@ async def _target_chat(
             else Verdict(True)
         )
         if not verdict.allowed:
-            await reply(update, context, escape(verdict.reason))
+            await reply(update, context, escape(verdict.explained(t)))
             return None
         await _remember_chat(bot, here)
         return here, rest
     if here.type != ChatType.PRIVATE:
-        await reply(update, context, "Configure channels from a private chat with me.")
+        await reply(update, context, t.gettext("Configure channels from a private chat with me."))
         return None
     target = await _remote_chat(update, context, reference, user_id, str(reference))
     return None if target is None else (target, rest)
@@ -827,6 +955,8 @@ async def _remote_chat(
     post), after checking that the user manages it and the bot may post
     there; replies and returns None otherwise. ``shown`` names it to the user."""
     bot = services(context)
+    t = await chat_translator(update, context)
+    _ = t.gettext
     try:
         target = await context.bot.get_chat(reference)
     except (BadRequest, Forbidden):
@@ -834,13 +964,15 @@ async def _remote_chat(
             update,
             context,
             escape(
-                f"I can't find {shown}. Add me to the channel as an administrator "
-                "who can post messages, then try again."
+                _(
+                    "I can't find {chat}. Add me to the channel as an administrator "
+                    "who can post messages, then try again."
+                ).format(chat=shown)
             ),
         )
         return None
     if target.type not in (ChatType.CHANNEL, ChatType.GROUP, ChatType.SUPERGROUP):
-        await reply(update, context, "You can configure only channels and groups you manage.")
+        await reply(update, context, _("You can configure only channels and groups you manage."))
         return None
     verdict = (
         await bot.permissions.can_manage_channel(target, user_id)
@@ -848,7 +980,7 @@ async def _remote_chat(
         else await bot.permissions.can_manage(target, user_id)
     )
     if not verdict.allowed:
-        await reply(update, context, escape(verdict.reason))
+        await reply(update, context, escape(verdict.explained(t)))
         return None
     await _remember_chat(bot, target)
     return target

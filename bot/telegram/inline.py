@@ -34,11 +34,13 @@ from telegram.constants import ParseMode
 from telegram.ext import ContextTypes
 
 from bot.config import CategoryConfig
+from bot.i18n import Translator, translator
 from bot.models import Article
 from bot.render import SOURCE_LIMIT, format_time, render_card
 from bot.services import NewsService, resolve_categories
 from bot.telegram.handlers import services
 from bot.telegram.links import article_link
+from bot.telegram.translation import chat_translator, chat_zone
 from bot.text import cut_at_word
 
 log = logging.getLogger(__name__)
@@ -93,10 +95,11 @@ async def find_inline_answer(
     request: InlineRequest,
     category_titles: Mapping[str, str],
     bot_username: str | None,
+    t: Translator | None = None,
     zone: tzinfo = UTC,
 ) -> InlineAnswer:
-    """The page of results for ``request`` (times in ``zone``), and the
-    offset of the next one."""
+    """The page of results for ``request``, and the offset of the next one;
+    ``t``: the language of the cards' own words (the asking user's)."""
     category_id = request.category.id if request.category else None
     # One extra article tells whether another page exists.
     wanted = INLINE_PAGE + 1
@@ -107,7 +110,7 @@ async def find_inline_answer(
     page = found[:INLINE_PAGE]
     following = request.offset + INLINE_PAGE
     more = len(found) > INLINE_PAGE and following < MAX_INLINE_DEPTH
-    results = [inline_result(a, category_titles, bot_username, zone) for a in page]
+    results = [inline_result(a, category_titles, bot_username, t, zone) for a in page]
     return InlineAnswer(results, str(following) if more else None)
 
 
@@ -115,13 +118,15 @@ def inline_result(
     article: Article,
     category_titles: Mapping[str, str],
     bot_username: str | None,
+    t: Translator | None = None,
     zone: tzinfo = UTC,
 ) -> InlineQueryResultArticle:
     """One offered story; picked, it posts the same card the bot sends
     subscribers, with its Read and Share buttons (links, which work in any
     chat: buttons that call the bot back do not belong in other people's chats)."""
     link = article_link(bot_username, article.id) if bot_username else None
-    card = render_card(article, category_titles, article_link=link, zone=zone)
+    t = t or translator(None)
+    card = render_card(article, category_titles, article_link=link, t=t, zone=zone)
     markup = (
         InlineKeyboardMarkup([[InlineKeyboardButton(b.label, url=b.url) for b in card.buttons]])
         if card.buttons
@@ -131,8 +136,8 @@ def inline_result(
     return InlineQueryResultArticle(
         # Article ids are unique within an answer and short (Telegram: 1-64 bytes).
         id=str(article.id),
-        title=cut_at_word(article.title, RESULT_TITLE_LIMIT) or "(untitled)",
-        description=f"{cut_at_word(article.source, SOURCE_LIMIT)} · {format_time(article.published, zone)}",
+        title=cut_at_word(article.title, RESULT_TITLE_LIMIT) or t.gettext("(untitled)"),
+        description=f"{cut_at_word(article.source, SOURCE_LIMIT)} · {format_time(article.published, t, zone)}",
         thumbnail_url=image if image and image.startswith(("https://", "http://")) else None,
         input_message_content=InputTextMessageContent(
             card.html,
@@ -156,10 +161,10 @@ async def inline_query(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
         await query.answer([], cache_time=CACHE_SECONDS)
         return
     titles = {c.id: c.title for c in news.categories}
-    # The asker's own zone: their private chat's /timezone (inline queries
-    # come from a person, wherever the result is posted).
-    asker_zone = await news.chat_zone(query.from_user.id)
-    answer = await find_inline_answer(news, request, titles, context.bot.username, asker_zone)
+    t = await chat_translator(update, context)
+    answer = await find_inline_answer(
+        news, request, titles, context.bot.username, t, await chat_zone(update, context)
+    )
     log.debug(
         "inline: %d results for %r offset %d in %.1f ms",
         len(answer.results),
@@ -167,7 +172,14 @@ async def inline_query(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
         request.offset,
         (time.perf_counter() - started) * 1000,
     )
-    await query.answer(answer.results, cache_time=CACHE_SECONDS, next_offset=answer.next_offset)
+    # Personal: the cards' words are in the asking user's language, so one
+    # user's cached answer must not be shown to another.
+    await query.answer(
+        answer.results,
+        cache_time=CACHE_SECONDS,
+        next_offset=answer.next_offset,
+        is_personal=True,
+    )
 
 
 async def chosen_inline_result(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

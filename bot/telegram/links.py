@@ -20,6 +20,8 @@ from dataclasses import dataclass
 
 import segno
 
+from bot.i18n import Translator, translator
+
 MAX_PAYLOAD_LENGTH = 64
 _PAYLOAD = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _CATEGORY_ID = re.compile(r"[a-z0-9_]{1,32}")
@@ -117,13 +119,14 @@ def follow_qr_png(link: str) -> bytes:
     return out.getvalue()
 
 
-def follow_button_html(link: str) -> str:
+def follow_button_html(link: str, t: Translator | None = None) -> str:
     """A "Follow on Telegram" button for a web page (plain HTML, inline
-    styles so that it needs no stylesheet)."""
+    styles so that it needs no stylesheet), labelled in ``t``'s language."""
     href = html.escape(link, quote=True)
+    label = html.escape((t or translator(None)).gettext("Follow on Telegram"), quote=False)
     return (
         f'<a href="{href}" target="_blank" rel="noopener" '
         'style="display:inline-block;padding:8px 16px;border-radius:6px;'
         'background:#2aabee;color:#fff;font:600 15px sans-serif;text-decoration:none">'
-        "Follow on Telegram</a>"
+        f"{label}</a>"
     )

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from telegram import (
     Bot,
@@ -26,6 +27,8 @@ from telegram import (
 )
 from telegram.constants import ChatMemberStatus, ChatType
 from telegram.error import BadRequest, Forbidden, TelegramError
+
+from bot.i18n import N_, Translator, translator
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +54,15 @@ def bot_may_post(member: ChatMember, chat_type: str) -> bool:
 @dataclass(frozen=True, slots=True)
 class Verdict:
     allowed: bool
-    reason: str = ""  # plain text for the user when not allowed
+    # Plain text for the user when not allowed: English with {named}
+    # placeholders filled from ``params`` (see ``explained``).
+    reason: str = ""
+    params: Mapping[str, object] = field(default_factory=dict)
+
+    def explained(self, t: Translator | None = None) -> str:
+        """The reason in the language of ``t`` (default English)."""
+        text = (t or translator(None)).gettext(self.reason) if self.reason else ""
+        return text.format(**self.params) if self.params else text
 
 
 class PermissionChecker:
@@ -90,42 +101,47 @@ class PermissionChecker:
     ) -> Verdict:
         """May this user (or sender chat) change ``chat``'s subscriptions?"""
         if chat.type == ChatType.PRIVATE:
-            return Verdict(user_id == chat.id, "You can only change your own subscriptions.")
+            return Verdict(user_id == chat.id, N_("You can only change your own subscriptions."))
         if chat.type == ChatType.CHANNEL:
             return await self.can_manage_channel(chat, user_id, sender_chat_id)
         if sender_chat_id == chat.id:
             return Verdict(True)  # an anonymous admin speaks as the group itself
         if user_id is None:
-            return Verdict(False, "Only this group's admins can change its subscriptions.")
+            return Verdict(False, N_("Only this group's admins can change its subscriptions."))
         try:
             member = await self.member(chat.id, user_id)
         except TelegramError as error:
             log.warning("permissions: getChatMember(%s, %s) failed: %s", chat.id, user_id, error)
-            return Verdict(False, "I couldn't check your admin rights here; please try again.")
+            return Verdict(False, N_("I couldn't check your admin rights here; please try again."))
         if member.status in _ADMIN:
             return Verdict(True)
-        return Verdict(False, "Only this group's admins can change its subscriptions.")
+        return Verdict(False, N_("Only this group's admins can change its subscriptions."))
 
     async def can_manage_channel(
         self, channel: Chat | ChatFullInfo, user_id: int | None, sender_chat_id: int | None = None
     ) -> Verdict:
         name = f"@{channel.username}" if channel.username else (channel.title or str(channel.id))
+        named = {"name": name}
+        only_admins = N_("Only admins of {name} can change its subscriptions.")
         if sender_chat_id != channel.id:
             if user_id is None:
-                return Verdict(False, f"Only admins of {name} can change its subscriptions.")
+                return Verdict(False, only_admins, named)
             try:
                 member = await self.member(channel.id, user_id)
             except (BadRequest, Forbidden):
                 return Verdict(
                     False,
-                    f"I can't see the admins of {name}. Add me to the channel as an "
-                    "administrator with the right to post messages, then try again.",
+                    N_(
+                        "I can't see the admins of {name}. Add me to the channel as an "
+                        "administrator with the right to post messages, then try again."
+                    ),
+                    named,
                 )
             except TelegramError as error:
                 log.warning("permissions: channel check failed: %s", error)
-                return Verdict(False, "Telegram didn't answer; please try again.")
+                return Verdict(False, N_("Telegram didn't answer; please try again."))
             if member.status not in _ADMIN:
-                return Verdict(False, f"Only admins of {name} can change its subscriptions.")
+                return Verdict(False, only_admins, named)
         try:
             me = await self.member(channel.id, self._bot.id)
         except TelegramError:
@@ -133,13 +149,19 @@ class PermissionChecker:
         if me is None or me.status not in _ADMIN:
             return Verdict(
                 False,
-                f"I'm not an administrator of {name}. Add me as an administrator with the "
-                "right to post messages, then try again.",
+                N_(
+                    "I'm not an administrator of {name}. Add me as an administrator with the "
+                    "right to post messages, then try again."
+                ),
+                named,
             )
         if isinstance(me, ChatMemberAdministrator) and not me.can_post_messages:
             return Verdict(
                 False,
-                f"I'm an administrator of {name} but can't post messages there. "
-                'Give me the "Post messages" right, then try again.',
+                N_(
+                    "I'm an administrator of {name} but can't post messages there. "
+                    'Give me the "Post messages" right, then try again.'
+                ),
+                named,
             )
         return Verdict(True)
