@@ -844,6 +844,7 @@ class Sender:
                 self._categories,
                 now,
                 default_timezone=self._zone_default,
+                default_language=self._language_default,
             )
         except StorageError as error:
             self._storage_failed(error, "read a digest")

@@ -193,6 +193,7 @@ async def digest_messages(
     now: datetime,
     *,
     default_timezone: str,
+    default_language: str | None = None,
 ) -> list[str]:
     """The messages of the digest ``row``'s claim stands for (none when all
     its cards went away meanwhile)."""
@@ -206,8 +207,8 @@ async def digest_messages(
     texts = digest_texts(
         digest.kind,
         len(digest.articles),
-        local_date(now, where, settings.language),
-        settings.language,
+        local_date(now, where, settings.language or default_language),
+        settings.language or default_language,
     )
     entries = entries_for(digest.articles, subscribed, category_titles)
     return compose_digest(entries, category_titles, texts)

@@ -17,10 +17,10 @@ from telegram.ext import ContextTypes
 from bot.chat_settings import ChatSettings
 from bot.digest import BadTime, next_digest, parse_digest_times, parse_quiet_hours
 from bot.digest_delivery import chat_zone
-from bot.i18n import translator
 from bot.render import escape
 from bot.telegram.args import split_target
 from bot.telegram.handlers import _chat_name, _target_chat, reply, services
+from bot.telegram.translation import chat_translator
 
 MAX_WORDS = 12
 
@@ -54,7 +54,7 @@ async def _shape(update: Update, context: ContextTypes.DEFAULT_TYPE, *, digest: 
     here = update.effective_chat
     storage = bot.runtime.storage
     settings = await storage.chats.chat_settings(chat.id)
-    _ = translator(settings.language).gettext
+    _ = (await chat_translator(update, context)).gettext
     default_timezone = bot.runtime.config.telegram.default_timezone
     zone_name = escape(settings.timezone or default_timezone)
     name = escape(_chat_name(chat)) if here is None or chat.id != here.id else _("This chat")

@@ -33,7 +33,7 @@ from telegram.ext import ContextTypes
 from bot.discover import FoundFeed
 from bot.errors import NewsbotError
 from bot.feed_admin import FeedAdmin, FeedLine, FeedPage, feed_state
-from bot.i18n import N_, Translator, translator
+from bot.i18n import N_, Translator
 from bot.models import FeedHealth
 from bot.opml import MAX_OPML_BYTES, OpmlDocument, parse_opml
 from bot.render import escape
@@ -47,6 +47,7 @@ from bot.telegram.feed_buttons import (
     token_data,
 )
 from bot.telegram.handlers import NO_PREVIEW, BotServices, _is_stand_in, reply, services
+from bot.telegram.translation import chat_translator
 from bot.text import cut_at_word
 
 log = logging.getLogger(__name__)
@@ -78,20 +79,12 @@ def _is_operator(bot: BotServices, update: Update) -> bool:
     return user.id in bot.runtime.config.telegram.admins
 
 
-async def _translator(bot: BotServices, update: Update) -> Translator:
-    chat = update.effective_chat
-    if chat is None:
-        return translator(None)
-    settings = await bot.runtime.storage.chats.chat_settings(chat.id)
-    return translator(settings.language)
-
-
 async def operator_help(update: Update, context: ContextTypes.DEFAULT_TYPE) -> list[str]:
     """The lines /help adds for an operator (none for anyone else)."""
     bot = services(context)
     if not _is_operator(bot, update):
         return []
-    _ = (await _translator(bot, update)).gettext
+    _ = (await chat_translator(update, context)).gettext
     return [
         "",
         "<b>" + escape(_("For operators")) + "</b>",
@@ -378,7 +371,7 @@ def _choice_markup(
 async def addfeed(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/addfeed URL [category …]: discover, show, then Add / Cancel."""
     bot = services(context)
-    tr = await _translator(bot, update)
+    tr = await chat_translator(update, context)
     _ = tr.gettext
     if not _is_operator(bot, update):
         await _refuse(update, context, tr)
@@ -434,7 +427,7 @@ async def addfeed(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 async def removefeed(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/removefeed ID|URL"""
     bot = services(context)
-    tr = await _translator(bot, update)
+    tr = await chat_translator(update, context)
     if not _is_operator(bot, update):
         await _refuse(update, context, tr)
         return
@@ -465,7 +458,7 @@ def _removed_text(tr: Translator, feed: FeedHealth) -> str:
 async def feeds_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/feeds: the first page of feeds."""
     bot = services(context)
-    tr = await _translator(bot, update)
+    tr = await chat_translator(update, context)
     if not _is_operator(bot, update):
         await _refuse(update, context, tr)
         return
@@ -476,7 +469,7 @@ async def feeds_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
 async def feed_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/feed ID|URL: one feed's details and its buttons."""
     bot = services(context)
-    tr = await _translator(bot, update)
+    tr = await chat_translator(update, context)
     if not _is_operator(bot, update):
         await _refuse(update, context, tr)
         return
@@ -495,7 +488,7 @@ async def feed_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
 async def export_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/export: every listed feed as an OPML 2.0 document."""
     bot = services(context)
-    tr = await _translator(bot, update)
+    tr = await chat_translator(update, context)
     if not _is_operator(bot, update):
         await _refuse(update, context, tr)
         return
@@ -523,7 +516,7 @@ async def document(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     message = update.effective_message
     if message is None or message.document is None:
         return
-    tr = await _translator(bot, update)
+    tr = await chat_translator(update, context)
     _ = tr.gettext
     if not _is_operator(bot, update):
         # In a group, documents are the members' business; in private, say why not.
@@ -607,7 +600,7 @@ async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if query is None:
         return
     bot = services(context)
-    tr = await _translator(bot, update)
+    tr = await chat_translator(update, context)
     _ = tr.gettext
     if query.from_user.id not in bot.runtime.config.telegram.admins:
         await query.answer(_("Only the bot's operators can use these buttons."))

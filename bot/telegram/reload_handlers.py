@@ -16,10 +16,11 @@ from telegram import Update
 from telegram.ext import ContextTypes
 
 from bot.errors import ConfigError, StorageError
-from bot.i18n import Translator, translator
+from bot.i18n import Translator
 from bot.reload import ReloadPlan
 from bot.render import escape
 from bot.telegram.handlers import reply, services
+from bot.telegram.translation import chat_translator
 from bot.text import cut_at_word
 
 log = logging.getLogger(__name__)
@@ -39,8 +40,8 @@ async def reload_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
     message = update.effective_message
     if chat is None or message is None:
         return
-    settings = await bot.runtime.storage.chats.chat_settings(chat.id)
-    _ = translator(settings.language).gettext
+    t = await chat_translator(update, context)
+    _ = t.gettext
     # A message on behalf of a chat (a channel post, an anonymous group
     # admin) names no person, so it cannot be an operator's.
     on_behalf_of_chat = message.sender_chat is not None
@@ -70,9 +71,7 @@ async def reload_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
         context,
         "<b>{heading}</b>\n{detail}".format(
             heading=escape(_("Configuration reloaded.")),
-            detail=escape(
-                cut_at_word("\n".join(_changes(plan, translator(settings.language))), MAX_DETAIL)
-            ),
+            detail=escape(cut_at_word("\n".join(_changes(plan, t)), MAX_DETAIL)),
         ),
     )
 

@@ -17,7 +17,7 @@ from telegram.error import BadRequest, TelegramError
 from telegram.ext import ContextTypes
 
 from bot.chat_settings import ChatSettings
-from bot.i18n import translator
+from bot.i18n import Translator
 from bot.local_time import zone_abbreviation
 from bot.render import escape
 from bot.telegram.args import split_target
@@ -40,6 +40,7 @@ from bot.telegram.settings_panel import (
     parse_panel_data,
     settings_panel,
 )
+from bot.telegram.translation import chat_translator
 from bot.timezones import UnknownTimezone, parse_timezone, zone
 
 log = logging.getLogger(__name__)
@@ -55,19 +56,23 @@ def _names(update: Update, chat: Chat | ChatFullInfo) -> tuple[str, int | None]:
 
 
 async def _panel(
-    bot: BotServices, chat: Chat | ChatFullInfo, settings: ChatSettings, target: int | None
+    bot: BotServices,
+    chat: Chat | ChatFullInfo,
+    settings: ChatSettings,
+    target: int | None,
+    t: Translator,
 ) -> tuple[str, InlineKeyboardMarkup]:
     """The panel of ``chat`` as it is now (``target``: the id its buttons carry)."""
     default = bot.runtime.config.telegram.default_timezone
     own = chat.type == ChatType.PRIVATE and target is None
     facts = PanelFacts(
-        chat_name=translator(settings.language).gettext("this chat") if own else _chat_name(chat),
+        chat_name=t.gettext("this chat") if own else _chat_name(chat),
         zone_name=settings.timezone or default,
         zone=zone(settings.timezone, default),
         filters=len(await bot.runtime.storage.chats.chat_filters(chat.id)),
         now=bot.runtime.clock.now(),
     )
-    return settings_panel(settings, facts, target)
+    return settings_panel(settings, facts, target, t)
 
 
 async def settings_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -79,7 +84,9 @@ async def settings_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -
     chat, _rest = target
     settings = await bot.runtime.storage.chats.chat_settings(chat.id)
     _name, carried = _names(update, chat)
-    text, markup = await _panel(bot, chat, settings, carried)
+    text, markup = await _panel(
+        bot, chat, settings, carried, await chat_translator(update, context)
+    )
     await reply(update, context, text, markup)
 
 
@@ -101,7 +108,7 @@ async def _set_paused(update: Update, context: ContextTypes.DEFAULT_TYPE, *, pau
     chat, _rest = target
     chats = bot.runtime.storage.chats
     before = await chats.chat_settings(chat.id)
-    _ = translator(before.language).gettext
+    _ = (await chat_translator(update, context)).gettext
     name, _carried = _names(update, chat)
     shown = name or _("this chat")
     if before.paused == paused:
@@ -142,7 +149,7 @@ async def timezone_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -
     chat, rest = target
     chats = bot.runtime.storage.chats
     settings = await chats.chat_settings(chat.id)
-    _ = translator(settings.language).gettext
+    _ = (await chat_translator(update, context)).gettext
     name, _carried = _names(update, chat)
     shown = name or _("this chat")
     default = bot.runtime.config.telegram.default_timezone
@@ -184,7 +191,8 @@ async def settings_button(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     if query is None:
         return
     bot = services(context)
-    _ = translator(None).gettext  # the chat's language once the chat is known
+    t = await chat_translator(update, context)  # the panel's chat: where it is shown
+    _ = t.gettext
     press = parse_panel_data(query.data or "")
     message = query.message if isinstance(query.message, Message) else None
     here = message.chat if message is not None else None
@@ -206,7 +214,6 @@ async def settings_button(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
         return
     chats = bot.runtime.storage.chats
     settings = await chats.chat_settings(chat.id)
-    _ = translator(settings.language).gettext
     if isinstance(press, ExplainOption):
         await query.answer(_alert(_(press.hint)), show_alert=True)
         return
@@ -232,7 +239,7 @@ async def settings_button(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     await query.answer(_alert(note))
     if message is None:
         return
-    text, markup = await _panel(bot, chat, settings, press.chat_id)
+    text, markup = await _panel(bot, chat, settings, press.chat_id, t)
     try:
         await message.edit_text(text, reply_markup=markup, link_preview_options=NO_PREVIEW)
     except BadRequest as error:

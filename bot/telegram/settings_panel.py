@@ -19,7 +19,7 @@ from datetime import datetime, tzinfo
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot.chat_settings import ChatSettings
-from bot.i18n import N_, translator
+from bot.i18n import N_, Translator, translator
 from bot.local_time import zone_abbreviation
 from bot.render import escape
 
@@ -118,11 +118,15 @@ def language_name(code: str | None) -> str:
 
 
 def settings_panel(
-    settings: ChatSettings, facts: PanelFacts, target: int | None = None
+    settings: ChatSettings,
+    facts: PanelFacts,
+    target: int | None = None,
+    t: Translator | None = None,
 ) -> tuple[str, InlineKeyboardMarkup]:
     """The panel's HTML and its keyboard; ``target`` goes into the buttons
-    of a panel for another chat."""
-    tr = translator(settings.language)
+    of a panel for another chat; ``t``: the language of the chat it is
+    shown in (default: the panel's chat's own choice)."""
+    tr = t or translator(settings.language)
     _ = tr.gettext
     on, off = _("on"), _("off")
 
