@@ -89,7 +89,7 @@ def test_a_card_and_a_list_show_the_time_in_the_chats_zone() -> None:
     assert "15 Jul 2026, 08:00 EDT" in check_telegram_html(card.html)
     assert "08:00 EDT" in card.plain
     listing = check_telegram_html(render_list("Latest", [story], zone=zone("UTC+5:30")))
-    assert "15 Jul 17:30 UTC+5:30" in listing
+    assert "15 Jul, 17:30 UTC+5:30" in listing
     assert "15 Jul 12:00 UTC" in check_telegram_html(render_list("Latest", [story]))
 
 

@@ -219,7 +219,7 @@ async def settings_button(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
         return
     verdict = await bot.permissions.can_manage(chat, query.from_user.id)
     if not verdict.allowed:
-        await query.answer(_alert(verdict.reason), show_alert=True)
+        await query.answer(_alert(verdict.explained(t)), show_alert=True)
         return
     if isinstance(press, SwitchToInstant):
         changes: dict[str, object] = {"digest_times": ()}
