@@ -8,7 +8,7 @@ Asia/Dubai); those are shown as "UTC+4", the spelling ``/timezone`` accepts.
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta, tzinfo
+from datetime import datetime, timedelta, tzinfo
 
 _NUMERIC = re.compile(r"^[+-]\d{2,4}$")
 
@@ -31,15 +31,3 @@ def offset_name(offset: timedelta) -> str:
     sign = "+" if minutes > 0 else "-"
     hours, rest = divmod(abs(minutes), 60)
     return f"UTC{sign}{hours}" + (f":{rest:02d}" if rest else "")
-
-
-def format_time(when: datetime, zone: tzinfo = UTC) -> str:
-    """A card's time: "01 Dec 2026, 13:05 CET"."""
-    local = when.astimezone(zone)
-    return f"{local:%d %b %Y, %H:%M} {zone_abbreviation(when, zone)}"
-
-
-def format_short_time(when: datetime, zone: tzinfo = UTC) -> str:
-    """A list line's time: "01 Dec 13:05 CET"."""
-    local = when.astimezone(zone)
-    return f"{local:%d %b %H:%M} {zone_abbreviation(when, zone)}"
