@@ -6,9 +6,9 @@
     python -m bench w1 w2 w3 w4 --backend both --feeds 300
                                              newsbot on SQLite and on PostgreSQL
 
-Workloads: w1 w2 w3 w4 (ingest), search, memory, scaling, outbox, delivery, push
-(WebSub push to card latency).
-``--backend`` picks the storage newsbot runs on in ingest, search and outbox
+Workloads: w1 w2 w3 w4 (ingest), search, inline, memory, scaling, outbox, delivery,
+push (WebSub push to card latency).
+``--backend`` picks the storage newsbot runs on in ingest, search, inline and outbox
 (memory, scaling and delivery stay on SQLite); PostgreSQL is a throwaway
 server started from the distribution's binaries unless ``--postgres-url``
 names one.
@@ -30,7 +30,7 @@ from bench import reader_side
 from bench.report import details, machine, table
 from bench.workloads import BACKENDS, INGEST, Settings, run_all
 
-WORKLOADS = (*INGEST, "search", "memory", "scaling", "outbox", "delivery", "push")
+WORKLOADS = (*INGEST, "search", "inline", "memory", "scaling", "outbox", "delivery", "push")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,6 +1,9 @@
-"""Inline mode's answer time on newsbot's side, over the real-world corpus::
+"""Inline mode's answer time on newsbot's side::
 
     python -m bench.inline_side [CORPUS_DIR] [--queries 300]
+    python -m bench.inline_side big DB-OR-URL QUERIES_FILE
+
+The first form runs over the real-world corpus.
 
 Stores every feed of the corpus (``shared/feeds/real``) in a fresh SQLite
 database, then answers inline queries the way the bot does
@@ -12,12 +15,19 @@ user waits for on top, and the bot must answer within about 10 s in all.
 The queries: a quarter empty (latest headlines), a quarter starting with a
 category word, the rest one or two words taken from the corpus's titles;
 every fifth query is followed by its next page.
+
+The ``big`` form (what ``python -m bench inline`` runs, in a fresh process,
+on the generated million-article database of either backend, its articles
+spread over the three categories by ``add_categories``) times the same
+service calls for the queries in QUERIES_FILE and prints the latencies as
+JSON.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import random
 import re
@@ -27,6 +37,7 @@ import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from bot.categorize import Categorizer
 from bot.clock import SystemClock
@@ -146,7 +157,91 @@ async def measure(corpus: Path, count: int) -> dict[str, float]:
     }
 
 
+def big_queries(texts: list[str], count: int, seed: int = 7) -> list[str]:
+    """``make_queries`` over sampled article texts (titles and summaries)."""
+    return make_queries(texts, count, random.Random(seed))
+
+
+def add_categories(db: Path | str) -> None:
+    """Put every generated article in one of ``CATEGORIES`` (by id), as
+    routing would have; done once per database."""
+    ids = [c["id"] for c in CATEGORIES]
+    fill = (
+        "INSERT INTO article_categories (category_id, published_at, article_id) "
+        f"SELECT CASE id % 3 WHEN 0 THEN '{ids[0]}' WHEN 1 THEN '{ids[1]}' ELSE '{ids[2]}' END, "
+        "published_at, id FROM articles"
+    )
+    if str(db).startswith(("postgresql://", "postgres://")):
+        import asyncpg
+
+        async def run() -> None:
+            connection = await asyncpg.connect(str(db))
+            try:
+                if not await connection.fetchval("SELECT count(*) FROM article_categories"):
+                    await connection.execute(fill)
+                    await connection.execute("ANALYZE article_categories")
+            finally:
+                await connection.close()
+
+        asyncio.run(run())
+        return
+    import sqlite3
+
+    connection = sqlite3.connect(db)
+    try:
+        (present,) = connection.execute("SELECT count(*) FROM article_categories").fetchone()
+        if not present:
+            with connection:
+                connection.execute(fill)
+            connection.execute("ANALYZE")
+    finally:
+        connection.close()
+
+
+async def measure_big(db: str, queries: list[str]) -> dict[str, Any]:
+    """Server-side answer times (ms) for ``queries`` on a generated database:
+    a first pass to warm it, then the measured one."""
+    is_url = db.startswith(("postgresql://", "postgres://"))
+    storage_config = {"url": db} if is_url else {"path": db}
+    config = parse_config(
+        {
+            "storage": storage_config,
+            "categories": CATEGORIES,
+            "feeds": [{"url": "https://site0.example/feed", "categories": ["tech"]}],
+        }
+    )
+    storage = await open_storage(config.storage)
+    try:
+        news = NewsService(config, storage, SystemClock())
+        names = {c.id: c.title for c in config.categories}
+        passes: list[list[float]] = []
+        answered = 0
+        for _ in range(2):
+            timings: list[float] = []
+            for n, text in enumerate(queries):
+                offset = ""
+                for _page in range(2 if n % 5 == 0 else 1):
+                    started = time.perf_counter()
+                    request = parse_inline_query(text, offset, news.categories)
+                    assert request is not None
+                    answer = await find_inline_answer(news, request, names, "newsbot")
+                    timings.append((time.perf_counter() - started) * 1000)
+                    answered += bool(answer.results)
+                    if answer.next_offset is None:
+                        break
+                    offset = answer.next_offset
+            passes.append(timings)
+    finally:
+        await storage.close()
+    return {"cold_ms": passes[0], "latencies_ms": passes[1], "with_results": answered // 2}
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["big"]:
+        queries = Path(argv[2]).read_text().split("\n")
+        print(json.dumps(asyncio.run(measure_big(argv[1], queries))))
+        return 0
     parser = argparse.ArgumentParser(prog="python -m bench.inline_side")
     parser.add_argument("corpus", nargs="?", type=Path, default=default_corpus())
     parser.add_argument("--queries", type=int, default=300)

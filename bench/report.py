@@ -21,6 +21,7 @@ from bench.workloads import (
 )
 
 SEARCH_TARGETS_MS = {"SQLite": 20, "PostgreSQL": 50}
+INLINE_TARGET_MS = 50
 # Claims and marks per second the database must sustain so that it never
 # limits delivery (Telegram's own limit is about 30 messages a second per bot).
 OUTBOX_TARGET = 1000
@@ -119,6 +120,16 @@ def table(settings: Settings, results: Results) -> str:
             f"{_ms(theirs, 50) + ' / ' + _ms(theirs, 95) if theirs else '—'} | "
             f"{(percentile(ours, 95) / percentile(theirs, 95)) if theirs else float('nan'):.3f} "
             f"| p95 ≤ {limit} ms | {'✅' if p95 <= limit else '❌'} |".replace("| nan |", "| — |")
+        )
+    for backend, measured in results.inline.items():
+        times = measured["latencies_ms"]
+        p95 = percentile(times, 95)
+        rows.append(
+            f"| inline answers, {measured['queries']} queries (a quarter empty, a quarter "
+            f"in a category) over {measured['articles']:,} articles on "
+            f"{'PostgreSQL' if backend == 'postgresql' else 'SQLite'}: p50 / p95 ms (warm) "
+            f"| {percentile(times, 50):.2f} / {p95:.2f} | — | — | p95 ≤ {INLINE_TARGET_MS} ms "
+            f"| {'✅' if p95 <= INLINE_TARGET_MS else '❌'} |"
         )
     for measured in results.outbox:
         backend = "PostgreSQL" if measured["backend"] == "postgresql" else "SQLite"

@@ -14,15 +14,26 @@ but wrong run cannot pass for a result.
 from __future__ import annotations
 
 import contextlib
+import json
 import shutil
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench import delivery, newsbot_side, outbox_side, procs, push, reader_side, search_side
+from bench import (
+    delivery,
+    inline_side,
+    newsbot_side,
+    outbox_side,
+    procs,
+    push,
+    reader_side,
+    search_side,
+)
 from bench.feedgen import ITEMS
 from bench.feedserver import FeedServerProcess
 from bench.vocab import query_pairs
@@ -88,6 +99,8 @@ class Results:
     delivery: dict[str, Any] | None = None
     push: dict[str, Any] | None = None
     outbox: list[dict[str, Any]] = field(default_factory=list)
+    # backend -> inline answer times over the big database
+    inline: dict[str, dict[str, Any]] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
     ran: list[str] = field(default_factory=list)
 
@@ -278,6 +291,45 @@ def _run_search_sqlite(settings: Settings, server: FeedServerProcess, results: R
     )
 
 
+def run_inline(settings: Settings, results: Results) -> None:
+    """Inline answers (``bot.telegram.inline``: parse the query, search or
+    list the latest, build the results; Telegram not included) over the big
+    generated database, its articles spread over three categories."""
+    feeds = max(1, min(1000, settings.big_articles // 100))
+    for backend in settings.backends:
+        if backend == "postgresql":
+            db: Path | str = settings.postgres.fresh_database("inline")
+            search_side.generate(db, settings.big_articles, feeds)
+            texts = search_side.sample_texts_postgres(str(db), settings.queries * 3)
+            queries_file = settings.workdir / "inline-postgresql.queries"
+        else:
+            db, _ = search_side.big_database(
+                settings.big_articles, feeds, settings.workdir, fresh=settings.fresh_search_db
+            )
+            texts = search_side.sample_texts(db, settings.queries * 3)
+            queries_file = settings.workdir / "inline-sqlite.queries"
+        inline_side.add_categories(db)
+        queries = inline_side.big_queries(texts, settings.queries)
+        queries_file.write_text("\n".join(queries))
+        run = procs.run(
+            [sys.executable, "-m", "bench.inline_side", "big", str(db), str(queries_file)],
+            timeout=3600,
+        )
+        if run.returncode != 0:
+            raise RuntimeError(f"inline_side big failed: {run.stderr[-2000:]}")
+        measured = json.loads(run.stdout.strip().splitlines()[-1])
+        measured.update(articles=settings.big_articles, queries=len(queries))
+        results.inline[backend] = measured
+        latencies = measured["latencies_ms"]
+        settings.log(
+            f"  inline on {backend} over {settings.big_articles} articles: "
+            f"p50 {_p(latencies, 50):.2f} ms, p95 {_p(latencies, 95):.2f} ms"
+        )
+        if backend == "postgresql":
+            settings.postgres.drop(db)
+    results.ran.append("inline")
+
+
 def run_memory(settings: Settings, server: FeedServerProcess, results: Results) -> None:
     folder = settings.workdir / "memory"
     shutil.rmtree(folder, ignore_errors=True)
@@ -413,6 +465,9 @@ def _run_selected(settings: Settings, selected: set[str], results: Results, need
         if "search" in selected:
             settings.log("search:")
             run_search(settings, server, results)
+        if "inline" in selected:
+            settings.log("inline:")
+            run_inline(settings, results)
         # A run of its own: sampling /proc takes CPU from the round it watches.
         if "memory" in selected:
             settings.log("memory:")

@@ -339,6 +339,21 @@ async def test_search_prefix_matches_the_last_word(storage: Storage) -> None:
     assert await storage.search.search_articles("spacex xyz", 10) == []
 
 
+async def test_a_prefix_finds_every_word_it_begins_however_many(storage: Storage) -> None:
+    # PostgreSQL expands a prefix into the indexed words it begins; more
+    # than it expands are left to the index's own prefix match.
+    feed = await one_feed(storage)
+    words = [f"zeta{n}x" for n in range(80)]
+    await store(storage, feed, [article(w, f"About {w} today") for w in words])
+    await store(storage, feed, [article("few", "Rocketry weekly", summary="rocketeers meet")])
+    found = await storage.search.search_articles("zeta", 100)
+    assert sorted(a.title for a in found) == sorted(f"About {w} today" for w in words)
+    assert [a.title for a in await storage.search.search_articles("weekly rocket", 5)] == [
+        "Rocketry weekly"
+    ]
+    assert await storage.search.search_articles("weekly rocketz", 5) == []
+
+
 @pytest.mark.parametrize(
     ("query", "expected"),
     [
