@@ -537,9 +537,10 @@ class Sender:
             pass
 
     async def _dispatch_batch(self) -> int:
-        if self.storage_trouble:
+        if self._failing_writes:
             # Outcomes are waiting to be written: sending more would pile up
-            # cards that Telegram accepted and we could not record.
+            # cards that Telegram accepted and we could not record. (Trouble
+            # with a read alone ends with the next read that works, below.)
             return 0
         busy = self._pacer.busy_chats() | set(self._in_flight)
         now = self._clock.now()

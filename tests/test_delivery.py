@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -498,3 +499,40 @@ async def test_a_wake_while_the_sender_looks_for_due_cards_is_not_lost(
     finally:
         await idle_sender.stop()
         await running
+
+
+async def test_sending_resumes_once_a_failed_read_of_the_outbox_works_again(
+    storage: Storage,
+    bot: Bot,
+    fake_telegram: FakeTelegram,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Reading the outbox fails for a while (a lock held, a database
+    restarting): no outcome is waiting, so the next read that works ends the
+    trouble and the cards go out."""
+    await seed(storage, {1251: "private"}, 1)
+    real_claim = storage.outbox.claim_deliveries
+    failures = 0
+
+    async def flaky_claim(*args: Any, **kwargs: Any) -> list[Any]:
+        nonlocal failures
+        if failures < 2:
+            failures += 1
+            raise StorageError("storage: database is locked")
+        return await real_claim(*args, **kwargs)
+
+    monkeypatch.setattr(storage.outbox, "claim_deliveries", flaky_claim)
+    running = sender(storage, bot)
+    task = asyncio.create_task(running.run())
+    try:
+        await fake_telegram.wait_for_async("sendMessage", answered=True, timeout=30)
+        for _ in range(100):
+            if not await storage.outbox.has_pending_deliveries():
+                break
+            await asyncio.sleep(0.1)
+    finally:
+        await running.stop()
+        await task
+    assert failures == 2
+    assert headlines(fake_telegram, 1251) == ["Story 1-0 <&>"]
+    assert running.healthy
