@@ -273,6 +273,12 @@ def _channel(
             rel = attributes.get("rel", "alternate")
             if "href" not in attributes:
                 raise _Unusual("an Atom link without href")
+            # Every channel link, as feedparser lists them: rel="hub" and
+            # rel="self" name the feed's WebSub hub and topic (bot.websub).
+            link = {"rel": rel, "href": _urljoin(base, attributes["href"])}
+            if "type" in attributes:
+                link["type"] = attributes["type"]
+            feed.setdefault("links", []).append(link)
             if (
                 rel == "alternate"
                 and attributes.get("type", "text/html") == "text/html"

@@ -150,3 +150,20 @@ def test_what_the_fast_path_leaves_to_feedparser(
 ) -> None:
     plain = b'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel></channel></rss>'
     assert fast_parse(body or plain, FEED_URL, content_type) is None
+
+
+def test_the_fast_path_keeps_the_websub_hub_and_self_links(monkeypatch: pytest.MonkeyPatch) -> None:
+    body = (
+        b'<?xml version="1.0" encoding="UTF-8"?>'
+        b'<rss version="2.0" xmlns:atom="http://www.w3.org/2005/Atom"><channel>'
+        b"<title>Pushed</title><link>https://news.example/</link>"
+        b'<atom:link rel="hub" href="https://hub.example/"/>'
+        b'<atom:link rel="self" type="application/rss+xml" href="https://news.example/feed"/>'
+        b"<item><title>One</title><link>https://news.example/1</link><guid>1</guid></item>"
+        b"</channel></rss>"
+    )
+    assert fast_parse(body, FEED_URL, "application/rss+xml") is not None
+    fast = parse(body, FEED_URL, "application/rss+xml")
+    assert fast.hubs == ("https://hub.example/",)
+    assert fast.self_url == "https://news.example/feed"
+    assert fast == _feedparser_only(monkeypatch, body, "application/rss+xml")

@@ -612,9 +612,9 @@ class NewsbotApplication:
             if not self._wait_for_telegram_in(loop):
                 return  # stopped while waiting
             if telegram.webhook_url:
-                # PTB runs on the current event loop; the secret is read on it too.
-                loop = asyncio.new_event_loop()
-                asyncio.set_event_loop(loop)
+                # PTB runs on the current event loop, the one the bot's HTTP
+                # client and the runtime were opened on while waiting for
+                # Telegram; the secret is read on it too.
                 secret = loop.run_until_complete(self._webhook_secret())
                 path = telegram.webhook_url.rstrip("/").rsplit("/", 1)[-1] or "telegram"
                 self.application.run_webhook(
