@@ -10,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bot.chat_settings import DEFAULT_SETTINGS, ChatSettings
+from bot.i18n import translator
 from bot.telegram.settings_panel import (
     HINTS,
     SWITCHES,
@@ -95,7 +96,10 @@ def test_the_panel_shows_every_option_and_its_value() -> None:
         paused=True,
         language="de",
     )
-    text, markup = settings_panel(settings, facts(filters=3, chat_name="@space <news>"))
+    # Shown in an English chat (a channel's panel in its admin's private chat).
+    text, markup = settings_panel(
+        settings, facts(filters=3, chat_name="@space <news>"), t=translator("en")
+    )
     shown = check_telegram_html(text)
     for line in (
         "Settings of @space <news>",
@@ -113,6 +117,9 @@ def test_the_panel_shows_every_option_and_its_value() -> None:
         assert line in shown, shown
     for command in ("/digest", "/quiet", "/timezone", "/language"):
         assert command in shown
+    # Without a language of its own to be shown in, the panel speaks the chat's.
+    german, _ = settings_panel(settings, facts(filters=3, chat_name="@space <news>"))
+    assert "Lautlos: an" in check_telegram_html(german)
     labels = [b.text for row in markup.inline_keyboard for b in row]
     assert "✓ Digest…" in labels and "Instant" in labels and "▶ Resume" in labels
     data = [b.callback_data for row in markup.inline_keyboard for b in row]
