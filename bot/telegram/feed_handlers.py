@@ -79,6 +79,19 @@ def _is_operator(bot: BotServices, update: Update) -> bool:
     return user.id in bot.runtime.config.telegram.admins
 
 
+async def _operators_only(
+    update: Update, context: ContextTypes.DEFAULT_TYPE
+) -> tuple[BotServices, Translator] | None:
+    """The services and the chat's translator for an operator; None (after
+    a short refusal) for anyone else."""
+    bot = services(context)
+    tr = await chat_translator(update, context)
+    if not _is_operator(bot, update):
+        await _refuse(update, context, tr)
+        return None
+    return bot, tr
+
+
 async def operator_help(update: Update, context: ContextTypes.DEFAULT_TYPE) -> list[str]:
     """The lines /help adds for an operator (none for anyone else)."""
     bot = services(context)
@@ -426,11 +439,10 @@ async def addfeed(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 async def removefeed(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/removefeed ID|URL"""
-    bot = services(context)
-    tr = await chat_translator(update, context)
-    if not _is_operator(bot, update):
-        await _refuse(update, context, tr)
+    gate = await _operators_only(update, context)
+    if gate is None:
         return
+    bot, tr = gate
     args = list(context.args or [])
     if len(args) != 1:
         await reply(update, context, escape(tr.gettext("Usage: /removefeed ID|URL")))
@@ -457,22 +469,20 @@ def _removed_text(tr: Translator, feed: FeedHealth) -> str:
 
 async def feeds_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/feeds: the first page of feeds."""
-    bot = services(context)
-    tr = await chat_translator(update, context)
-    if not _is_operator(bot, update):
-        await _refuse(update, context, tr)
+    gate = await _operators_only(update, context)
+    if gate is None:
         return
+    bot, tr = gate
     page = await _admin(bot).page(0, PAGE_SIZE)
     await reply(update, context, _page_text(tr, page), _page_markup(tr, page))
 
 
 async def feed_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/feed ID|URL: one feed's details and its buttons."""
-    bot = services(context)
-    tr = await chat_translator(update, context)
-    if not _is_operator(bot, update):
-        await _refuse(update, context, tr)
+    gate = await _operators_only(update, context)
+    if gate is None:
         return
+    bot, tr = gate
     args = list(context.args or [])
     if len(args) != 1:
         await reply(update, context, escape(tr.gettext("Usage: /feed ID (see /feeds)")))
@@ -487,11 +497,10 @@ async def feed_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
 
 async def export_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/export: every listed feed as an OPML 2.0 document."""
-    bot = services(context)
-    tr = await chat_translator(update, context)
-    if not _is_operator(bot, update):
-        await _refuse(update, context, tr)
+    gate = await _operators_only(update, context)
+    if gate is None:
         return
+    bot, tr = gate
     message = update.effective_message
     if message is None:
         return
