@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 
 # pg_advisory_xact_lock key for migrations: any constant no other lock uses.
 MIGRATION_LOCK = 7_201_001
+MIGRATION_TIMEOUT = 6 * 3600.0  # seconds
 
 MIGRATIONS: list[str] = [
     # 0 -> 1: the whole schema (SQLite's version 3).
@@ -349,8 +350,11 @@ async def migrate(database: PostgresDatabase) -> int:
                 f"than this newsbot ({target}); upgrade newsbot"
             )
         for index in range(version, target):
-            # A script of several statements runs as one simple query.
-            await connection.execute(MIGRATIONS[index])
+            # A script of several statements runs as one simple query. Not
+            # bound by the pool's command timeout: one that rewrites every
+            # article takes minutes at a million, and cut short it would
+            # roll back and start over at every start.
+            await connection.execute(MIGRATIONS[index], timeout=MIGRATION_TIMEOUT)
         if version < target:
             await connection.execute("DELETE FROM schema_version")
             await connection.execute("INSERT INTO schema_version (version) VALUES ($1)", target)
