@@ -164,13 +164,16 @@ def big_queries(texts: list[str], count: int, seed: int = 7) -> list[str]:
 
 def add_categories(db: Path | str) -> None:
     """Put every generated article in one of ``CATEGORIES`` (by id), as
-    routing would have; done once per database."""
+    storing and routing would have; done once per database."""
     ids = [c["id"] for c in CATEGORIES]
+    category = f"CASE id % 3 WHEN 0 THEN '{ids[0]}' WHEN 1 THEN '{ids[1]}' ELSE '{ids[2]}' END"
     fill = (
         "INSERT INTO article_categories (category_id, published_at, article_id) "
-        f"SELECT CASE id % 3 WHEN 0 THEN '{ids[0]}' WHEN 1 THEN '{ids[1]}' ELSE '{ids[2]}' END, "
-        "published_at, id FROM articles"
+        f"SELECT {category}, published_at, id FROM articles"
     )
+    # The article's own list too, as storing it does (PostgreSQL's search
+    # vector holds the categories from it).
+    label = f"UPDATE articles SET categories = {category}"
     if str(db).startswith(("postgresql://", "postgres://")):
         import asyncpg
 
@@ -179,6 +182,8 @@ def add_categories(db: Path | str) -> None:
             try:
                 if not await connection.fetchval("SELECT count(*) FROM article_categories"):
                     await connection.execute(fill)
+                    await connection.execute(label)
+                    await connection.execute("VACUUM ANALYZE articles")
                     await connection.execute("ANALYZE article_categories")
             finally:
                 await connection.close()
@@ -193,6 +198,7 @@ def add_categories(db: Path | str) -> None:
         if not present:
             with connection:
                 connection.execute(fill)
+                connection.execute(label)
             connection.execute("ANALYZE")
     finally:
         connection.close()

@@ -8,9 +8,10 @@ from datetime import timedelta
 
 import pytest
 
+from bot.config import FeedConfig
 from bot.storage import Storage
 from tests.support import open_test_storage
-from tests.test_storage import NOW, article, one_feed, store
+from tests.test_storage import NOW, add_feeds, article, one_feed, store
 
 
 @pytest.fixture
@@ -59,6 +60,72 @@ async def test_a_word_common_elsewhere_is_searched_within_the_category(storage: 
     assert all(t.startswith("Rocket probe") for t in titles)
 
 
+async def test_a_category_search_follows_the_categories_a_story_gains_in_another_feed(
+    storage: Storage,
+) -> None:
+    first, second = await add_feeds(
+        storage,
+        FeedConfig(url="https://one.example/feed"),
+        FeedConfig(url="https://two.example/feed"),
+    )
+    shared = "https://wire.example/comet"
+    await store(
+        storage,
+        first,
+        [
+            article("c1", "Comet seen over Lisbon", url=shared, categories=["world"]),
+            article("c2", "Comet tails explained", categories=["space"]),
+            article("c3", "Comet cafe opens", categories=["world"]),
+        ],
+    )
+    assert {
+        a.title for a in await storage.search.search_articles("comet", 10, category_id="space")
+    } == {"Comet tails explained"}
+    # The same story found in a feed of another category now belongs to both.
+    await store(
+        storage, second, [article("x9", "Comet seen over Lisbon", url=shared, categories=["space"])]
+    )
+    in_space = await storage.search.search_articles("comet", 10, category_id="space")
+    assert {a.title for a in in_space} == {"Comet seen over Lisbon", "Comet tails explained"}
+    in_world = await storage.search.search_articles("comet", 10, category_id="world")
+    assert {a.title for a in in_world} == {"Comet seen over Lisbon", "Comet cafe opens"}
+    # Broad too (over the selective threshold): only the category's matches.
+    await store(
+        storage,
+        first,
+        [
+            article(f"w{n}", f"Comet watch {n}", categories=["world"], published=NOW - timedelta(n))
+            for n in range(130)
+        ],
+    )
+    titles = [
+        a.title for a in await storage.search.search_articles("comet", 100, category_id="space")
+    ]
+    assert sorted(titles) == ["Comet seen over Lisbon", "Comet tails explained"]
+    broad = await storage.search.search_articles("comet", 200, category_id="world")
+    assert len(broad) == 132
+    assert "Comet tails explained" not in {a.title for a in broad}
+
+
+async def test_a_category_name_searched_as_a_word_finds_only_articles_that_say_it(
+    storage: Storage,
+) -> None:
+    feed = await one_feed(storage, categories=())
+    await store(
+        storage,
+        feed,
+        [
+            article("a", "Rocket lands", categories=["space"]),
+            article("b", "The space race", categories=["tech"]),
+        ],
+    )
+    assert [a.title for a in await storage.search.search_articles("space", 10)] == [
+        "The space race"
+    ]
+    assert [a.title for a in await storage.search.search_articles("category", 10)] == []
+    assert await storage.search.search_articles("space", 10, category_id="space") == []
+
+
 async def test_latest_headlines_page_with_an_offset(storage: Storage) -> None:
     feed = await one_feed(storage, categories=())
     await store(
@@ -82,3 +149,49 @@ async def test_one_article_is_read_back_by_its_id(storage: Storage) -> None:
     found = await storage.articles.article(stored.id)
     assert found == stored
     assert await storage.articles.article(stored.id + 1000) is None
+
+
+async def test_articles_stored_before_categories_were_searchable_are_found_in_them(
+    postgres_url: str,
+) -> None:
+    # A database from before the search vector held categories: migrating
+    # fills the vectors of the articles already stored.
+    import asyncpg
+
+    from bot.storage.schema_postgres import MIGRATIONS
+
+    before = next(
+        n for n, m in enumerate(MIGRATIONS) if "article_categories_vector(categories)" in m
+    )
+    connection = await asyncpg.connect(postgres_url)
+    try:
+        for script in MIGRATIONS[:before]:
+            await connection.execute(script)
+        await connection.execute(
+            "CREATE TABLE schema_version (version INTEGER NOT NULL);"
+            f"INSERT INTO schema_version VALUES ({before});"
+            "INSERT INTO feeds (url, fetch_url) VALUES ('https://one.example/feed', 'https://one.example/feed');"
+        )
+        for key, title, category in [
+            ("a", "Comet over Lisbon", "space"),
+            ("b", "Comet cafe", "world"),
+        ]:
+            article_id = await connection.fetchval(
+                "INSERT INTO articles (feed_id, entry_key, url, title, summary, categories, "
+                "published_at, first_seen_at) VALUES (1, $1, $2, $3, '', $4, 0, 0) RETURNING id",
+                key,
+                f"https://one.example/{key}",
+                title,
+                category,
+            )
+            await connection.execute(
+                "INSERT INTO article_categories VALUES ($1, 0, $2)", category, article_id
+            )
+    finally:
+        await connection.close()
+    storage = await open_test_storage(postgres_url)
+    try:
+        found = await storage.search.search_articles("comet", 10, category_id="space")
+        assert [a.title for a in found] == ["Comet over Lisbon"]
+    finally:
+        await storage.close()

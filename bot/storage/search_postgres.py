@@ -14,6 +14,11 @@ newest first, since ranking every match of a common word in a million
 articles costs time in proportion to all of them (``ts_rank`` over even the
 thousand newest re-reads each vector: half the time of a broad query).
 
+Within a category the category is one more operand of the match: the vector
+holds a lexeme per category of the article (``category_tsquery``), so GIN
+intersects it with the words rather than every match of a common word being
+read to test its category.
+
 A prefix on the last word is expanded into the indexed words it begins
 (``search_lexemes``) and each looked up whole: GIN's own prefix match reads
 the posting lists of all those words in full, while whole words let it skip
@@ -32,8 +37,6 @@ from bot.storage.rows import ARTICLE_COLUMNS, article_from_row
 from bot.storage.search_query import MAX_TOKEN_LENGTH, MAX_TOKENS, MIN_PREFIX_LENGTH
 
 log = logging.getLogger(__name__)
-
-_IN_CATEGORY = "SELECT article_id FROM article_categories WHERE category_id = ?"
 
 SELECTIVE = 100
 CANDIDATES = 1000
@@ -87,6 +90,13 @@ def title_tsquery(term: str) -> str:
     return term + "A" if term.endswith(":*") else term + ":A"
 
 
+def category_tsquery(category_id: str) -> str:
+    """The lexeme the search vector holds for an article in ``category_id``
+    (``article_categories_vector`` in the schema), as tsquery input: quoted,
+    read as it is, never split by the parser."""
+    return _quoted(f"category {category_id}")
+
+
 class PostgresSearch:
     def __init__(self, db: Database) -> None:
         self._db = db
@@ -109,12 +119,12 @@ class PostgresSearch:
         if match is None:
             return []
         # As on SQLite: the category filters the matches before the
-        # selective/broad decision.
-        in_category = ""
-        category_args: list[str] = []
+        # selective/broad decision. It is a lexeme of the vector, so GIN
+        # intersects it with the words instead of every match of a common
+        # word being read to test its category.
         if category_id is not None:
-            in_category = f"AND id IN ({_IN_CATEGORY})"
-            category_args = [category_id]
+            match = f"({match} && ?::tsquery)"
+            match_args = [*match_args, category_tsquery(category_id)]
         # How many of the query's words each candidate's title holds, worked
         # out on the rows the match has already read (a tsvector test, far
         # cheaper than ts_rank) and only for the newest CANDIDATES + 1.
@@ -125,13 +135,12 @@ class PostgresSearch:
                 SELECT n.id, n.published_at, {in_title}
                 FROM (
                     SELECT id, published_at, search FROM articles
-                    WHERE search @@ {match} {in_category}
+                    WHERE search @@ {match}
                     ORDER BY id DESC LIMIT ?
                 ) AS n
                 """,
                 *(title_tsquery(term) for term in terms),
                 *match_args,
-                *category_args,
                 CANDIDATES + 1,
             )
             if not newest:
@@ -163,14 +172,19 @@ class PostgresSearch:
 
     async def _match(self, terms: list[str], last_piece: str) -> tuple[str | None, list[str]]:
         """The tsquery SQL (and its arguments) that finds the matches, or
-        None when nothing can match.
+                None when nothing can match.
+
+                Within a category the category is one more operand of the match: the vector
+        holds a lexeme per category of the article (``category_tsquery``), so GIN
+        intersects it with the words rather than every match of a common word being
+        read to test its category.
 
         A prefix on the last word is expanded into the indexed words it
-        begins (``search_lexemes``), ORed, so GIN looks each up as a whole
-        word and skips along the rarest word of the query; only a prefix
-        standing for more than ``MAX_EXPANSIONS`` words is left to GIN's own
-        prefix match. The expanded words are lexemes already, so they are
-        cast to a tsquery as they are (no second normalisation).
+                begins (``search_lexemes``), ORed, so GIN looks each up as a whole
+                word and skips along the rarest word of the query; only a prefix
+                standing for more than ``MAX_EXPANSIONS`` words is left to GIN's own
+                prefix match. The expanded words are lexemes already, so they are
+                cast to a tsquery as they are (no second normalisation).
         """
         whole = "to_tsquery('simple', unaccent(?))"
         query = " & ".join(terms)
