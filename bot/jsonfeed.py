@@ -9,7 +9,6 @@ huge and nesting deep, and none of that raises anything but ``ParseError``
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
@@ -18,14 +17,11 @@ from typing import Any
 from bot.errors import ParseError
 from bot.models import ParsedEntry, ParsedFeed
 from bot.text import (
-    FALLBACK_TITLE_LIMIT,
-    MAX_KEY_LENGTH,
-    SUMMARY_LIMIT,
-    TITLE_LIMIT,
     absolute_http_url,
     canonical_url,
     collapse_whitespace,
     cut_at_word,
+    entry_title_and_key,
     html_to_text,
     strip_plugin_footer,
 )
@@ -129,20 +125,9 @@ def _entry(raw: Mapping[str, Any], base: str, feed_url: str, feed_authors: str) 
         or html_text
         or collapse_whitespace(_text(raw.get("content_text")))
     )
-    summary = cut_at_word(summary, SUMMARY_LIMIT)
-    title = collapse_whitespace(_text(raw.get("title")))
-    if title:
-        title = cut_at_word(title, TITLE_LIMIT)
-    elif summary:
-        title = cut_at_word(summary, FALLBACK_TITLE_LIMIT)
-    else:
-        title = "Untitled"
-
-    key = guid or (canonical_url(link) if link else "")
-    if not key:
-        key = "hash:" + hashlib.sha256(f"{title}\n{summary}".encode()).hexdigest()
-    elif len(key) > MAX_KEY_LENGTH:
-        key = "hash:" + hashlib.sha256(key.encode()).hexdigest()
+    title, summary, key = entry_title_and_key(
+        collapse_whitespace(_text(raw.get("title"))), summary, guid, link
+    )
 
     image = None
     for field in ("image", "banner_image"):

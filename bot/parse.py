@@ -9,7 +9,6 @@ images, dates) happens here, off the event loop.
 from __future__ import annotations
 
 import calendar
-import hashlib
 import re
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
@@ -22,14 +21,11 @@ from bot.jsonfeed import json_feed_document, parse_json_feed
 from bot.models import ParsedEntry, ParsedFeed
 from bot.parse_fast import fast_parse
 from bot.text import (
-    FALLBACK_TITLE_LIMIT,
-    MAX_KEY_LENGTH,
-    SUMMARY_LIMIT,
-    TITLE_LIMIT,
     absolute_http_url,
     canonical_url,
     collapse_whitespace,
     cut_at_word,
+    entry_title_and_key,
     html_to_text,
     strip_plugin_footer,
 )
@@ -168,19 +164,7 @@ def _parse_entry(raw: Mapping[str, Any], site_url: str, feed_url: str) -> Parsed
                 break
     url = canonical_url(link or site_url or feed_url)
 
-    summary = cut_at_word(summary, SUMMARY_LIMIT)
-    if title:
-        title = cut_at_word(title, TITLE_LIMIT)
-    elif summary:
-        title = cut_at_word(summary, FALLBACK_TITLE_LIMIT)
-    else:
-        title = "Untitled"
-
-    key = guid or (canonical_url(link) if link else "")
-    if not key:
-        key = "hash:" + hashlib.sha256(f"{title}\n{summary}".encode()).hexdigest()
-    elif len(key) > MAX_KEY_LENGTH:
-        key = "hash:" + hashlib.sha256(key.encode()).hexdigest()
+    title, summary, key = entry_title_and_key(title, summary, guid, link)
 
     author, _ = html_to_text(raw.get("author"))
     image = _image_url(raw, url)

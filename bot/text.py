@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import html
 import re
 from html.parser import HTMLParser
@@ -300,3 +301,25 @@ def cut_html(markup: str, limit: int, ellipsis: str = "…") -> str:
         kept.pop()
     closing = "".join(f"</{name}>" for name, _ in reversed(open_tags))
     return "".join(kept).rstrip() + ellipsis + closing
+
+
+def entry_title_and_key(
+    title: str, summary: str, guid: str, link: str | None
+) -> tuple[str, str, str]:
+    """An entry's shown title and summary, each within its limit, and its
+    key, whatever format it came in: the guid, else its link, else a hash of
+    what it says (a key past MAX_KEY_LENGTH is hashed too). An entry without
+    a title takes the start of its summary."""
+    summary = cut_at_word(summary, SUMMARY_LIMIT)
+    if title:
+        title = cut_at_word(title, TITLE_LIMIT)
+    elif summary:
+        title = cut_at_word(summary, FALLBACK_TITLE_LIMIT)
+    else:
+        title = "Untitled"
+    key = guid or (canonical_url(link) if link else "")
+    if not key:
+        key = "hash:" + hashlib.sha256(f"{title}\n{summary}".encode()).hexdigest()
+    elif len(key) > MAX_KEY_LENGTH:
+        key = "hash:" + hashlib.sha256(key.encode()).hexdigest()
+    return title, summary, key
