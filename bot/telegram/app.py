@@ -66,14 +66,19 @@ from bot.runtime import Runtime
 from bot.storage import open_storage
 from bot.storage.db import PostgresDatabase
 from bot.telegram import (
+    about_handlers,
     digest_handlers,
+    feed_button_handlers,
     feed_handlers,
     filter_handlers,
     follow,
     handlers,
+    headline_handlers,
     inline,
     language_handlers,
+    membership_handlers,
     reload_handlers,
+    subscription_handlers,
 )
 from bot.telegram.alerts import OperatorAlerts
 from bot.telegram.feed_buttons import PATTERN as FEED_BUTTONS
@@ -194,7 +199,7 @@ class NewsbotApplication:
         app.add_handler(
             MessageHandler(
                 filters.ChatType.PRIVATE & filters.UpdateType.MESSAGE & filters.FORWARDED,
-                handlers.forwarded,
+                subscription_handlers.forwarded,
             )
         )
         # Before /start itself: a deep link's /start PAYLOAD (has_args).
@@ -202,19 +207,19 @@ class NewsbotApplication:
             CommandHandler("start", follow.start_with_payload, filters=everywhere, has_args=True)
         )
         for name, callback in (
-            ("start", handlers.start),
-            ("help", handlers.help_command),
-            ("categories", handlers.categories_command),
-            ("subscribe", handlers.subscribe),
-            ("unsubscribe", handlers.unsubscribe),
-            ("mysubs", handlers.mysubs),
+            ("start", about_handlers.start),
+            ("help", about_handlers.help_command),
+            ("categories", subscription_handlers.categories_command),
+            ("subscribe", subscription_handlers.subscribe),
+            ("unsubscribe", subscription_handlers.unsubscribe),
+            ("mysubs", subscription_handlers.mysubs),
             ("filter", filter_handlers.filter_command),
             ("digest", digest_handlers.digest_command),
             ("quiet", digest_handlers.quiet_command),
-            ("latest", handlers.latest),
-            ("search", handlers.search),
-            ("health", handlers.health),
-            ("whoami", handlers.whoami),
+            ("latest", headline_handlers.latest),
+            ("search", headline_handlers.search),
+            ("health", about_handlers.health),
+            ("whoami", about_handlers.whoami),
             ("link", follow.link_command),
             # The operators' (feed_handlers.OPERATOR_COMMANDS): not in the public menu.
             ("addfeed", feed_handlers.addfeed),
@@ -228,20 +233,30 @@ class NewsbotApplication:
         ):
             app.add_handler(CommandHandler(name, callback, filters=everywhere))
         app.add_handler(CallbackQueryHandler(follow.confirm_follow, pattern=follow.CONFIRM_PATTERN))
-        app.add_handler(CallbackQueryHandler(feed_handlers.button, pattern=FEED_BUTTONS))
+        app.add_handler(CallbackQueryHandler(feed_button_handlers.button, pattern=FEED_BUTTONS))
         app.add_handler(
             MessageHandler(
                 filters.UpdateType.MESSAGE & filters.Document.ALL, feed_handlers.document
             )
         )
         app.add_handler(CallbackQueryHandler(settings_button, pattern=SETTINGS_PATTERN))
-        app.add_handler(CallbackQueryHandler(handlers.button))
+        app.add_handler(
+            CallbackQueryHandler(
+                subscription_handlers.toggle_button, pattern=subscription_handlers.is_toggle
+            )
+        )
+        app.add_handler(
+            CallbackQueryHandler(
+                headline_handlers.search_page_button, pattern=headline_handlers.is_search_page
+            )
+        )
+        app.add_handler(CallbackQueryHandler(handlers.expired_button))
         app.add_handler(InlineQueryHandler(inline.inline_query))
         app.add_handler(ChosenInlineResultHandler(inline.chosen_inline_result))
         app.add_handler(
-            ChatMemberHandler(handlers.my_chat_member, ChatMemberHandler.MY_CHAT_MEMBER)
+            ChatMemberHandler(membership_handlers.my_chat_member, ChatMemberHandler.MY_CHAT_MEMBER)
         )
-        app.add_handler(MessageHandler(filters.StatusUpdate.MIGRATE, handlers.migrate))
+        app.add_handler(MessageHandler(filters.StatusUpdate.MIGRATE, membership_handlers.migrate))
         app.add_error_handler(on_error)
 
     async def _post_init(self, application: Application) -> None:  # type: ignore[type-arg]

@@ -29,14 +29,9 @@ from bot.config import CategoryConfig
 from bot.deliver import send_card
 from bot.render import escape, render_card
 from bot.services import resolve_categories
+from bot.telegram.about_handlers import welcome
 from bot.telegram.args import MAX_ARGUMENTS, unknown_categories_message
-from bot.telegram.handlers import (
-    BotServices,
-    categories_keyboard,
-    reply,
-    services,
-    welcome,
-)
+from bot.telegram.handlers import BotServices, categories_keyboard, reply, services
 from bot.telegram.links import (
     ArticlePayload,
     BadPayload,
