@@ -177,8 +177,8 @@ class FeedAdmin:
             return await parse_pool.parse(body, where, content_type)
 
         try:
-            # A chat waits for the answer (and the bot's other updates behind
-            # it): the candidates together get a bounded time, not each one.
+            # An operator waits for the answer: the candidates together get a
+            # bounded time, not each one.
             async with asyncio.timeout(DISCOVERY_SECONDS):
                 found = await discover(url, fetch, parse, Categorizer(self.config.categories))
         except TimeoutError:

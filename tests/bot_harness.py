@@ -8,7 +8,8 @@ them. It knows when the bot is done without sleeping: PTB handles updates one
 at a time, in order, so after the pushed updates it pushes a sentinel ``/help``
 from a chat of its own and waits for that reply; whatever the bot did for the
 earlier updates has been answered by then. This is also how a test proves that
-the bot stayed silent.
+the bot stayed silent. The work an update starts in the background (an
+/addfeed discovery) is waited for as well, unless the test says not to.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from bot.i18n import SUPPORTED_LANGUAGES, translator
 from bot.netguard import Resolver
 from bot.storage import Storage
 from bot.telegram.app import NewsbotApplication
+from bot.telegram.feed_pending import running_discoveries
 from tests.fake_telegram import DEFAULT_BOT_ID, DEFAULT_USER_ID, JSON, Call, FakeTelegram
 from tests.feed_server import FeedServer
 from tests.telegram_html import check_telegram_html
@@ -237,8 +239,9 @@ class BotHarness:
     def error_logs(self) -> list[str]:
         return [r.getMessage() for r in self._errors.records]
 
-    async def ask(self, *updates: JSON, check: bool = True) -> Exchange:
-        """Push ``updates``; return the calls made until all were handled."""
+    async def ask(self, *updates: JSON, check: bool = True, settle: bool = True) -> Exchange:
+        """Push ``updates``; return the calls made until all were handled and,
+        with ``settle``, until the feed discoveries they started are done."""
         start = len(self.fake.calls())
         answered = len(self.fake.calls("sendMessage", SENTINEL_CHAT))
         for update in updates:
@@ -247,6 +250,10 @@ class BotHarness:
         await self.fake.wait_for_async(
             "sendMessage", chat_id=SENTINEL_CHAT, count=answered + 1, timeout=15
         )
+        if settle:
+            await asyncio.wait_for(
+                running_discoveries(self.app.application.bot_data).settled(), timeout=15
+            )
         calls = [
             c
             for c in self.fake.calls()[start:]

@@ -10,7 +10,9 @@ fails closed."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import threading
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -19,16 +21,18 @@ from bot.opml import MAX_OPML_BYTES
 from bot.telegram.feed_buttons import MAX_CALLBACK_DATA
 from tests.bot_harness import (
     ALICE,
+    APOLOGY,
     BOB,
     BotHarness,
     Exchange,
     buttons,
     data_of,
+    eventually,
     labels,
     message_id,
     running_bot,
 )
-from tests.fake_telegram import FakeTelegram, UploadedFile
+from tests.fake_telegram import ApiError, Call, FakeTelegram, UploadedFile
 from tests.feed_server import FeedServer
 from tests.support import REAL_FEEDS
 from tests.telegram_html import check_telegram_html
@@ -41,20 +45,29 @@ GROUP = -4001
 REFUSAL = "This command is for the bot's operators."
 
 
-@pytest.fixture
-async def bot(
-    tmp_path: Path, fake_telegram: FakeTelegram, feed_server: FeedServer
+@asynccontextmanager
+async def public_sites_bot(
+    tmp_path: Path, fake: FakeTelegram, feeds: FeedServer, *, expect_error_logs: bool = False
 ) -> AsyncIterator[BotHarness]:
     resolver = StubResolver(
         {"site.example": [PUBLIC_V4], "feeds.example": [PUBLIC_V4], "inside.example": ["10.0.0.7"]}
     )
     async with running_bot(
         tmp_path,
-        fake_telegram,
-        feed_server,
+        fake,
+        feeds,
         feed_transport=FakeInternet(),
         feed_resolver=resolver,
+        expect_error_logs=expect_error_logs,
     ) as harness:
+        yield harness
+
+
+@pytest.fixture
+async def bot(
+    tmp_path: Path, fake_telegram: FakeTelegram, feed_server: FeedServer
+) -> AsyncIterator[BotHarness]:
+    async with public_sites_bot(tmp_path, fake_telegram, feed_server) as harness:
         yield harness
 
 
@@ -83,6 +96,26 @@ def data_labelled(call: object, label: str) -> str:
     (data,) = [b["callback_data"] for b in buttons(call) if b["text"] == label]
     assert isinstance(data, str)
     return data
+
+
+def pressed_on(call: Call) -> int:
+    """The id of the message a sent or edited answer stands in."""
+    if call.method == "editMessageText":
+        value = call.params["message_id"]
+        assert isinstance(value, int)
+        return value
+    return message_id(call)
+
+
+async def addfeed(bot: BotHarness, arguments: str) -> tuple[Call, str]:
+    """/addfeed that discovers: "Looking…" at once, then that very message
+    edited into the answer; the answer's call and its text as the user sees it."""
+    exchange = await bot.say(ALICE, f"/addfeed {arguments}")
+    url = arguments.split()[0]
+    assert exchange.text(ALICE) == f"Looking for feeds at {url}…"
+    (answer,) = exchange.of("editMessageText", ALICE)
+    assert answer.params["message_id"] == message_id(exchange.reply(ALICE))
+    return answer, check_telegram_html(str(answer.params["text"]))
 
 
 async def runtime_feeds(bot: BotHarness) -> dict[str, tuple[str, ...]]:
@@ -144,22 +177,20 @@ async def test_addfeed_of_a_site_page_shows_what_it_found_and_adds_it_on_add(
 ) -> None:
     bot.feeds.serve_file("/ars.xml", REAL_FEEDS / ARS)
     bot.feeds.serve("/blog", page("/ars.xml"), content_type=HTML)
-    exchange = await bot.say(ALICE, f"/addfeed {public(bot.feeds, '/blog')}")
-    preview = exchange.reply(ALICE)
-    text = exchange.text(ALICE)
+    preview, text = await addfeed(bot, public(bot.feeds, "/blog"))
     assert text.startswith("Ars Technica\n" + public(bot.feeds, "/ars.xml") + "\n20 items\nNewest:")
     assert text.count("\n• ") == 3
     assert "Its own tags map to: Science, Space" in text
     assert labels(preview) == ["Add", "Cancel"]
     assert all(len(d.encode()) <= MAX_CALLBACK_DATA for d in data_of(preview))
     added = await bot.press(
-        ALICE, ALICE, data_labelled(preview, "Add"), message_id=message_id(preview)
+        ALICE, ALICE, data_labelled(preview, "Add"), message_id=pressed_on(preview)
     )
     assert shown(added).startswith("Added feed 4 (Ars Technica)")
     assert await runtime_feeds(bot) == {public(bot.feeds, "/ars.xml"): ()}
     # The same button again: its work is done.
     again = await bot.press(
-        ALICE, ALICE, data_labelled(preview, "Add"), message_id=message_id(preview)
+        ALICE, ALICE, data_labelled(preview, "Add"), message_id=pressed_on(preview)
     )
     assert "expired" in again.answer().params["text"]
     repeated = await bot.say(ALICE, f"/addfeed {public(bot.feeds, '/ars.xml')}")
@@ -168,10 +199,9 @@ async def test_addfeed_of_a_site_page_shows_what_it_found_and_adds_it_on_add(
 
 async def test_addfeed_with_categories_adds_in_them(bot: BotHarness) -> None:
     bot.feeds.serve_file("/ars.xml", REAL_FEEDS / ARS)
-    exchange = await bot.say(ALICE, f"/addfeed {public(bot.feeds, '/ars.xml')} space")
-    preview = exchange.reply(ALICE)
-    assert "It will be added in: Space" in exchange.text(ALICE)
-    await bot.press(ALICE, ALICE, data_labelled(preview, "Add"), message_id=message_id(preview))
+    preview, text = await addfeed(bot, f"{public(bot.feeds, '/ars.xml')} space")
+    assert "It will be added in: Space" in text
+    await bot.press(ALICE, ALICE, data_labelled(preview, "Add"), message_id=pressed_on(preview))
     assert await runtime_feeds(bot) == {public(bot.feeds, "/ars.xml"): ("space",)}
     wrong = await bot.say(ALICE, f"/addfeed {public(bot.feeds, '/ars.xml')} cooking")
     assert "unknown category 'cooking'" in wrong.text(ALICE)
@@ -185,15 +215,14 @@ async def test_several_feeds_on_a_page_are_offered_as_buttons_and_one_without_ta
     bot.feeds.serve(
         "/", page("/ars.xml", public(bot.feeds, "/verge.atom", "feeds.example")), content_type=HTML
     )
-    exchange = await bot.say(ALICE, f"/addfeed {public(bot.feeds, '/')}")
-    choice = exchange.reply(ALICE)
-    assert exchange.text(ALICE).startswith(f"2 feeds at {public(bot.feeds, '/')}; which one?")
+    choice, text = await addfeed(bot, public(bot.feeds, "/"))
+    assert text.startswith(f"2 feeds at {public(bot.feeds, '/')}; which one?")
     assert labels(choice) == ["1. Ars Technica", "2. The Verge - All Posts", "Cancel"]
     picked = await bot.press(
         ALICE,
         ALICE,
         data_labelled(choice, "2. The Verge - All Posts"),
-        message_id=message_id(choice),
+        message_id=pressed_on(choice),
     )
     text = shown(picked)
     assert text.startswith("The Verge - All Posts\n") and "10 items" in text
@@ -202,7 +231,7 @@ async def test_several_feeds_on_a_page_are_offered_as_buttons_and_one_without_ta
     assert labels(edit) == ["Space", "Science", "AI and Robotics", "Long Reads", "Cancel"]
     assert all(len(d.encode()) <= MAX_CALLBACK_DATA for d in data_of(edit))
     added = await bot.press(
-        ALICE, ALICE, data_labelled(edit, "Long Reads"), message_id=message_id(choice)
+        ALICE, ALICE, data_labelled(edit, "Long Reads"), message_id=pressed_on(choice)
     )
     assert shown(added).startswith("Added feed 4 (The Verge - All Posts)")
     verge = public(bot.feeds, "/verge.atom", "feeds.example")
@@ -212,13 +241,10 @@ async def test_several_feeds_on_a_page_are_offered_as_buttons_and_one_without_ta
 async def test_a_site_with_only_a_feed_path_is_found_there(bot: BotHarness) -> None:
     bot.feeds.serve_file("/feed", REAL_FEEDS / ARS)
     bot.feeds.serve("/", page(), content_type=HTML)
-    exchange = await bot.say(ALICE, f"/addfeed {public(bot.feeds, '/')}")
-    assert exchange.text(ALICE).startswith("Ars Technica\n" + public(bot.feeds, "/feed") + "\n")
+    preview, text = await addfeed(bot, public(bot.feeds, "/"))
+    assert text.startswith("Ars Technica\n" + public(bot.feeds, "/feed") + "\n")
     cancel = await bot.press(
-        ALICE,
-        ALICE,
-        data_labelled(exchange.reply(ALICE), "Cancel"),
-        message_id=message_id(exchange.reply(ALICE)),
+        ALICE, ALICE, data_labelled(preview, "Cancel"), message_id=pressed_on(preview)
     )
     assert shown(cancel) == "Cancelled."
     assert await runtime_feeds(bot) == {}
@@ -233,15 +259,108 @@ async def test_discovery_refuses_a_page_whose_feed_points_at_a_private_address(
         page(public(bot.feeds, "/secret.xml", "inside.example"), bot.feeds.url("/secret.xml")),
         content_type=HTML,
     )
-    text = (await bot.say(ALICE, f"/addfeed {public(bot.feeds, '/')}")).text(ALICE)
+    _, text = await addfeed(bot, public(bot.feeds, "/"))
     assert text.startswith("no feed found at")
     assert "inside.example is 10.0.0.7, a private or reserved address" in text
     assert "a loopback address" in text
     assert bot.feeds.hits("/secret.xml") == 0
-    literal = (await bot.say(ALICE, f"/addfeed {bot.feeds.url('/secret.xml')}")).text(ALICE)
+    _, literal = await addfeed(bot, bot.feeds.url("/secret.xml"))
     assert "a loopback address" in literal and "must be public" in literal
     assert bot.feeds.hits("/secret.xml") == 0
     assert await runtime_feeds(bot) == {}
+
+
+def is_preview_to(chat_id: int) -> Callable[[Call], bool]:
+    """The answer to /addfeed with an Add button, however it reaches the chat."""
+
+    def match(call: Call) -> bool:
+        return (
+            call.chat_id == chat_id
+            and call.method in ("sendMessage", "editMessageText")
+            and "Add" in labels(call)
+        )
+
+    return match
+
+
+async def test_a_slow_feed_discovery_does_not_hold_up_other_chats(bot: BotHarness) -> None:
+    held = threading.Event()  # the site answers when the test says so
+    bot.feeds.serve_file("/slow.xml", REAL_FEEDS / ARS, gate=held)
+    url = public(bot.feeds, "/slow.xml")
+    try:
+        bot.fake.push_update(bot.fake.message(ALICE, f"/addfeed {url}"))
+
+        async def discovery_is_waiting_on_the_site() -> bool:
+            return bot.feeds.hits("/slow.xml") == 1
+
+        await eventually(discovery_is_waiting_on_the_site)
+        bot.fake.push_update(bot.fake.message(BOB, "/latest"))
+        latest = await bot.fake.wait_for_async("sendMessage", chat_id=BOB, timeout=15)
+        assert "Latest headlines" in str(latest.params["text"])
+        assert await runtime_feeds(bot) == {}
+    finally:
+        held.set()
+    preview = await bot.fake.wait_for_async(is_preview_to(ALICE), timeout=15)
+    assert check_telegram_html(str(preview.params["text"])).startswith(f"Ars Technica\n{url}\n")
+    added = await bot.press(
+        ALICE, ALICE, data_labelled(preview, "Add"), message_id=pressed_on(preview)
+    )
+    assert shown(added).startswith("Added feed 4 (Ars Technica)")
+    assert await runtime_feeds(bot) == {url: ()}
+
+
+async def test_the_same_url_sent_twice_while_it_is_looked_up_is_looked_up_and_offered_once(
+    bot: BotHarness,
+) -> None:
+    held = threading.Event()
+    bot.feeds.serve_file("/slow.xml", REAL_FEEDS / ARS, gate=held)
+    url = public(bot.feeds, "/slow.xml")
+    try:
+        bot.fake.push_update(bot.fake.message(ALICE, f"/addfeed {url}"))
+
+        async def discovery_is_waiting_on_the_site() -> bool:
+            return bot.feeds.hits("/slow.xml") == 1
+
+        await eventually(discovery_is_waiting_on_the_site)
+        bot.fake.push_update(bot.fake.message(ALICE, f"/addfeed  {url} "))
+        again = await bot.fake.wait_for_async(
+            lambda c: (
+                c.method == "sendMessage"
+                and c.chat_id == ALICE
+                and "already looking" in str(c.params["text"])
+            ),
+            timeout=15,
+        )
+        assert check_telegram_html(str(again.params["text"])) == (
+            f"I'm already looking for feeds at {url}: the answer is on its way."
+        )
+    finally:
+        held.set()
+    preview = await bot.fake.wait_for_async(is_preview_to(ALICE), timeout=15)
+    await bot.press(ALICE, ALICE, data_labelled(preview, "Add"), message_id=pressed_on(preview))
+    assert await runtime_feeds(bot) == {url: ()}
+    assert bot.feeds.hits("/slow.xml") == 1
+    assert len([c for c in bot.fake.calls() if is_preview_to(ALICE)(c)]) == 1
+
+
+async def test_a_discovery_failing_in_the_background_reaches_the_error_handler(
+    tmp_path: Path, fake_telegram: FakeTelegram, feed_server: FeedServer
+) -> None:
+    async with public_sites_bot(
+        tmp_path, fake_telegram, feed_server, expect_error_logs=True
+    ) as bot:
+        bot.feeds.serve_file("/ars.xml", REAL_FEEDS / ARS)
+        url = public(bot.feeds, "/ars.xml")
+        odd = ApiError(400, "Bad Request: odd failure")
+        bot.fake.fail_next("editMessageText", odd, chat_id=ALICE)
+        exchange = await bot.ask(bot.fake.message(ALICE, f"/addfeed {url}"), check=False)
+        looking, alert, apology = exchange.texts(ALICE)
+        assert looking == f"Looking for feeds at {url}…"
+        # The operators hear what failed where, the user gets the apology.
+        assert "BadRequest: Odd failure" in alert and "the command /addfeed" in alert
+        assert APOLOGY in apology
+        assert any("error while handling an update" in line for line in bot.error_logs)
+        assert await runtime_feeds(bot) == {}
 
 
 # -- /feeds, /feed and the buttons -------------------------------------------

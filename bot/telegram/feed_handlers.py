@@ -14,18 +14,19 @@ from __future__ import annotations
 import logging
 import time
 
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, InputFile, Update
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, InputFile, Message, Update
 from telegram.constants import ChatType
-from telegram.error import TelegramError
+from telegram.error import BadRequest, TelegramError
 from telegram.ext import ContextTypes
 
 from bot.errors import NewsbotError
-from bot.feed_admin import FeedAdmin
+from bot.feed_admin import FeedAdmin, checked_feed_url
 from bot.i18n import N_, Translator
+from bot.models import FeedHealth
 from bot.opml import MAX_OPML_BYTES, parse_opml
 from bot.render import escape
 from bot.telegram.feed_buttons import feed_data, token_data
-from bot.telegram.feed_pending import Pending, pending_store
+from bot.telegram.feed_pending import Pending, pending_store, running_discoveries
 from bot.telegram.feed_views import (
     PAGE_SIZE,
     category_titles,
@@ -39,7 +40,7 @@ from bot.telegram.feed_views import (
     page_text,
     removed_text,
 )
-from bot.telegram.handlers import BotServices, _is_stand_in, reply, services
+from bot.telegram.handlers import NO_PREVIEW, BotServices, _is_stand_in, reply, services
 from bot.telegram.translation import chat_translator
 from bot.text import cut_at_word
 
@@ -109,7 +110,9 @@ def _admin(bot: BotServices) -> FeedAdmin:
 
 
 async def addfeed(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """/addfeed URL [category …]: discover, show, then Add / Cancel."""
+    """/addfeed URL [category …]: "Looking…" at once; the discovery then runs
+    beside every other chat's updates and turns that message into what it
+    found, with Add / Cancel, or into why it found nothing."""
     bot = services(context)
     tr = await chat_translator(update, context)
     _ = tr.gettext
@@ -121,47 +124,104 @@ async def addfeed(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await reply(update, context, escape(_("Usage: /addfeed URL [category …]")))
         return
     admin = _admin(bot)
-    url = args[0]
     try:
+        url = checked_feed_url(args[0])
         categories = admin.checked_categories(args[1:])
         listed = await admin.listed(url)
-        if listed is None:
-            discovery = await admin.discover(url)
     except NewsbotError as error:
         await reply(update, context, escape(cut_at_word(str(error), 1500)))
         return
-    if listed is None and len(discovery.found) == 1:
-        listed = discovery.listed.get(discovery.found[0].url)
     if listed is not None:
-        await reply(
-            update,
-            context,
-            escape(_("That feed is already listed as feed {id}.").format(id=listed.id)),
-            InlineKeyboardMarkup(
-                [[InlineKeyboardButton(_("Show it"), callback_data=feed_data("f", listed.id))]]
-            ),
-        )
+        await reply(update, context, *_already_listed(tr, listed))
+        return
+    user = update.effective_user
+    assert user is not None  # an operator
+    discoveries = running_discoveries(context.bot_data)
+    if discoveries.running(user.id, url):
+        # A second tap of the same command: one lookup, one preview, one Add.
+        text = _("I'm already looking for feeds at {url}: the answer is on its way.")
+        await reply(update, context, escape(text.format(url=url)))
+        return
+    # PTB handles updates one at a time, and a discovery may take up to
+    # DISCOVERY_SECONDS: as a task of the application it holds up nobody, its
+    # errors still reach the error handler, and stop() waits for it.
+    task = context.application.create_task(
+        _look_for_feeds(update, context, bot, tr, url, categories),
+        update=update,
+        name=f"addfeed-{user.id}",
+    )
+    discoveries.track(user.id, url, task)
+
+
+async def _look_for_feeds(
+    update: Update,
+    context: ContextTypes.DEFAULT_TYPE,
+    bot: BotServices,
+    tr: Translator,
+    url: str,
+    categories: tuple[str, ...],
+) -> None:
+    """The slow half of /addfeed, in the background."""
+    _ = tr.gettext
+    looking = await reply(update, context, escape(_("Looking for feeds at {url}…").format(url=url)))
+    if looking is None:
+        return  # the bot may not write in this chat: nobody to show anything to
+    try:
+        discovery = await _admin(bot).discover(url)
+    except NewsbotError as error:
+        await _answer(update, context, looking, escape(cut_at_word(str(error), 1500)))
+        return
+    if len(discovery.found) == 1 and (listed := discovery.listed.get(discovery.found[0].url)):
+        await _answer(update, context, looking, *_already_listed(tr, listed))
         return
     user = update.effective_user
     assert user is not None  # an operator
     pending = Pending(user.id, time.monotonic(), found=discovery.found, categories=categories)
     token = pending_store(context).put(pending)
     if len(discovery.found) > 1:
-        await reply(
+        await _answer(
             update,
             context,
+            looking,
             choice_text(tr, url, discovery.found),
             choice_markup(tr, token, discovery.found),
         )
         return
     pending.chosen = 0
     found = discovery.found[0]
-    await reply(
+    await _answer(
         update,
         context,
+        looking,
         found_text(bot, tr, pending, found),
         found_markup(bot, tr, token, pending, found),
     )
+
+
+def _already_listed(tr: Translator, listed: FeedHealth) -> tuple[str, InlineKeyboardMarkup]:
+    _ = tr.gettext
+    return (
+        escape(_("That feed is already listed as feed {id}.").format(id=listed.id)),
+        InlineKeyboardMarkup(
+            [[InlineKeyboardButton(_("Show it"), callback_data=feed_data("f", listed.id))]]
+        ),
+    )
+
+
+async def _answer(
+    update: Update,
+    context: ContextTypes.DEFAULT_TYPE,
+    looking: Message,
+    text: str,
+    markup: InlineKeyboardMarkup | None = None,
+) -> None:
+    """Turn "Looking…" into the answer; a new message if someone deleted it meanwhile."""
+    try:
+        await looking.edit_text(text, reply_markup=markup, link_preview_options=NO_PREVIEW)
+    except BadRequest as error:
+        if "not found" not in error.message.lower():
+            raise
+        await reply(update, context, text, markup)
 
 
 async def removefeed(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

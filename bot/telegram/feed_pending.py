@@ -1,14 +1,20 @@
-"""What the operators' feed commands keep in this process's memory: what a
-button stands for when it is too long for its 64 bytes (discovered feeds, an
-OPML document), behind a random token for ``PENDING_SECONDS``. A press after
-that, after a restart, or with forged data finds nothing: "expired".
+"""What the operators' feed commands keep in this process's memory.
+
+What a button stands for when it is too long for its 64 bytes (discovered
+feeds, an OPML document) waits behind a random token for ``PENDING_SECONDS``:
+a press after that, after a restart, or with forged data finds nothing
+("expired"). And the /addfeed discoveries under way, one per operator and
+URL: a discovery may take up to a minute, so it runs beside the updates of
+every other chat, and the same URL sent again meanwhile is not looked up twice.
 """
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from telegram.ext import ContextTypes
 
@@ -18,6 +24,7 @@ from bot.opml import OpmlDocument
 PENDING_SECONDS = 30 * 60.0
 MAX_PENDING = 200
 PENDING_KEY = "feed_pending"  # in bot_data
+DISCOVERIES_KEY = "feed_discoveries"  # in bot_data
 
 
 @dataclass
@@ -62,3 +69,34 @@ def pending_store(context: ContextTypes.DEFAULT_TYPE) -> PendingStore:
         store = PendingStore()
         context.bot_data[PENDING_KEY] = store
     return store
+
+
+class RunningDiscoveries:
+    """The /addfeed discoveries running now, by (operator's user id, URL)."""
+
+    def __init__(self) -> None:
+        self._tasks: dict[tuple[int, str], asyncio.Task[None]] = {}
+
+    def running(self, user_id: int, url: str) -> bool:
+        return (user_id, url) in self._tasks
+
+    def track(self, user_id: int, url: str, task: asyncio.Task[None]) -> None:
+        """``task`` looks up ``url`` for ``user_id`` until it is done, failed or not."""
+        key = (user_id, url)
+        self._tasks[key] = task
+        task.add_done_callback(lambda _: self._tasks.pop(key, None))
+
+    async def settled(self) -> None:
+        """Return once no discovery runs (and each one's answer, or its
+        error handler, is done)."""
+        while self._tasks:
+            await asyncio.wait(list(self._tasks.values()))
+
+
+def running_discoveries(bot_data: dict[Any, Any]) -> RunningDiscoveries:
+    """The one registry of this application (``application.bot_data``)."""
+    found = bot_data.get(DISCOVERIES_KEY)
+    if not isinstance(found, RunningDiscoveries):
+        found = RunningDiscoveries()
+        bot_data[DISCOVERIES_KEY] = found
+    return found

@@ -101,15 +101,16 @@ async def reply(
     markup: InlineKeyboardMarkup | None = None,
     *,
     news: bool = False,
-) -> None:
-    """Answer the message being handled. In a channel every subscriber reads
+) -> Message | None:
+    """Answer the message being handled; the answer sent, or None when the
+    bot may not write there. In a channel every subscriber reads
     the answer, so unless it is ``news`` (headlines an admin asked for on
     purpose) it says how to configure from a private chat instead, and, when
     the bot may delete messages there, the command and the answer go away
     after ``CHANNEL_CLEANUP_SECONDS``."""
     message = update.effective_message
     if message is None:
-        return
+        return None
     chat_id = message.chat.id
     tidy = False
     if update.channel_post is not None and not news:
@@ -128,7 +129,7 @@ async def reply(
         if isinstance(error, BadRequest) and "rights" not in error.message.lower():
             raise
         log.info("telegram: cannot answer in chat %s: %s", chat_id, error)
-        return
+        return None
     if tidy and context.job_queue is not None:
         context.job_queue.run_once(
             _delete_messages,
@@ -136,6 +137,7 @@ async def reply(
             data=(chat_id, [message.message_id, sent.message_id]),
             name=f"tidy-channel-{chat_id}-{sent.message_id}",
         )
+    return sent
 
 
 def _with_channel_note(text: str, chat_id: int, tidy: bool, t: Translator) -> str:
