@@ -1,5 +1,5 @@
 """Headlines on request: /latest, /search and its "More ›" button. Thin:
-parse the arguments, ask ``bot.services.News``, reply with a list.
+parse the arguments, ask ``bot.services.NewsService``, reply with a list.
 
 Headlines are news the asker wanted, so in a channel they stay (``reply``
 with ``news=True``): no note, no cleanup.
