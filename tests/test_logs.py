@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.cli import main
+from bot.cli.main import main
 from bot.config import parse_config
 from bot.logs import QUIET_LOGGERS, RedactingFilter, setup_logging
 from bot.telegram.app import NewsbotApplication
@@ -99,7 +99,7 @@ async def test_debug_logs_of_a_running_bot_never_show_the_token_or_the_webhook_s
         app = NewsbotApplication(config)
         async with app.running():
             # The generated webhook secret, stored in the database on first use.
-            generated = await app._webhook_secret()
+            generated = await app.webhook_secret()
             fake.push_update(fake.message(4001, "/help"))
             await fake.wait_for_async("sendMessage", chat_id=4001, timeout=30)
     output = debug_log.getvalue()
