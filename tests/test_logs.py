@@ -104,5 +104,7 @@ async def test_debug_logs_of_a_running_bot_never_show_the_token_or_the_webhook_s
             await fake.wait_for_async("sendMessage", chat_id=4001, timeout=30)
     output = debug_log.getvalue()
     assert "Calling Bot API endpoint `sendMessage`" in output  # PTB's DEBUG lines are there
+    # PTB logs the Bot API URL at DEBUG, token and all: the filter redacts it.
+    assert f"{fake.base_url}<token>" in output
     for secret in (TOKEN.split(":", 1)[1], generated):
         assert secret not in output
