@@ -37,6 +37,23 @@ class RedactingFilter(logging.Filter):
 
 _filter = RedactingFilter()
 
+# Libraries whose lines below a level carry values, not events: held at that
+# level whatever --log-level says (higher levels still quieten them).
+QUIET_LOGGERS = {
+    # At DEBUG aiosqlite logs every statement with its parameters: the WebSub
+    # hub secrets, the webhook secret, feed credentials, chats' settings.
+    # (asyncpg logs no statements.)
+    "aiosqlite": logging.INFO,
+    # httpx logs every request URL at INFO, and Bot API URLs contain the
+    # token; httpcore logs each connection step at DEBUG.
+    "httpx": logging.WARNING,
+    "httpcore": logging.WARNING,
+    "apscheduler": logging.WARNING,
+    # With max_retries=0 the rate limiter logs every RetryAfter it hands on as
+    # an ERROR with a traceback; the sender logs and handles them itself.
+    "telegram.ext.AIORateLimiter": logging.CRITICAL,
+}
+
 
 def setup_logging(level: str = "INFO") -> None:
     numeric = logging.getLevelName(level.upper())
@@ -49,13 +66,8 @@ def setup_logging(level: str = "INFO") -> None:
         handler.addFilter(_filter)
         root.addHandler(handler)
     root.setLevel(numeric)
-    # httpx logs every request URL at INFO, and Bot API URLs contain the token.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    logging.getLogger("httpcore").setLevel(logging.WARNING)
-    logging.getLogger("apscheduler").setLevel(logging.WARNING)
-    # With max_retries=0 the rate limiter logs every RetryAfter it hands on as
-    # an ERROR with a traceback; the sender logs and handles them itself.
-    logging.getLogger("telegram.ext.AIORateLimiter").setLevel(logging.CRITICAL)
+    for name, floor in QUIET_LOGGERS.items():
+        logging.getLogger(name).setLevel(max(numeric, floor))
 
 
 def register_secret(secret: str) -> None:

@@ -15,7 +15,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from bot.config import Config, parse_config
-from bot.telegram import app as telegram_app
+from bot.telegram import startup
 from bot.telegram.app import NewsbotApplication
 from tests.fake_telegram import Call, FakeTelegram
 from tests.feed_server import FeedServer
@@ -167,8 +167,8 @@ async def test_a_start_without_telegram_polls_feeds_and_serves_once_telegram_ans
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.INFO)
-    monkeypatch.setattr(telegram_app, "START_RETRY_FIRST", 0.05)
-    monkeypatch.setattr(telegram_app, "START_RETRY_MAX", 0.2)
+    monkeypatch.setattr(startup, "START_RETRY_FIRST", 0.05)
+    monkeypatch.setattr(startup, "START_RETRY_MAX", 0.2)
     fake = fake_telegram
     feed_server.serve("/space.xml", rss(item(1, "Launch while offline")))
     feed_server.serve("/science.xml", rss(item(2, "Physics while offline")))

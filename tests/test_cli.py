@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.cli import main
+from bot.cli.main import main
 from tests.fake_telegram import FakeTelegram
 from tests.faults import write_config
 from tests.feed_server import FeedServer

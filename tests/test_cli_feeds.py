@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.cli import main
+from bot.cli.main import main
 from bot.opml import parse_opml
 from tests.feed_server import FeedServer
 from tests.support import REAL_FEED_FILES, REAL_FEEDS

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.cli import main
+from bot.cli.main import main
 from bot.clock import SystemClock
 from bot.config import DeliveryConfig
 from bot.deliver import Sender

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from bot.cli import main
+from bot.cli.main import main
 from bot.config import FeedConfig, PollingConfig, load_config, parse_config
 from bot.errors import ConfigError
 from bot.fetch import make_public_only_client

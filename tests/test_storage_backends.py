@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.cli import main
+from bot.cli.main import main
 from bot.config import StorageConfig
 from bot.errors import StorageError
 from bot.storage import open_storage, postgres_dsn

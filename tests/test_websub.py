@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
-from bot.cli import main
+from bot.cli.main import main
 from bot.clock import ManualClock
 from bot.config import WebSubConfig, parse_config
 from bot.errors import ParseError

@@ -254,7 +254,7 @@ def _wakes_the_sender(changes: dict[str, object]) -> bool:
     return "paused" in changes or "digest_times" in changes
 
 
-# For app.py: the commands of this module, and the data its buttons carry.
+# For bot.telegram.registration: the commands of this module, and the data its buttons carry.
 SETTINGS_COMMANDS = (
     ("settings", settings_command),
     ("pause", pause_command),
