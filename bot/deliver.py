@@ -837,13 +837,11 @@ class Sender:
         assert row.digest_id is not None
         digest_id = row.digest_id
         started = time.monotonic()
-        now = self._clock.now()
         try:
             messages = await digest_messages(
                 self._storage,
                 row,
                 self._categories,
-                now,
                 default_timezone=self._zone_default,
                 default_language=self._language_default,
             )

@@ -190,13 +190,13 @@ async def digest_messages(
     storage: Storage,
     row: PendingDelivery,
     category_titles: Mapping[str, str],
-    now: datetime,
     *,
     default_timezone: str,
     default_language: str | None = None,
 ) -> list[str]:
     """The messages of the digest ``row``'s claim stands for (none when all
-    its cards went away meanwhile)."""
+    its cards went away meanwhile), headed by the date it fell due in the
+    chat's zone, whenever it is sent."""
     assert row.digest_id is not None
     digest = await storage.outbox.digest_to_send(row.digest_id)
     if not digest.articles:
@@ -207,7 +207,7 @@ async def digest_messages(
     texts = digest_texts(
         digest.kind,
         len(digest.articles),
-        local_date(now, where, settings.language or default_language),
+        local_date(digest.due_at, where, settings.language or default_language),
         settings.language or default_language,
     )
     entries = entries_for(digest.articles, subscribed, category_titles)

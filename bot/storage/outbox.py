@@ -58,11 +58,16 @@ class PendingDelivery:
 
 @dataclass(frozen=True, slots=True)
 class DigestToSend:
-    """A claimed digest: its kind and the cards it gathered, oldest first."""
+    """A claimed digest: its kind, when it fell due, and the cards it
+    gathered, oldest first."""
 
     id: int
     kind: str  # bot.digest.KIND_*
     articles: list[Article]
+    # The digest time it is for; for a quiet or "more" digest, when it was
+    # gathered. Not when it is sent: that may be after a restart, a retry
+    # or a night the bot was down.
+    due_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -456,7 +461,9 @@ class SqlOutbox:
     async def digest_to_send(self, digest_id: int) -> DigestToSend:
         """The cards of a digest still to send, oldest first (a card whose
         category the chat left meanwhile was dropped and is not among them)."""
-        kind = await self._db.fetchval("SELECT kind FROM digests WHERE id = ?", digest_id)
+        made = await self._db.fetchrow(
+            "SELECT kind, COALESCE(slot_at, created_at) FROM digests WHERE id = ?", digest_id
+        )
         rows = await self._db.fetch(
             f"""
             SELECT {ARTICLE_COLUMNS}
@@ -467,8 +474,17 @@ class SqlOutbox:
             """,
             digest_id,
         )
-        # A digest row gone with a merged chat leaves its cards a plain digest.
-        return DigestToSend(digest_id, kind or "digest", [article_from_row(r) for r in rows])
+        articles = [article_from_row(r) for r in rows]
+        if made is None:
+            # A digest row gone with a merged chat leaves its cards a plain
+            # digest; it was gathered after its newest card was queued, the
+            # closest known to when it fell due.
+            queued = await self._db.fetchval(
+                "SELECT max(created_at) FROM deliveries WHERE digest_id = ? AND status = 'pending'",
+                digest_id,
+            )
+            return DigestToSend(digest_id, "digest", articles, from_timestamp(queued or 0))
+        return DigestToSend(digest_id, made[0], articles, from_timestamp(made[1]))
 
     async def mark_digest_sent(self, digest_id: int, message_id: int, now: datetime) -> int:
         """Every card of a sent digest is sent, in one statement."""
