@@ -1,7 +1,7 @@
 """Delivery shaped by each chat: digest times, quiet hours and the burst cap.
 Pure: plain data and ``now`` in, decisions and Telegram HTML out.
 
-How a card travels when a chat shaped its delivery (I/O in ``bot.deliver``
+How a card travels when a chat shaped its delivery (I/O in ``bot.digest_delivery``
 and ``bot.storage.outbox``):
 
 1. The sender claims a card as usual and asks ``hold_for``: a chat in digest

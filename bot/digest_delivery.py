@@ -1,17 +1,29 @@
-"""The I/O around ``bot.digest``: which held cards are due for release
-(run by the active sender), and what a claimed digest says.
+"""Digest sending: the I/O around ``bot.digest``, for the active sender.
 
-The sender calls ``release_due`` now and then (every few seconds and at
-every new minute, and at start-up: a digest time missed while the bot was
-down is due then, once) and ``hold_decisions`` for the cards it claimed;
-``digest_messages`` turns a claimed digest into Telegram HTML.
+Chats shape their delivery (``bot/digest.py``): a card claimed for a chat
+in digest mode, in its quiet hours or at ``max_cards_per_hour`` is held
+instead of sent, with the chat's other waiting cards (``hold_decisions``).
+Every few seconds, at each new minute of the clock and at start-up (a
+digest time missed while the bot was down is due then, once) the sender
+gathers what is due into digests or releases it (``release_due``). A digest
+is claimed through its oldest card and sent as one message (several only
+beyond 4096 characters; ``digest_messages`` makes them) by ``DigestSender``
+with the same pacing and outcomes as a card; its cards become sent together.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import functools
 import logging
+import time
 from collections.abc import Mapping, Sequence
-from datetime import datetime, tzinfo
+from datetime import datetime, timedelta, tzinfo
+from typing import TYPE_CHECKING
+
+from telegram import LinkPreviewOptions, Message
+from telegram.constants import ParseMode
 
 from bot.chat_settings import DEFAULT_SETTINGS, ChatSettings
 from bot.digest import (
@@ -27,12 +39,20 @@ from bot.digest import (
     hold_for,
     plan_release,
 )
+from bot.errors import StorageError
 from bot.i18n import N_, translator
 from bot.models import Article
 from bot.storage import PendingDelivery, Storage
 from bot.timezones import zone
 
+if TYPE_CHECKING:
+    from bot.deliver import Sender
+
 log = logging.getLogger(__name__)
+
+# Held cards due for release are looked for at least this often (and at
+# each new minute of the clock, when digest times and quiet hours end).
+_RELEASE_CHECK = timedelta(seconds=10)
 
 MONTHS = (
     N_("January"),
@@ -190,13 +210,13 @@ async def digest_messages(
     storage: Storage,
     row: PendingDelivery,
     category_titles: Mapping[str, str],
-    now: datetime,
     *,
     default_timezone: str,
     default_language: str | None = None,
 ) -> list[str]:
     """The messages of the digest ``row``'s claim stands for (none when all
-    its cards went away meanwhile)."""
+    its cards went away meanwhile), headed by the date it fell due in the
+    chat's zone, whenever it is sent."""
     assert row.digest_id is not None
     digest = await storage.outbox.digest_to_send(row.digest_id)
     if not digest.articles:
@@ -207,8 +227,91 @@ async def digest_messages(
     texts = digest_texts(
         digest.kind,
         len(digest.articles),
-        local_date(now, where, settings.language or default_language),
+        local_date(digest.due_at, where, settings.language or default_language),
         settings.language or default_language,
     )
     entries = entries_for(digest.articles, subscribed, category_titles)
     return compose_digest(entries, category_titles, texts)
+
+
+class DigestSender:
+    """Gathers and sends the digests of the chats that want them, paced and
+    recorded by ``sender`` like its cards."""
+
+    def __init__(self, sender: Sender) -> None:
+        self._sender = sender
+        self._release_checked: datetime | None = None
+
+    async def release_held(self, now: datetime) -> None:
+        """Gather due digests and release held cards, every few seconds and at
+        each new minute; trouble here never stops the sending of cards."""
+        last = self._release_checked
+        if (
+            last is not None
+            and now - last < _RELEASE_CHECK
+            and now.replace(second=0, microsecond=0) <= last.replace(second=0, microsecond=0)
+        ):
+            return
+        self._release_checked = now
+        try:
+            await release_due(self._sender.storage, now, default_timezone=self._sender.zone_default)
+        except StorageError as error:
+            log.warning("deliver: could not release held cards (%s); trying again soon", error)
+        except Exception:
+            log.exception("deliver: releasing held cards failed")
+
+    async def send(self, row: PendingDelivery, spacing: float) -> None:
+        """Send the digest ``row``'s claim stands for; its parts (a digest
+        beyond 4096 characters) follow each other at the chat's pacing. A
+        failure counts for the whole digest: retried, it is sent whole again."""
+        sender = self._sender
+        storage = sender.storage
+        assert row.digest_id is not None
+        digest_id = row.digest_id
+        started = time.monotonic()
+        try:
+            messages = await digest_messages(
+                storage,
+                row,
+                sender.categories,
+                default_timezone=sender.zone_default,
+                default_language=sender.language_default,
+            )
+        except StorageError as error:
+            sender.storage_failed(error, "read a digest")
+            with contextlib.suppress(StorageError):
+                await storage.outbox.release_deliveries([row.id], sender.worker)
+            return
+        if not messages:
+            await sender.record(
+                row, "was empty", lambda: storage.outbox.mark_dropped(row.id, "empty digest")
+            )
+            return
+        send = sender.send_message
+        if row.thread_id is not None:
+            send = functools.partial(send, message_thread_id=row.thread_id)
+        try:
+            message: Message | None = None
+            for number, text in enumerate(messages):
+                if number:
+                    # Each part is a message: the chat's spacing and a global slot.
+                    await asyncio.sleep(spacing)
+                    await sender.pacer.wait_slot(sender.stopping)
+                    sender.pacer.space_chat(row.chat_id, spacing)
+                message = await send(
+                    chat_id=row.chat_id,
+                    text=text,
+                    parse_mode=ParseMode.HTML,
+                    link_preview_options=LinkPreviewOptions(is_disabled=True),
+                )
+        except Exception as error:
+            await sender.after_failure(row, error, started)
+            return
+        assert message is not None
+        done = sender.count_sent(row.created_at)
+        message_id = message.message_id
+        await sender.record(
+            row,
+            "was sent",
+            lambda: storage.outbox.mark_digest_sent(digest_id, message_id, done),
+        )

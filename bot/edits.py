@@ -18,7 +18,7 @@ edited, within ``[delivery] edit_window`` after the card was sent. The rules:
 - An edit that could not be made in time (the sender was down) is dropped
   once the window is over by more than an interval.
 
-Edits are claimed and paced like cards (``bot.deliver``) and never send a
+Edits are claimed and paced like cards (``bot.edit_delivery``) and never send a
 new card: they change the message each card already is.
 """
 

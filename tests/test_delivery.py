@@ -295,7 +295,7 @@ async def test_a_storage_error_after_a_send_never_repeats_the_card(
         assert headlines(fake_telegram, chat_id) == ["Story 1-0 <&>", "Story 1-1 <&>"]
     assert running.healthy
     assert (await storage.outbox.delivery_counts()) == {"sent": 4}
-    said = [r.getMessage() for r in caplog.records if r.name == "bot.deliver"]
+    said = [r.getMessage() for r in caplog.records if r.name == "bot.outcomes"]
     assert sum("cannot record" in line for line in said) == 1  # once, not per retry
 
 

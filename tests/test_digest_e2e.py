@@ -180,6 +180,39 @@ async def test_a_digest_time_missed_while_the_bot_was_down_is_sent_once_at_start
         assert "Comet seen" in str(digest.params["text"])
 
 
+async def test_a_digest_sent_late_is_headed_by_its_due_date(
+    tmp_path: Path, fake_telegram: FakeTelegram, feed_server: FeedServer
+) -> None:
+    clock = start_clock()
+    digest_at = clock.now() + timedelta(minutes=10)
+    if digest_at.time() == datetime.min.time():
+        # Started again a minute short of a day later must be the next date.
+        digest_at += timedelta(minutes=1)
+    async with running_bot(tmp_path, fake_telegram, feed_server, clock=clock) as bot:
+        await bot.say(BOB, "/subscribe space")
+        await bot.say(BOB, f"/digest {digest_at:%H:%M}")
+        feed_server.serve("/space.xml", space_items(item("s-late", "Comet seen", hours_ago=0.1)))
+        clock.advance(60)
+
+        async def one_held() -> bool:
+            return await held(bot, BOB) == 1
+
+        await eventually(one_held)
+    since = len(fake_telegram.calls())
+    # Down over the digest time until the next date, not yet at the next
+    # digest time: the digest that goes out now is the one that was due.
+    clock.set(digest_at + timedelta(days=1, minutes=-1))
+    assert clock.now().date() != digest_at.date()
+    async with running_bot(
+        tmp_path, fake_telegram, feed_server, clock=clock, wait_for_articles=False
+    ) as bot:
+        await news_arrives(bot, BOB, since)
+        await bot.say(BOB, "/help")
+        (digest,) = news_to(bot, BOB, since)
+        heading = check_telegram_html(str(digest.params["text"])).splitlines()[0]
+        assert heading == f"Your digest, {digest_at.day} {digest_at:%B} {digest_at.year}"
+
+
 async def test_quiet_hours_hold_cards_and_release_a_pile_as_one_digest_and_a_few_as_cards(
     tmp_path: Path, fake_telegram: FakeTelegram, feed_server: FeedServer
 ) -> None:

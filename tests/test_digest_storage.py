@@ -10,7 +10,14 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from bot.config import FeedConfig
-from bot.digest import HELD_FOR_CAP, HELD_FOR_DIGEST, HELD_FOR_QUIET, KIND_DIGEST, KIND_MORE
+from bot.digest import (
+    HELD_FOR_CAP,
+    HELD_FOR_DIGEST,
+    HELD_FOR_QUIET,
+    KIND_DIGEST,
+    KIND_MORE,
+    KIND_QUIET,
+)
 from bot.models import NewArticle
 from bot.storage import Storage
 from tests.support import open_test_storage
@@ -189,6 +196,27 @@ async def test_recent_card_times_are_the_instant_cards_sent_in_the_window(
     recent = await storage.outbox.recent_card_times([1, 2, 3], since)
     expected = [NOW + timedelta(minutes=30), NOW + timedelta(minutes=90)]
     assert {chat: sorted(times) for chat, times in recent.items()} == {1: expected, 2: expected}
+
+
+async def test_a_digest_is_due_at_its_digest_time_or_when_it_was_gathered(
+    storage: Storage,
+) -> None:
+    await queue_cards(storage, {1: 2, 2: 2})
+    slot = NOW - timedelta(hours=20)  # the bot was down over it
+    for chat_id in (1, 2):
+        await storage.outbox.hold_cards(chat_id, HELD_FOR_QUIET, NOW, "w1")
+    one = [c.id for c in await storage.outbox.held_cards(1)]
+    two = [c.id for c in await storage.outbox.held_cards(2)]
+    await storage.outbox.gather_digest(1, KIND_DIGEST, one, None, slot, NOW)
+    await storage.outbox.gather_digest(2, KIND_QUIET, two, None, None, NOW)
+    rows = await storage.outbox.claim_deliveries(
+        NOW + timedelta(hours=1), 100, worker="w1", lease_seconds=LEASE
+    )
+    due = {}
+    for row in rows:
+        assert row.digest_id is not None
+        due[row.chat_id] = (await storage.outbox.digest_to_send(row.digest_id)).due_at
+    assert due == {1: slot, 2: NOW}
 
 
 async def test_an_empty_digest_time_is_remembered(storage: Storage) -> None:

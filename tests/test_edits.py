@@ -295,7 +295,8 @@ async def test_an_edit_of_a_deleted_card_is_dropped_quietly(
     assert rig.edit_calls() == 1
     assert rig.cards(PRIVATE) == ["Story 2"]
     assert await rig.runtime.storage.edits.waiting_edits() == 0
-    noisy = [r for r in caplog.records if r.name == "bot.deliver" and r.levelno >= logging.INFO]
+    senders = ("bot.deliver", "bot.edit_delivery", "bot.pacing", "bot.outcomes")
+    noisy = [r for r in caplog.records if r.name in senders and r.levelno >= logging.INFO]
     assert noisy == [], [r.getMessage() for r in noisy]
     assert (await rig.runtime.storage.chats.get_chat(PRIVATE)) is not None
     assert await rig.runtime.storage.chats.suspended_chats() == []

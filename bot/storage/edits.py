@@ -3,10 +3,10 @@
 A correction of a stored article (``articles.store_articles``) asks, in the
 transaction that records it, for an edit of each card of that article that
 was sent and has a message id (``schedule_edits``; ``bot.edits`` says when).
-The sender claims due edits like cards: in the statement that selects them,
-with a lease (``edit_claimed_by``, ``edit_claim_expires_at``), plus ``FOR
-UPDATE SKIP LOCKED`` on PostgreSQL, so that two senders never edit the same
-card, and a sender that died hands its edits on when the lease runs out.
+The sender claims due edits like cards, through the same mechanism
+(``bot.storage.leases``) with the edit's own lease (``edit_claimed_by``,
+``edit_claim_expires_at``): two senders never edit the same card, and a
+sender that died hands its edits on when the lease runs out.
 
 ``edit_generation`` counts the corrections asked of a card: an edit that
 finishes clears the queue only if no newer correction came meanwhile, so a
@@ -22,10 +22,9 @@ from datetime import datetime, timedelta
 from bot.clock import from_timestamp, to_timestamp
 from bot.edits import CARD_KINDS, CardKind, edit_due
 from bot.models import Article
+from bot.storage import leases
 from bot.storage.db import Database, Dialect, Tx
 from bot.storage.rows import ARTICLE_COLUMNS, article_from_row
-
-_FOR_UPDATE = {"sqlite": "", "postgresql": "FOR UPDATE OF d SKIP LOCKED"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,36 +97,27 @@ class SqlCardEdits:
         """Claim due edits, the longest due first. Chats that are inactive,
         suspended (no right to post) or paused (Telegram asked them to wait)
         are left out; their edits stay due."""
-        dialect = self._db.dialect
-        excluded = list(exclude_chats)
-        exclusion = f"AND NOT ({dialect.in_ids('d.chat_id')})" if excluded else ""
         ts = to_timestamp(now)
-        # As for cards, the outer UPDATE repeats the row's own conditions:
-        # PostgreSQL checks them again on a row another sender just changed.
-        claimed = await self._db.fetch(
-            f"""
-            UPDATE deliveries SET edit_claimed_by = ?, edit_claim_expires_at = ?
-            WHERE edit_due_at <= ? AND edit_claim_expires_at <= ? AND id IN (
-                SELECT d.id FROM deliveries AS d JOIN chats AS c ON c.id = d.chat_id
-                WHERE d.edit_due_at <= ? AND d.edit_claim_expires_at <= ?
-                  AND c.active AND c.suspended_reason IS NULL AND c.paused_until <= ?
-                  {exclusion}
-                ORDER BY d.edit_due_at, d.id LIMIT ?
-                {_FOR_UPDATE[self._db.backend]})
-            RETURNING id
+        claimed = await leases.claim(
+            self._db,
+            leases.EDIT,
+            ready="edit_due_at <= ?",
+            ready_args=(ts,),
+            candidates="""
+                d.edit_due_at <= ?
+                AND c.active AND c.suspended_reason IS NULL AND c.paused_until <= ?
             """,
-            worker,
-            ts + max(1, int(lease_seconds)),
-            ts,
-            ts,
-            ts,
-            ts,
-            ts,
-            *([dialect.ids(excluded)] if excluded else []),
-            limit,
+            candidate_args=(ts, ts),
+            order="d.edit_due_at, d.id",
+            ts=ts,
+            limit=limit,
+            worker=worker,
+            lease_seconds=lease_seconds,
+            exclude_chats=exclude_chats,
         )
         if not claimed:
             return []
+        dialect = self._db.dialect
         rows = await self._db.fetch(
             f"""
             SELECT d.id, d.chat_id, c.type, d.message_id, d.card_kind, d.sent_at,
@@ -138,7 +128,7 @@ class SqlCardEdits:
             JOIN feeds AS f ON f.id = a.feed_id
             WHERE {dialect.in_ids("d.id")} ORDER BY d.edit_due_at, d.id
             """,
-            dialect.ids(r[0] for r in claimed),
+            dialect.ids(claimed),
         )
         return [
             CardEdit(
@@ -201,23 +191,14 @@ class SqlCardEdits:
 
     async def release_edits(self, edit_ids: Sequence[int], worker: str) -> None:
         """Give back claimed edits that were not made (a stopping sender)."""
-        if edit_ids:
-            await self._db.execute(
-                "UPDATE deliveries SET edit_claimed_by = NULL, edit_claim_expires_at = 0 "
-                f"WHERE edit_claimed_by = ? AND {self._db.dialect.in_ids('id')}",
-                worker,
-                self._db.dialect.ids(edit_ids),
-            )
+        await leases.release(self._db, leases.EDIT, edit_ids, worker)
 
     async def take_over_edit_claims(self, worker: str) -> int:
         """Free every edit claimed by another sender (see
         ``outbox.take_over_claims``): an edit made twice is harmless, the
         second one is "not modified"."""
-        return await self._db.execute(
-            "UPDATE deliveries SET edit_claimed_by = NULL, edit_claim_expires_at = 0 "
-            "WHERE edit_due_at IS NOT NULL AND edit_claimed_by IS NOT NULL "
-            "AND edit_claimed_by != ?",
-            worker,
+        return await leases.take_over(
+            self._db, leases.EDIT, worker, waiting="edit_due_at IS NOT NULL"
         )
 
     async def next_edit_time(self) -> datetime | None:

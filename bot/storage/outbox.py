@@ -1,10 +1,9 @@
 """The outbox: one row per card and chat, claimed by a sender with a lease.
 
-A sender *claims* due rows in the statement that selects them, at most one
-per chat (the chat's oldest pending card, and only while no other card of
-the chat is claimed): ``UPDATE ... RETURNING`` on SQLite, plus ``FOR UPDATE
-SKIP LOCKED`` on PostgreSQL so that senders on several machines never wait
-for or take each other's rows. Marking a row sent, retried, failed or
+A sender *claims* due rows in the statement that selects them, with a
+lease (``bot.storage.leases``, shared with the edits of sent cards), at
+most one per chat (the chat's oldest pending card, and only while no other
+card of the chat is claimed). Marking a row sent, retried, failed or
 dropped releases it; a lease that runs out (its sender died) hands the row
 to the next claim. Delivery stays at-least-once: a card whose sender died
 after Telegram accepted it is sent again, at most one per chat.
@@ -32,10 +31,10 @@ from datetime import datetime
 from bot.clock import from_timestamp, to_timestamp
 from bot.digest import HeldCard
 from bot.models import Article
+from bot.storage import leases
 from bot.storage.db import Database, Dialect, Tx
 from bot.storage.rows import ARTICLE_COLUMNS, article_from_row
 
-_FOR_UPDATE = {"sqlite": "", "postgresql": "FOR UPDATE OF d SKIP LOCKED"}
 # A card, and when its claim stands for a digest, the digest's other
 # pending cards: a digest fails or is dropped as the one message it is.
 _WITH_ITS_DIGEST = (
@@ -58,11 +57,16 @@ class PendingDelivery:
 
 @dataclass(frozen=True, slots=True)
 class DigestToSend:
-    """A claimed digest: its kind and the cards it gathered, oldest first."""
+    """A claimed digest: its kind, when it fell due, and the cards it
+    gathered, oldest first."""
 
     id: int
     kind: str  # bot.digest.KIND_*
     articles: list[Article]
+    # The digest time it is for; for a quiet or "more" digest, when it was
+    # gathered. Not when it is sent: that may be after a restart, a retry
+    # or a night the bot was down.
+    due_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,48 +133,36 @@ class SqlOutbox:
         """Claim due cards, oldest first, at most one per chat. Chats that are
         suspended (no right to post) or paused (Telegram asked them to wait)
         are left out; their cards stay pending."""
-        dialect = self._db.dialect
-        excluded = list(exclude_chats)
-        exclusion = f"AND NOT ({dialect.in_ids('d.chat_id')})" if excluded else ""
-        ts = to_timestamp(now)
-        # Every condition a claim depends on is a condition on the row
-        # itself, repeated in the outer UPDATE: on PostgreSQL a row another
-        # sender changed meanwhile (claimed, or marked sent) is checked again
-        # in its newest version before it is locked or updated, and only the
-        # row's own conditions take part in that check.
-        #
         # A chat's head (its oldest pending card) is the only card of it
         # that may be claimed; walking pending cards in id order and keeping
         # those with no older pending card of their chat stops after
         # ``limit`` heads, with an index probe each, instead of grouping the
         # whole outbox by chat on every claim.
-        claimed = await self._db.fetch(
-            f"""
-            UPDATE deliveries SET claimed_by = ?, claim_expires_at = ?
-            WHERE status = 'pending' AND held_for IS NULL AND claim_expires_at <= ? AND id IN (
-                SELECT d.id FROM deliveries AS d JOIN chats AS c ON c.id = d.chat_id
-                WHERE d.status = 'pending' AND d.held_for IS NULL AND d.next_attempt_at <= ?
-                  AND d.claim_expires_at <= ?
-                  AND NOT EXISTS (
-                      SELECT 1 FROM deliveries AS older
-                      WHERE older.chat_id = d.chat_id AND older.status = 'pending'
-                        AND older.held_for IS NULL AND older.id < d.id)
-                  AND c.suspended_reason IS NULL AND c.paused_until <= ? {exclusion}
-                ORDER BY d.id LIMIT ?
-                {_FOR_UPDATE[self._db.backend]})
-            RETURNING id
+        ts = to_timestamp(now)
+        claimed = await leases.claim(
+            self._db,
+            leases.SEND,
+            ready="status = 'pending' AND held_for IS NULL",
+            ready_args=(),
+            candidates="""
+                d.status = 'pending' AND d.held_for IS NULL AND d.next_attempt_at <= ?
+                AND NOT EXISTS (
+                    SELECT 1 FROM deliveries AS older
+                    WHERE older.chat_id = d.chat_id AND older.status = 'pending'
+                      AND older.held_for IS NULL AND older.id < d.id)
+                AND c.suspended_reason IS NULL AND c.paused_until <= ?
             """,
-            worker,
-            ts + max(1, int(lease_seconds)),
-            ts,
-            ts,
-            ts,
-            ts,
-            *([dialect.ids(excluded)] if excluded else []),
-            limit,
+            candidate_args=(ts, ts),
+            order="d.id",
+            ts=ts,
+            limit=limit,
+            worker=worker,
+            lease_seconds=lease_seconds,
+            exclude_chats=exclude_chats,
         )
         if not claimed:
             return []
+        dialect = self._db.dialect
         rows = await self._db.fetch(
             f"""
             SELECT d.id, d.chat_id, c.type, d.attempts, d.created_at, d.thread_id,
@@ -181,7 +173,7 @@ class SqlOutbox:
             JOIN feeds AS f ON f.id = a.feed_id
             WHERE {dialect.in_ids("d.id")} ORDER BY d.id
             """,
-            dialect.ids(r[0] for r in claimed),
+            dialect.ids(claimed),
         )
         return [
             PendingDelivery(
@@ -254,24 +246,14 @@ class SqlOutbox:
 
     async def release_deliveries(self, delivery_ids: Sequence[int], worker: str) -> None:
         """Give back claimed cards that were not sent (a stopping sender)."""
-        if delivery_ids:
-            await self._db.execute(
-                "UPDATE deliveries SET claimed_by = NULL, claim_expires_at = 0 "
-                f"WHERE claimed_by = ? AND {self._db.dialect.in_ids('id')}",
-                worker,
-                self._db.dialect.ids(delivery_ids),
-            )
+        await leases.release(self._db, leases.SEND, delivery_ids, worker)
 
     async def take_over_claims(self, worker: str) -> int:
         """Free every card claimed by another sender. Only the active sender
         claims, so when this one becomes it, any other claim belongs to a
         sender that died: its cards go out now instead of when their leases
         run out (at most its in-flight cards are sent twice)."""
-        return await self._db.execute(
-            "UPDATE deliveries SET claimed_by = NULL, claim_expires_at = 0 "
-            "WHERE status = 'pending' AND claimed_by IS NOT NULL AND claimed_by != ?",
-            worker,
-        )
+        return await leases.take_over(self._db, leases.SEND, worker, waiting="status = 'pending'")
 
     async def drop_stale_deliveries(self, older_than: datetime) -> int:
         return await self._db.execute(
@@ -456,7 +438,9 @@ class SqlOutbox:
     async def digest_to_send(self, digest_id: int) -> DigestToSend:
         """The cards of a digest still to send, oldest first (a card whose
         category the chat left meanwhile was dropped and is not among them)."""
-        kind = await self._db.fetchval("SELECT kind FROM digests WHERE id = ?", digest_id)
+        made = await self._db.fetchrow(
+            "SELECT kind, COALESCE(slot_at, created_at) FROM digests WHERE id = ?", digest_id
+        )
         rows = await self._db.fetch(
             f"""
             SELECT {ARTICLE_COLUMNS}
@@ -467,8 +451,17 @@ class SqlOutbox:
             """,
             digest_id,
         )
-        # A digest row gone with a merged chat leaves its cards a plain digest.
-        return DigestToSend(digest_id, kind or "digest", [article_from_row(r) for r in rows])
+        articles = [article_from_row(r) for r in rows]
+        if made is None:
+            # A digest row gone with a merged chat leaves its cards a plain
+            # digest; it was gathered after its newest card was queued, the
+            # closest known to when it fell due.
+            queued = await self._db.fetchval(
+                "SELECT max(created_at) FROM deliveries WHERE digest_id = ? AND status = 'pending'",
+                digest_id,
+            )
+            return DigestToSend(digest_id, "digest", articles, from_timestamp(queued or 0))
+        return DigestToSend(digest_id, made[0], articles, from_timestamp(made[1]))
 
     async def mark_digest_sent(self, digest_id: int, message_id: int, now: datetime) -> int:
         """Every card of a sent digest is sent, in one statement."""

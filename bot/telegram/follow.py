@@ -25,8 +25,8 @@ from telegram.constants import ChatType
 from telegram.error import BadRequest, Forbidden
 from telegram.ext import ContextTypes
 
+from bot.card_messages import send_card
 from bot.config import CategoryConfig
-from bot.deliver import send_card
 from bot.render import escape, render_card
 from bot.services import resolve_categories
 from bot.telegram.about_handlers import welcome
