@@ -542,11 +542,18 @@ class Sender:
         goes to General, so this is never said twice for one topic."""
         titles = ", ".join(escape(self.categories.get(c, c)) for c in category_ids)
         first = escape(category_ids[0])
-        text = (
-            f"The topic for {titles} was closed or deleted, so these cards come to General "
-            f"now. Send <code>/subscribe {first}</code> in another topic to move them there."
-        )
         try:
+            settings = await self.storage.chats.chat_settings(chat_id)
+        except Exception:  # the notice in the default language beats none
+            log.warning("deliver: settings of chat %s unreadable", chat_id, exc_info=True)
+            settings = DEFAULT_SETTINGS
+        _ = translator(settings.language or self.language_default).gettext
+        try:
+            text = _(
+                "The topic for {titles} was closed or deleted, so these cards come to General "
+                "now. Send <code>/subscribe {category}</code> in another topic to move them "
+                "there."
+            ).format(titles=titles, category=first)
             await self.send_message(chat_id=chat_id, text=text, parse_mode=ParseMode.HTML)
         except TelegramError as error:
             log.info("deliver: could not tell chat %s its topic is gone: %s", chat_id, error)
