@@ -39,27 +39,28 @@ import os
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot import __version__
 from bot.clock import SystemClock
 from bot.config import Config, StorageConfig, load_config
-from bot.discover import FoundFeed
 from bot.errors import ConfigError, InputError, NewsbotError
-from bot.feed_admin import AddedFeed, FeedAdmin, feed_state
 from bot.fetch_options import options_text, shown_options
-from bot.health import heartbeat_verdict
 from bot.i18n import translator
 from bot.logs import setup_logging
 from bot.models import Article, FeedHealth
-from bot.opml import parse_opml, read_opml_file
 from bot.roles import parse_roles
 from bot.runtime import Runtime
 from bot.services import MAX_LIMIT, NewsService
 from bot.storage import Storage, open_storage
-from bot.storage.copy import copy_database
 from bot.storage.db import PostgresDatabase, SqliteDatabase
 from bot.websub import describe_push
+
+if TYPE_CHECKING:
+    # Imported where used: ``poll --once`` and ``run`` need none of them, and
+    # each process start pays for every module imported here.
+    from bot.discover import FoundFeed
+    from bot.feed_admin import AddedFeed, FeedAdmin
 
 log = logging.getLogger("bot.cli")
 
@@ -391,6 +392,8 @@ def _resume_hint(feed: FeedHealth) -> str:
 
 
 async def _health(args: argparse.Namespace, config: Config, storage: Storage) -> int:
+    from bot.feed_admin import feed_state
+
     feeds = await storage.feeds.feed_health()
     if not feeds:
         print(NO_FEEDS_YET)
@@ -419,6 +422,8 @@ async def _health(args: argparse.Namespace, config: Config, storage: Storage) ->
 
 
 async def _feeds_list(args: argparse.Namespace, config: Config, storage: Storage) -> int:
+    from bot.feed_admin import feed_state
+
     feeds = await storage.feeds.all_feeds()
     # The file's per-feed options, secrets hidden (bot.fetch_options).
     options = {f.url: shown_options(f) for f in config.feeds}
@@ -435,6 +440,8 @@ async def _feeds_list(args: argparse.Namespace, config: Config, storage: Storage
 
 
 def _feed_json(feed: FeedHealth, options: dict[str, Any]) -> dict[str, Any]:
+    from bot.feed_admin import feed_state
+
     return {
         "id": feed.id,
         "url": feed.url,
@@ -455,6 +462,8 @@ def _feed_json(feed: FeedHealth, options: dict[str, Any]) -> dict[str, Any]:
 
 
 def _feed_admin(config: Config, storage: Storage) -> FeedAdmin:
+    from bot.feed_admin import FeedAdmin
+
     return FeedAdmin(config, storage, SystemClock())
 
 
@@ -463,6 +472,8 @@ def _categories_text(categories: Sequence[str]) -> str:
 
 
 def _feeds_add(args: argparse.Namespace, config: Config) -> int:
+    from bot.feed_admin import FeedAdmin
+
     async def add() -> int:
         runtime = await Runtime.open(config, sync_feeds=False)
         try:
@@ -540,6 +551,8 @@ async def _feeds_pause(args: argparse.Namespace, config: Config, storage: Storag
 
 
 def _feeds_check(args: argparse.Namespace, config: Config) -> int:
+    from bot.feed_admin import FeedAdmin
+
     async def check() -> int:
         runtime = await Runtime.open(config, sync_feeds=False)
         try:
@@ -564,6 +577,8 @@ def _feeds_check(args: argparse.Namespace, config: Config) -> int:
 
 
 async def _feeds_import(args: argparse.Namespace, config: Config, storage: Storage) -> int:
+    from bot.opml import parse_opml, read_opml_file
+
     document = parse_opml(read_opml_file(args.file))
     admin = _feed_admin(config, storage)
     plan = await admin.plan_import(document, args.category)
@@ -631,6 +646,8 @@ async def _feeds_resume(args: argparse.Namespace, config: Config, storage: Stora
 
 
 def _healthcheck(args: argparse.Namespace, config: Config) -> int:
+    from bot.health import heartbeat_verdict
+
     healthy, verdict = heartbeat_verdict(config)
     print(verdict, file=sys.stdout if healthy else sys.stderr)
     return 0 if healthy else 1
@@ -663,6 +680,8 @@ def _db_status(args: argparse.Namespace, config: Config) -> int:
 
 
 def _db_copy(args: argparse.Namespace, config: Config) -> int:
+    from bot.storage.copy import copy_database
+
     target_url = args.target
     if not str(target_url).startswith(("postgresql://", "postgres://")):
         raise UsageError(f"--to must be a postgresql:// URL, got {target_url!r}")

@@ -52,7 +52,7 @@ async def bot(
         tmp_path,
         fake_telegram,
         feed_server,
-        feed_transport=FakeInternet(),
+        feed_network=FakeInternet().network,
         feed_resolver=resolver,
     ) as harness:
         yield harness
