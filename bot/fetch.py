@@ -285,8 +285,8 @@ def _usable_environment_proxies(found: Mapping[str, str]) -> dict[str, str]:
                 parsed = URL(url)
             except ValueError:
                 parsed = URL()
-            if parsed.scheme != "http" or not parsed.host:
-                # ALL_PROXY=socks5://..., an https:// proxy, or a malformed URL.
+            if parsed.scheme not in ("http", "https") or not parsed.host:
+                # ALL_PROXY=socks5://... (aiohttp speaks no SOCKS), or a malformed URL.
                 log.warning(
                     "fetch: the %s proxy from the environment (%s) is not usable; direct",
                     scheme,
@@ -447,8 +447,11 @@ class Fetcher:
                     return await self._result(
                         response, hops > 0 and permanent, etag, last_modified, now
                     )
+            except BaseException:
+                response.close()  # a half-read body: the connection cannot be reused
+                raise
             finally:
-                response.close()
+                response.release()  # back to the pool when the answer was read whole
             if hops == MAX_REDIRECTS:
                 break
             permanent = permanent and response.status in _PERMANENT_REDIRECTS
