@@ -28,6 +28,7 @@ OUTBOX_TARGET = 1000
 
 _PACKAGES = (
     "feedparser",
+    "aiohttp",
     "httpx",
     "httpcore",
     "sniffio",

@@ -1,12 +1,18 @@
 """Fetching untrusted feeds (added at runtime) from public addresses only.
 
 A feed URL from a user could point the bot at the machine itself, its LAN or
-a cloud metadata service (server-side request forgery). ``PublicOnlyTransport``
-sits under the HTTP client of runtime feeds and, on every request (every
-redirect hop and every later poll), resolves the host once, refuses it unless
-every address is public, and connects to the vetted address itself (the Host
-header and the TLS server name stay the host name), so a DNS answer that
-changes between the check and the connection (rebinding) cannot slip by.
+a cloud metadata service (server-side request forgery). The connector of the
+client of runtime feeds (``bot.fetch.make_public_only_client``) checks twice,
+on every connection (every redirect hop and every later poll; it keeps no
+connection alive and caches no DNS answer):
+
+- ``PublicOnlyResolver`` resolves the host once and refuses it unless every
+  address is public; the connector gets only the vetted address, so a DNS
+  answer that changes between the check and the connection (rebinding)
+  cannot slip by. The Host header and the TLS server name stay the host name.
+- ``public_only_sockets`` refuses to make the socket for any address that is
+  not public: it is handed the address the connection goes to, whatever
+  came before (a host written as an address never reaches a resolver).
 
 ``refusal`` (the address decision) is pure; the resolver is injectable.
 """
@@ -18,7 +24,8 @@ import ipaddress
 import socket
 from collections.abc import Awaitable, Callable, Sequence
 
-import httpx
+from aiohappyeyeballs import AddrInfoType, SocketFactoryType
+from aiohttp.abc import AbstractResolver, ResolveResult
 
 from bot.errors import FetchError
 
@@ -32,6 +39,7 @@ _METADATA = frozenset(
 )
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 _CGNAT = ipaddress.ip_network("100.64.0.0/10")
+_MUST_BE_PUBLIC = " (feeds added at runtime must be public; see [security] allow_private_addresses)"
 
 
 def literal_address(host: str) -> Address | None:
@@ -84,58 +92,73 @@ async def system_resolver(host: str, port: int) -> Sequence[str]:
     return [str(answer[4][0]) for answer in answers]
 
 
-class PublicOnlyTransport(httpx.AsyncBaseTransport):
-    def __init__(self, inner: httpx.AsyncBaseTransport, resolver: Resolver) -> None:
-        self._inner = inner
+class PublicOnlyResolver(AbstractResolver):
+    """The name lookups of the public-only client: every answer must be
+    public, and the one vetted address is all the connector gets to connect
+    to, so no second lookup can come between the check and the connection."""
+
+    def __init__(self, resolver: Resolver) -> None:
         self._resolver = resolver
 
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        url = request.url
-        if url.scheme not in ("http", "https"):
-            raise FetchError(f"fetch: refused: {url.scheme}: URLs are not fetched for added feeds")
-        host = url.host
-        address = await self.vetted_address(
-            host, url.port or (443 if url.scheme == "https" else 80)
-        )
-        if url.scheme == "https":
-            # TLS still names (and verifies) the host, not the address.
-            request.extensions = {**request.extensions, "sni_hostname": host}
-        # The Host header was set from the URL when the request was built.
-        request.url = url.copy_with(host=str(address))
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        address = await vetted_address(host, port, self._resolver)
+        return [
+            {
+                "hostname": host,  # TLS still names (and verifies) the host
+                "host": str(address),
+                "port": port,
+                "family": socket.AF_INET6 if address.version == 6 else socket.AF_INET,
+                "proto": 0,
+                "flags": socket.AI_NUMERICHOST,
+            }
+        ]
+
+    async def close(self) -> None:
+        return None
+
+
+def public_only_sockets(inner: SocketFactoryType | None = None) -> SocketFactoryType:
+    """The socket maker of the public-only client: it sees the very address
+    each connection is about to be made to (a host written as an address
+    never reaches the resolver) and refuses any that is not public. Nothing
+    above it can route around it: it is the last step before ``connect``."""
+
+    def public_socket(addr_info: AddrInfoType) -> socket.socket:
+        family, kind, proto, _, sockaddr = addr_info
         try:
-            return await self._inner.handle_async_request(request)
-        finally:
-            # The response's URL is its request's: it must name the host, not
-            # the address, or a redirect target, a stored permanent URL and
-            # the base of relative links would all become the bare address.
-            request.url = url
+            address = ipaddress.ip_address(str(sockaddr[0]).split("%", 1)[0])
+        except ValueError:
+            raise FetchError(f"fetch: refused: {sockaddr[0]!r} is not an address") from None
+        reason = refusal(address)
+        if reason is not None:
+            raise FetchError(f"fetch: refused: {address} is {reason}{_MUST_BE_PUBLIC}")
+        if inner is not None:
+            return inner(addr_info)
+        return socket.socket(family, kind, proto)
 
-    async def vetted_address(self, host: str, port: int) -> Address:
-        """The one address to connect to: every address the host resolves
-        to must be public, or the fetch is refused."""
-        literal = literal_address(host)
-        if literal is not None:
-            addresses: list[Address] = [literal]
-        else:
-            answers = await self._resolver(host, port)
-            addresses = []
-            for answer in answers:
-                try:
-                    addresses.append(ipaddress.ip_address(answer.split("%", 1)[0]))
-                except ValueError:
-                    raise FetchError(
-                        f"fetch: {host} resolved to {answer!r}, not an address"
-                    ) from None
-            if not addresses:
-                raise FetchError(f"fetch: cannot resolve {host}: no addresses")
-        for address in addresses:
-            reason = refusal(address)
-            if reason is not None:
-                raise FetchError(
-                    f"fetch: refused: {host} is {address}, {reason} (feeds added at runtime "
-                    "must be public; see [security] allow_private_addresses)"
-                )
-        return addresses[0]
+    return public_socket
 
-    async def aclose(self) -> None:
-        await self._inner.aclose()
+
+async def vetted_address(host: str, port: int, resolver: Resolver) -> Address:
+    """The one address to connect to: every address the host resolves to
+    must be public, or the fetch is refused."""
+    literal = literal_address(host)
+    if literal is not None:
+        addresses: list[Address] = [literal]
+    else:
+        answers = await resolver(host, port)
+        addresses = []
+        for answer in answers:
+            try:
+                addresses.append(ipaddress.ip_address(answer.split("%", 1)[0]))
+            except ValueError:
+                raise FetchError(f"fetch: {host} resolved to {answer!r}, not an address") from None
+        if not addresses:
+            raise FetchError(f"fetch: cannot resolve {host}: no addresses")
+    for address in addresses:
+        reason = refusal(address)
+        if reason is not None:
+            raise FetchError(f"fetch: refused: {host} is {address}, {reason}{_MUST_BE_PUBLIC}")
+    return addresses[0]

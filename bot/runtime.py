@@ -13,11 +13,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
-
 from bot.clock import Clock, SystemClock
 from bot.config import Config, load_config
-from bot.fetch import Fetcher, make_client, make_public_only_client
+from bot.fetch import NO_NETWORK, FeedClient, Fetcher, Network, make_client, make_public_only_client
 from bot.netguard import Resolver, system_resolver
 from bot.parse_pool import ParsePool, Parser
 from bot.pipeline import Poller
@@ -33,8 +31,8 @@ class Runtime:
     current: CurrentConfig  # the one owner of the configuration in use (see bot.reload)
     clock: Clock
     storage: Storage
-    http: httpx.AsyncClient
-    untrusted_http: httpx.AsyncClient | None  # runtime feeds, public addresses only
+    http: FeedClient
+    untrusted_http: FeedClient | None  # runtime feeds, public addresses only
     parse_pool: ParsePool
     poller: Poller
     news: NewsService
@@ -51,7 +49,7 @@ class Runtime:
         config: Config | CurrentConfig,
         *,
         clock: Clock | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
+        network: Network = NO_NETWORK,
         rand: Callable[[], float] | None = None,
         parser: Parser | None = None,
         sync_feeds: bool = True,
@@ -59,7 +57,8 @@ class Runtime:
     ) -> Runtime:
         """``sync_feeds=False`` for a command that polls one feed on the
         operator's say-so and must leave the feeds table alone. A
-        ``CurrentConfig`` is shared: reloads through either side are seen by both."""
+        ``CurrentConfig`` is shared: reloads through either side are seen by
+        both. ``network`` and ``resolver`` stand in for the machine's (tests)."""
         current = CurrentConfig.of(config)
         config = current.config
         clock = clock or SystemClock()
@@ -78,11 +77,11 @@ class Runtime:
         except BaseException:
             await storage.close()
             raise
-        http = make_client(config.polling, transport)
+        http = make_client(config.polling, network)
         untrusted_http = (
             None
             if config.security.allow_private_addresses
-            else make_public_only_client(config.polling, resolver, transport)
+            else make_public_only_client(config.polling, resolver, network)
         )
         parse_pool = ParsePool.for_config(config.polling, parser)
         fetcher = Fetcher(http, config.polling, untrusted_http)

@@ -20,14 +20,14 @@ from whoever added the feed.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import datetime
-
-import httpx
 
 from bot.clock import Clock
 from bot.config import WebSubConfig
 from bot.errors import FetchError, StorageError
+from bot.fetch import FeedClient
 from bot.storage import Storage
 from bot.websub import (
     VERIFY_WAIT,
@@ -52,8 +52,8 @@ class HubSubscriber:
         callback_base: str,
         storage: Storage,
         clock: Clock,
-        http: httpx.AsyncClient,
-        untrusted_http: httpx.AsyncClient | None = None,
+        http: FeedClient,
+        untrusted_http: FeedClient | None = None,
     ) -> None:
         """``untrusted_http`` reaches public addresses only; None lets hubs
         of runtime feeds go through ``http`` too (``[security]
@@ -119,19 +119,15 @@ class HubSubscriber:
         try:
             # A hub's redirect is not followed: a POST turned into a GET
             # elsewhere would ask nothing of anyone.
-            response = await client.post(
-                subscription.hub_url,
-                data=form,
-                follow_redirects=False,
-                timeout=_REQUEST_TIMEOUT,
-            )
-        except FetchError as error:  # refused by bot.netguard
-            await self._failed(subscription, mode, str(error).removeprefix("fetch: "))
+            async with asyncio.timeout(_REQUEST_TIMEOUT):
+                status, answer = await client.post_form(subscription.hub_url, form)
+        except TimeoutError:
+            await self._failed(subscription, mode, f"timed out after {_REQUEST_TIMEOUT:g}s")
             return
-        except (httpx.HTTPError, httpx.InvalidURL) as error:
-            await self._failed(subscription, mode, f"{type(error).__name__}: {error}"[:300])
+        except FetchError as error:  # unreachable, or refused by bot.netguard
+            await self._failed(subscription, mode, str(error).removeprefix("fetch: ")[:300])
             return
-        if 200 <= response.status_code < 300:
+        if 200 <= status < 300:
             log.info(
                 "websub: asked %s to %s to %s",
                 subscription.hub_url,
@@ -139,10 +135,8 @@ class HubSubscriber:
                 subscription.topic_url,
             )
             return
-        said = " ".join(response.text[:200].split())
-        await self._failed(
-            subscription, mode, f"HTTP {response.status_code}" + (f": {said}" if said else "")
-        )
+        said = " ".join(answer[:200].split())
+        await self._failed(subscription, mode, f"HTTP {status}" + (f": {said}" if said else ""))
 
     async def _failed(self, subscription: HubSubscription, mode: Mode, error: str) -> None:
         retry = retry_delay(subscription.attempts + 1)

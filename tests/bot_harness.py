@@ -26,10 +26,9 @@ from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape as xml_escape
 
-import httpx
-
 from bot.clock import Clock
 from bot.config import Config, parse_config
+from bot.fetch import NO_NETWORK, Network
 from bot.i18n import SUPPORTED_LANGUAGES, translator
 from bot.netguard import Resolver
 from bot.storage import Storage
@@ -317,7 +316,7 @@ async def running_bot(
     expect_error_logs: bool = False,
     polling: dict[str, Any] | None = None,
     extra_feeds: list[dict[str, Any]] | None = None,
-    feed_transport: httpx.AsyncBaseTransport | None = None,
+    feed_network: Network = NO_NETWORK,
     feed_resolver: Resolver | None = None,
     clock: Clock | None = None,
     websub: dict[str, Any] | None = None,
@@ -339,13 +338,13 @@ async def running_bot(
         **delivery,
     )
     # Runtime feeds (public addresses only) reach the loopback feed server
-    # through a stub resolver and a transport that refuses the real network.
+    # through a stub resolver and sockets that refuse the real network.
     app = (
         NewsbotApplication(
-            config, clock=clock, feed_transport=feed_transport, feed_resolver=feed_resolver
+            config, clock=clock, feed_network=feed_network, feed_resolver=feed_resolver
         )
         if feed_resolver is not None
-        else NewsbotApplication(config, clock=clock, feed_transport=feed_transport)
+        else NewsbotApplication(config, clock=clock, feed_network=feed_network)
     )
     harness = BotHarness(fake, feeds, app)
     root = logging.getLogger()

@@ -1,4 +1,4 @@
-"""Helpers shared by the fault, crash and secrets tests: a transport that
+"""Helpers shared by the fault, crash and secrets tests: a resolver that
 plays DNS for made-up host names, a polling wait, ``newsbot run`` as a child
 process with its config and readers, and database checks that read the
 SQLite file directly (so they also work on a database a killed process left
@@ -10,6 +10,7 @@ import asyncio
 import json
 import os
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -19,36 +20,55 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import httpx
 import pytest
+from aiohttp.abc import AbstractResolver, ResolveResult
 
+from bot.fetch import Network
 from tests.support import open_test_storage
 
 if TYPE_CHECKING:
     from tests.fake_telegram import FakeTelegram
 
 
-class FakeDNS(httpx.AsyncBaseTransport):
-    """Resolves made-up host names without any real DNS: a name mapped to a
-    port goes to 127.0.0.1 on that port, a name mapped to None fails the way
-    the resolver does ("[Errno -2] Name or service not known"), and every
-    other request goes out unchanged."""
+class FakeDNS(AbstractResolver):
+    """Resolves made-up host names without any real DNS (``network``): a
+    name mapped to a port goes to 127.0.0.1 on that port, a name mapped to
+    None fails the way the resolver does ("[Errno -2] Name or service not
+    known"), ``localhost`` is 127.0.0.1, and every other name fails too
+    (nothing is looked up for real). Hosts written as addresses never
+    reach a resolver."""
 
     def __init__(self, hosts: dict[str, int | None]) -> None:
         self.hosts = hosts
-        self._inner = httpx.AsyncHTTPTransport()
 
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        host = request.url.host
-        if host in self.hosts:
-            port = self.hosts[host]
-            if port is None:
-                raise httpx.ConnectError("[Errno -2] Name or service not known", request=request)
-            request.url = request.url.copy_with(host="127.0.0.1", port=port)
-        return await self._inner.handle_async_request(request)
+    @property
+    def network(self) -> Network:
+        return Network(resolver=self)
 
-    async def aclose(self) -> None:
-        await self._inner.aclose()
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        if host == "localhost":
+            answer: int | None = port
+        elif host in self.hosts:
+            answer = self.hosts[host]
+        else:
+            answer = None
+        if answer is None:
+            raise OSError(socket.EAI_NONAME, "Name or service not known")
+        return [
+            {
+                "hostname": host,
+                "host": "127.0.0.1",
+                "port": answer,
+                "family": socket.AF_INET,
+                "proto": 0,
+                "flags": socket.AI_NUMERICHOST,
+            }
+        ]
+
+    async def close(self) -> None:
+        return None
 
 
 async def eventually(

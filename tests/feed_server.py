@@ -1,7 +1,7 @@
 """A real HTTP server on 127.0.0.1 for fetch and pipeline tests.
 
 It runs the stdlib ``ThreadingHTTPServer`` in a background thread, so it never
-shares the test's event loop, and httpx talks to it over a real socket. Each
+shares the test's event loop, and the bot's client talks to it over a real socket. Each
 path has its own ``Route``: a body, a status, headers, conditional GET
 (honoured or ignored), gzip (or raw gzip bytes: a bomb), redirects, a delay,
 a gate the test opens, and a body dripped slowly or sent chunked. Every

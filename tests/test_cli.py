@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import subprocess
+import sys
 import time
 from contextlib import closing
 from pathlib import Path
@@ -479,3 +481,16 @@ def test_a_rejected_token_exits_2_with_one_line(
     assert [line for line in err.splitlines() if " WARNING bot.config: " not in line] == [
         "newsbot: telegram: the bot token was rejected (check NEWSBOT_TOKEN or [telegram] token)"
     ]
+
+
+def test_starting_the_cli_does_not_import_what_only_admin_commands_use() -> None:
+    """Every ``poll --once`` (a cron job) pays for each module imported at
+    start-up; discovery, OPML, copying and the health check wait for their
+    commands."""
+    code = (
+        "import sys, bot.cli.main; "
+        "print(sorted(m for m in ('bot.feed_admin', 'bot.discover', 'bot.opml', "
+        "'bot.storage.copy', 'bot.health', 'telegram') if m in sys.modules))"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert run.stdout.strip() == "[]"

@@ -135,7 +135,7 @@ async def admin(tmp_path: Path, feed_server: FeedServer) -> AsyncIterator[FeedAd
         {"site.example": [PUBLIC_V4], "feeds.example": [PUBLIC_V4], "inside.example": ["10.0.0.7"]}
     )
     runtime = await Runtime.open(
-        config, clock=ManualClock(NOW), transport=FakeInternet(), resolver=resolver
+        config, clock=ManualClock(NOW), network=FakeInternet().network, resolver=resolver
     )
     try:
         yield FeedAdmin.for_runtime(runtime)

@@ -121,7 +121,7 @@ async def bench_factory(
             **{**TIMEOUTS, **polling},
         )
         dns = FakeDNS({UNRESOLVABLE: None})
-        runtime = await Runtime.open(config, clock=clock, transport=dns, parser=parser)
+        runtime = await Runtime.open(config, clock=clock, network=dns.network, parser=parser)
         opened.append(runtime)
         await runtime.storage.chats.upsert_chat(CHAT, "private", None, None, NOW)
         await runtime.storage.chats.subscribe(CHAT, ["news"], NOW)
@@ -341,7 +341,7 @@ async def test_every_fault_at_once_in_one_round(
         feed_server.serve(f"/ok{index}.xml", rss(item(f"ok{index}")))
         feeds.append({"url": feed_server.url(f"/ok{index}.xml")})
     config = loopback_config(tmp_path, feeds, **{**TIMEOUTS, "concurrency": 64})
-    runtime = await Runtime.open(config, clock=clock, transport=FakeDNS({UNRESOLVABLE: None}))
+    runtime = await Runtime.open(config, clock=clock, network=FakeDNS({UNRESOLVABLE: None}).network)
     try:
         async with asyncio.timeout(TOTAL_TIMEOUT * 4 + 30):
             report = await runtime.poller.run_round(all_feeds=True)

@@ -56,7 +56,7 @@ async def public_sites_bot(
         tmp_path,
         fake,
         feeds,
-        feed_transport=FakeInternet(),
+        feed_network=FakeInternet().network,
         feed_resolver=resolver,
         expect_error_logs=expect_error_logs,
     ) as harness:

@@ -9,18 +9,19 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from bot.cli.main import main
 from bot.config import FeedConfig, PollingConfig, load_config, parse_config
 from bot.errors import ConfigError
-from bot.fetch import make_public_only_client
+from bot.fetch import Fetcher, make_public_only_client
 from bot.fetch_options import FetchOptions, options_of, shown_options
 from bot.runtime import Runtime
 from tests.config_files import write_toml
+from tests.faults import FakeDNS
 from tests.feed_server import FeedServer
 from tests.http_proxy import LoopbackProxy
+from tests.test_netguard import NOW, PUBLIC_V4, FakeInternet
 from tests.test_pipeline import item, rss
 
 PASSWORD_ENV = "FEED_X_PASSWORD"
@@ -96,6 +97,35 @@ async def test_basic_auth_takes_its_password_from_the_environment(
         ],
     )
     assert errors == [None, "fetch: HTTP 401"]
+
+
+async def test_credentials_are_not_sent_on_to_another_origin_after_a_redirect(
+    tmp_path: Path, feed_server: FeedServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(PASSWORD_ENV, PASSWORD)
+    dns = FakeDNS({"feeds.example": feed_server.port, "cdn.example": feed_server.port})
+    port = feed_server.port
+    feed_server.redirect("/moving.xml", f"http://feeds.example:{port}/moved.xml", status=302)
+    feed_server.redirect("/moved.xml", f"http://cdn.example:{port}/elsewhere.xml", status=302)
+    feed_server.serve("/elsewhere.xml", rss(item("a")))
+    feed = {
+        "url": f"http://feeds.example:{port}/moving.xml",
+        "headers": {"User-Agent": "MyReader/2.0", "Cookie": COOKIE},
+        "auth": {"username": "reader", "password_env": PASSWORD_ENV},
+    }
+    runtime = await Runtime.open(parse_config(_data(tmp_path, [feed])), network=dns.network)
+    try:
+        await runtime.poller.run_round(all_feeds=True)
+        assert [f.last_error for f in await runtime.storage.feeds.feed_health()] == [None]
+    finally:
+        await runtime.close()
+    for path in ("/moving.xml", "/moved.xml"):  # the feed's own origin
+        (own,) = feed_server.requests(path)
+        assert own.headers["cookie"] == COOKIE and own.headers["authorization"].startswith("Basic ")
+    (other,) = feed_server.requests("/elsewhere.xml")
+    assert "cookie" not in other.headers and "authorization" not in other.headers
+    assert other.headers["user-agent"] == "MyReader/2.0"
+    assert other.headers["host"] == f"cdn.example:{port}"
 
 
 def test_a_missing_password_variable_is_a_config_error_naming_it(
@@ -186,26 +216,31 @@ async def test_no_proxy_sends_a_matching_host_direct(
 
 
 async def test_runtime_feeds_never_go_through_the_environment_proxy(
-    http_proxy: LoopbackProxy, monkeypatch: pytest.MonkeyPatch
+    http_proxy: LoopbackProxy, feed_server: FeedServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Behind a proxy the address check would vet the proxy, not the feed."""
     monkeypatch.setenv("HTTP_PROXY", http_proxy.url)
-    seen: list[str] = []
-
-    def answer(request: httpx.Request) -> httpx.Response:
-        seen.append(str(request.url))
-        return httpx.Response(200, content=rss(item("a")))
+    feed_server.serve("/a.xml", rss(item("a")))
+    internet = FakeInternet()
 
     async def public(host: str, port: int) -> list[str]:
-        return ["93.184.215.14"]
+        return [PUBLIC_V4]
 
-    client = make_public_only_client(PollingConfig(), public, httpx.MockTransport(answer))
+    config = PollingConfig()
+    client = make_public_only_client(config, public, internet.network)
     try:
-        response = await client.get("http://feeds.example/a.xml")
+        result = await Fetcher(client, config, client).fetch(
+            f"http://feeds.example:{feed_server.port}/a.xml",
+            etag=None,
+            last_modified=None,
+            now=NOW,
+            trusted=False,
+        )
     finally:
         await client.aclose()
-    assert response.status_code == 200
-    assert seen == ["http://93.184.215.14/a.xml"] and http_proxy.requests == []
+    assert result.body == rss(item("a"))
+    assert internet.connected == [(PUBLIC_V4, feed_server.port)]
+    assert feed_server.hits("/a.xml") == 1 and http_proxy.requests == []
 
 
 async def test_max_new_per_round_caps_one_feeds_cards(

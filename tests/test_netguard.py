@@ -1,26 +1,31 @@
 """Feeds added at runtime are fetched from public addresses only, on every
 redirect hop and every poll, connecting to the very address that was vetted.
 
-No test resolves a real name: a stub resolver answers, and the transport
-under the guard (``FakeInternet``) carries only the public test addresses it
-knows to the loopback feed server and refuses any other non-loopback
-connection, so a guard that let something through fails closed here."""
+No test resolves a real name: a stub resolver answers, and the socket
+factory under the guard (``FakeInternet``) carries only the public test
+addresses it knows to the loopback feed server and refuses any other
+non-loopback connection, so a guard that let something through fails closed
+here."""
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
+import socket
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
-import httpx
+import aiohttp
 import pytest
+from aiohttp.abc import AbstractResolver, ResolveResult
 
 from bot.clock import ManualClock
 from bot.config import Config, PollingConfig, SecurityConfig
 from bot.errors import FetchError
-from bot.fetch import Fetcher, make_public_only_client
-from bot.netguard import literal_address, refusal
+from bot.fetch import Fetcher, Network, make_public_only_client
+from bot.netguard import literal_address, public_only_sockets, refusal
 from bot.runtime import Runtime
 from tests.feed_server import FeedServer
 from tests.support import REAL_FEEDS, loopback_config
@@ -45,28 +50,48 @@ class StubResolver:
         return self.answers[host]
 
 
-class FakeInternet(httpx.AsyncBaseTransport):
-    """Carries requests for the known public test addresses to 127.0.0.1
-    (same port) and loopback requests as they are; refuses anything else."""
+class FakeInternet:
+    """The sockets under the clients (``network``): one for a known public
+    test address is connected to 127.0.0.1 instead (same port unless
+    ``ports`` says otherwise), one for loopback as it is, and any other is
+    refused, so nothing a test does can leave the machine. ``connected``
+    lists every (address, port) a connection was made for."""
 
     def __init__(self, public: Sequence[str] = (PUBLIC_V4, PUBLIC_V6)) -> None:
         self.public = set(public)
-        self.connected: list[tuple[str, str | None, object]] = []
-        self._inner = httpx.AsyncHTTPTransport()
+        self.ports: dict[int, int] = {}
+        self.connected: list[tuple[str, int]] = []
 
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        host = request.url.host
-        self.connected.append(
-            (host, request.headers.get("host"), request.extensions.get("sni_hostname"))
-        )
+    @property
+    def network(self) -> Network:
+        return Network(socket_factory=self.socket)
+
+    def socket(self, addr_info: aiohttp.AddrInfoType) -> socket.socket:
+        family, kind, proto, _, sockaddr = addr_info
+        host, port = str(sockaddr[0]), int(sockaddr[1])
+        self.connected.append((host, port))
         if host in self.public:
-            request.url = request.url.copy_with(host="127.0.0.1")
-        elif not ipaddress.ip_address(host).is_loopback:
+            port = self.ports.get(port, port)
+            if family == socket.AF_INET6:  # to 127.0.0.1 over the dual-stack socket
+                return _Rerouted(family, kind, proto, ("::ffff:127.0.0.1", port, 0, 0))
+            return _Rerouted(family, kind, proto, ("127.0.0.1", port))
+        if not ipaddress.ip_address(host).is_loopback:
             raise AssertionError(f"a connection to {host} left the test machine")
-        return await self._inner.handle_async_request(request)
+        return socket.socket(family, kind, proto)
 
-    async def aclose(self) -> None:
-        await self._inner.aclose()
+
+class _Rerouted(socket.socket):
+    """A socket that connects to ``to``, whatever address it is given."""
+
+    def __init__(self, family: int, kind: int, proto: int, to: tuple[Any, ...]) -> None:
+        super().__init__(family, kind, proto)
+        self._to = to
+
+    def connect(self, address: Any) -> None:
+        super().connect(self._to)
+
+    def connect_ex(self, address: Any) -> int:
+        return super().connect_ex(self._to)
 
 
 @pytest.mark.parametrize(
@@ -135,7 +160,7 @@ async def guarded(
     resolver = StubResolver({"news.example": [PUBLIC_V4], "v6.example": [PUBLIC_V6]})
     internet = FakeInternet()
     config = PollingConfig()
-    client = make_public_only_client(config, resolver, internet)
+    client = make_public_only_client(config, resolver, internet.network)
     try:
         yield Fetcher(client, config, client), resolver, internet
     finally:
@@ -154,7 +179,8 @@ async def test_a_public_host_is_fetched_from_its_vetted_address_with_its_own_hos
     port = feed_server.url("/").split(":")[2].rstrip("/")
     body = await fetch(fetcher, f"http://news.example:{port}/feed.xml")
     assert body == (REAL_FEEDS / ARS).read_bytes()
-    assert internet.connected == [(PUBLIC_V4, f"news.example:{port}", None)]
+    assert internet.connected == [(PUBLIC_V4, int(port))]
+    assert feed_server.requests("/feed.xml")[-1].headers["host"] == f"news.example:{port}"
     assert resolver.calls == ["news.example"]
     await fetch(fetcher, f"http://v6.example:{port}/feed.xml")
     assert internet.connected[-1][0] == PUBLIC_V6
@@ -216,6 +242,42 @@ async def test_a_redirect_to_a_private_address_is_refused(
     assert {c[0] for c in internet.connected} == {PUBLIC_V4}
 
 
+class LyingResolver(AbstractResolver):
+    """A resolver with a bug: it hands the connector a loopback address."""
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        return [
+            {
+                "hostname": host,
+                "host": "127.0.0.1",
+                "port": port,
+                "family": socket.AF_INET,
+                "proto": 0,
+                "flags": socket.AI_NUMERICHOST,
+            }
+        ]
+
+    async def close(self) -> None:
+        return None
+
+
+async def test_the_address_connected_to_is_checked_whatever_the_resolver_answered(
+    feed_server: FeedServer,
+) -> None:
+    """The socket maker is the last step before connect: even a resolver
+    that lets a private address through does not get a connection made."""
+    internet = FakeInternet()
+    connector = aiohttp.TCPConnector(
+        resolver=LyingResolver(), socket_factory=public_only_sockets(internet.socket)
+    )
+    async with aiohttp.ClientSession(connector=connector) as session:
+        with pytest.raises(FetchError, match=r"refused: 127\.0\.0\.1 is a loopback address"):
+            await session.get(f"http://news.example:{feed_server.port}/secret")
+    assert internet.connected == [] and feed_server.hits("/secret") == 0
+
+
 async def test_a_dns_answer_that_changes_is_checked_again_on_every_fetch(
     guarded: tuple[Fetcher, StubResolver, FakeInternet], feed_server: FeedServer
 ) -> None:
@@ -237,11 +299,28 @@ async def test_https_keeps_the_host_name_for_tls_while_connecting_to_the_address
     guarded: tuple[Fetcher, StubResolver, FakeInternet],
 ) -> None:
     fetcher, _, internet = guarded
-    # Nothing listens for TLS on 443 of loopback: the fetch fails, but only
-    # after the guard handed the request on, which is what is looked at.
-    with pytest.raises(FetchError):
-        await fetch(fetcher, "https://news.example/feed.xml")
-    assert internet.connected == [(PUBLIC_V4, "news.example", "news.example")]
+    hellos: list[bytes] = []
+
+    async def read_the_client_hello(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        hellos.append(await reader.read(4096))
+        writer.close()
+
+    # A TCP listener stands for the site's port 443: it reads the TLS
+    # ClientHello (where the server name travels in the clear) and hangs up,
+    # so the fetch fails after the guard let the connection through.
+    server = await asyncio.start_server(read_the_client_hello, "127.0.0.1", 0)
+    internet.ports[443] = server.sockets[0].getsockname()[1]
+    try:
+        with pytest.raises(FetchError):
+            await fetch(fetcher, "https://news.example/feed.xml")
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert internet.connected == [(PUBLIC_V4, 443)]
+    assert len(hellos) == 1 and hellos[0][:1] == b"\x16"  # a TLS handshake record
+    assert b"news.example" in hellos[0] and PUBLIC_V4.encode() not in hellos[0]
 
 
 async def test_non_http_schemes_are_refused(
@@ -271,7 +350,7 @@ async def test_runtime_feeds_reach_public_hosts_only_while_config_feeds_keep_loo
     runtime = await Runtime.open(
         runtime_config(tmp_path, feed_server),
         clock=ManualClock(NOW),
-        transport=FakeInternet(),
+        network=FakeInternet().network,
         resolver=resolver,
     )
     try:
@@ -300,7 +379,7 @@ async def test_allow_private_addresses_lets_runtime_feeds_reach_loopback(
     runtime = await Runtime.open(
         runtime_config(tmp_path, feed_server, allow=True),
         clock=ManualClock(NOW),
-        transport=FakeInternet(),
+        network=FakeInternet().network,
         resolver=resolver,
     )
     try:

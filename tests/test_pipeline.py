@@ -703,7 +703,7 @@ async def test_feeds_on_a_slow_host_do_not_keep_other_hosts_waiting(
         read_timeout=600,
         total_timeout=600,
     )
-    runtime = await Runtime.open(config, clock=clock, transport=slow_host)
+    runtime = await Runtime.open(config, clock=clock, network=slow_host.network)
     try:
         polling = asyncio.create_task(runtime.poller.run_round(all_feeds=True))
 

@@ -17,14 +17,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from bot.cli.main import main
 from bot.clock import ManualClock
 from bot.config import WebSubConfig, parse_config
 from bot.errors import ParseError
-from bot.fetch import make_public_only_client
+from bot.fetch import FeedClient, make_client, make_public_only_client
 from bot.models import NewArticle
 from bot.parse import parse
 from bot.pipeline import FeedOutcome
@@ -269,12 +268,17 @@ def callback_base(server: CallbackServer) -> str:
     return f"http://127.0.0.1:{server.port}/websub"
 
 
+def hub_client() -> FeedClient:
+    """The client the bot reaches the operator's hubs with (no proxy)."""
+    return make_client(parse_config({}).polling, environment_proxies=False)
+
+
 async def subscribed(
     storage: Storage,
     server: CallbackServer,
     clock: ManualClock,
     hub: WebSubHub,
-    http: httpx.AsyncClient,
+    http: FeedClient,
     lease: float = 86400,
 ) -> tuple[HubSubscriber, int]:
     feed_id = await a_feed(storage, TOPIC)
@@ -293,7 +297,7 @@ async def test_subscribe_verify_then_only_signed_pushes_are_stored(
     storage: Storage, listener: tuple[CallbackServer, Pushes, ManualClock], websub_hub: WebSubHub
 ) -> None:
     server, pushes, clock = listener
-    async with httpx.AsyncClient() as http:
+    async with hub_client() as http:
         await subscribed(storage, server, clock, websub_hub, http)
     (request,) = websub_hub.requests
     assert request.mode == "subscribe" and request.secret == "k" * 64
@@ -323,7 +327,7 @@ async def test_a_verification_nobody_asked_for_is_answered_404(
     # No such subscription yet:
     nowhere = f"{base}/1/{'0' * 32}"
     assert await asyncio.to_thread(websub_hub.verify, nowhere, "subscribe", TOPIC) == (404, "")
-    async with httpx.AsyncClient() as http:
+    async with hub_client() as http:
         await subscribed(storage, server, clock, websub_hub, http)
     (sub,) = await storage.websub.subscriptions()
     own = callback_url(base, sub)
@@ -349,7 +353,7 @@ async def test_a_lease_is_renewed_before_it_expires(
 ) -> None:
     server, _, clock = listener
     websub_hub.lease_seconds = 1000  # the hub grants less than asked
-    async with httpx.AsyncClient() as http:
+    async with hub_client() as http:
         subscriber, _ = await subscribed(storage, server, clock, websub_hub, http)
         (sub,) = await storage.websub.subscriptions()
         assert sub.lease_seconds == 1000 and sub.expires_at == NOW + timedelta(seconds=1000)
@@ -368,7 +372,7 @@ async def test_removing_the_feed_unsubscribes_at_the_hub(
     storage: Storage, listener: tuple[CallbackServer, Pushes, ManualClock], websub_hub: WebSubHub
 ) -> None:
     server, _, clock = listener
-    async with httpx.AsyncClient() as http:
+    async with hub_client() as http:
         subscriber, _ = await subscribed(storage, server, clock, websub_hub, http)
         await storage.feeds.sync_feeds([], clock.now())  # gone from the configuration
         assert await subscriber.run_once() == 1
@@ -385,7 +389,7 @@ async def test_a_refusing_hub_is_asked_again_later(
     websub_hub.refuse_with = 500
     feed_id = await a_feed(storage, TOPIC)
     await storage.websub.note_hub(feed_id, websub_hub.url, TOPIC, secret="k", trusted=True, now=NOW)
-    async with httpx.AsyncClient() as http:
+    async with hub_client() as http:
         subscriber = HubSubscriber(WebSubConfig(), callback_base(server), storage, clock, http)
         assert await subscriber.run_once() == 1
         (sub,) = await storage.websub.subscriptions()
@@ -414,7 +418,7 @@ async def test_the_hub_of_a_runtime_feed_must_be_a_public_address(
         raise AssertionError("a loopback literal is never resolved")
 
     config = parse_config({}).polling
-    async with httpx.AsyncClient() as http, make_public_only_client(config, resolver) as guarded:
+    async with hub_client() as http, make_public_only_client(config, resolver) as guarded:
         subscriber = HubSubscriber(
             WebSubConfig(), callback_base(server), storage, clock, http, guarded
         )
@@ -606,7 +610,7 @@ async def test_a_push_over_the_body_limit_is_refused_unread(
     server = CallbackServer(config, storage, clock, pushes)
     await server.start()
     try:
-        async with httpx.AsyncClient() as http:
+        async with hub_client() as http:
             await subscribed(storage, server, clock, websub_hub, http)
         small = rss(item("small", "Small enough"))
         assert await asyncio.to_thread(websub_hub.push, TOPIC, small) == [202]

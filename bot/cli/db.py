@@ -9,7 +9,6 @@ from pathlib import Path
 from bot.cli.command import UsageError, storage_command
 from bot.config import Config, StorageConfig
 from bot.storage import Storage, open_storage
-from bot.storage.copy import copy_database
 from bot.storage.db import PostgresDatabase, SqliteDatabase
 
 
@@ -40,6 +39,8 @@ def status(args: argparse.Namespace, config: Config) -> int:
 
 
 def copy(args: argparse.Namespace, config: Config) -> int:
+    from bot.storage.copy import copy_database
+
     target_url = args.target
     if not str(target_url).startswith(("postgresql://", "postgres://")):
         raise UsageError(f"--to must be a postgresql:// URL, got {target_url!r}")

@@ -7,18 +7,21 @@ import asyncio
 import json
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot.clock import SystemClock
 from bot.config import Config
-from bot.discover import FoundFeed
 from bot.errors import InputError
-from bot.feed_admin import AddedFeed, FeedAdmin, feed_state
 from bot.fetch_options import options_text, shown_options
 from bot.models import FeedHealth
-from bot.opml import parse_opml, read_opml_file
 from bot.runtime import Runtime
 from bot.storage import Storage
+
+if TYPE_CHECKING:
+    # Imported where used: ``poll --once`` and ``run`` need none of them, and
+    # each process start pays for every module imported at the top.
+    from bot.discover import FoundFeed
+    from bot.feed_admin import AddedFeed, FeedAdmin
 
 NO_FEEDS_YET = (
     "no feeds in the database yet: `newsbot feeds sync` adds the configured ones "
@@ -31,6 +34,8 @@ def resume_hint(feed: FeedHealth) -> str:
 
 
 async def list_feeds(args: argparse.Namespace, config: Config, storage: Storage) -> int:
+    from bot.feed_admin import feed_state
+
     feeds = await storage.feeds.all_feeds()
     # The file's per-feed options, secrets hidden (bot.fetch_options).
     options = {f.url: shown_options(f) for f in config.feeds}
@@ -47,6 +52,8 @@ async def list_feeds(args: argparse.Namespace, config: Config, storage: Storage)
 
 
 def _feed_json(feed: FeedHealth, options: dict[str, Any]) -> dict[str, Any]:
+    from bot.feed_admin import feed_state
+
     return {
         "id": feed.id,
         "url": feed.url,
@@ -67,6 +74,8 @@ def _feed_json(feed: FeedHealth, options: dict[str, Any]) -> dict[str, Any]:
 
 
 def _feed_admin(config: Config, storage: Storage) -> FeedAdmin:
+    from bot.feed_admin import FeedAdmin
+
     return FeedAdmin(config, storage, SystemClock())
 
 
@@ -75,6 +84,8 @@ def _categories_text(categories: Sequence[str]) -> str:
 
 
 def add(args: argparse.Namespace, config: Config) -> int:
+    from bot.feed_admin import FeedAdmin
+
     async def add() -> int:
         runtime = await Runtime.open(config, sync_feeds=False)
         try:
@@ -152,6 +163,8 @@ async def pause(args: argparse.Namespace, config: Config, storage: Storage) -> i
 
 
 def check(args: argparse.Namespace, config: Config) -> int:
+    from bot.feed_admin import FeedAdmin
+
     async def check() -> int:
         runtime = await Runtime.open(config, sync_feeds=False)
         try:
@@ -176,6 +189,8 @@ def check(args: argparse.Namespace, config: Config) -> int:
 
 
 async def import_opml(args: argparse.Namespace, config: Config, storage: Storage) -> int:
+    from bot.opml import parse_opml, read_opml_file
+
     document = parse_opml(read_opml_file(args.file))
     admin = _feed_admin(config, storage)
     plan = await admin.plan_import(document, args.category)

@@ -9,13 +9,13 @@ import sys
 from bot.cli.feeds import NO_FEEDS_YET, resume_hint
 from bot.clock import SystemClock
 from bot.config import Config
-from bot.feed_admin import feed_state
-from bot.health import heartbeat_verdict
 from bot.storage import Storage
 from bot.websub import describe_push
 
 
 async def health(args: argparse.Namespace, config: Config, storage: Storage) -> int:
+    from bot.feed_admin import feed_state
+
     feeds = await storage.feeds.feed_health()
     if not feeds:
         print(NO_FEEDS_YET)
@@ -44,6 +44,8 @@ async def health(args: argparse.Namespace, config: Config, storage: Storage) -> 
 
 
 def healthcheck(args: argparse.Namespace, config: Config) -> int:
+    from bot.health import heartbeat_verdict
+
     healthy, verdict = heartbeat_verdict(config)
     print(verdict, file=sys.stdout if healthy else sys.stderr)
     return 0 if healthy else 1

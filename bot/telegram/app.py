@@ -25,7 +25,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import httpx
 from telegram.constants import ParseMode
 from telegram.ext import Application, ContextTypes, Defaults
 from telegram.warnings import PTBDeprecationWarning
@@ -34,6 +33,7 @@ from bot.clock import Clock, SystemClock
 from bot.config import Config
 from bot.deliver import Sender
 from bot.errors import ConfigError, StorageError
+from bot.fetch import NO_NETWORK, Network
 from bot.logs import register_secret
 from bot.netguard import Resolver, system_resolver
 from bot.reload import CurrentConfig, ReloadPlan
@@ -81,7 +81,7 @@ class NewsbotApplication:
         *,
         roles: frozenset[Role] = frozenset(ALL_ROLES),
         clock: Clock | None = None,
-        feed_transport: httpx.AsyncBaseTransport | None = None,
+        feed_network: Network = NO_NETWORK,
         feed_resolver: Resolver = system_resolver,
         config_path: str | os.PathLike[str] | None = None,
     ) -> None:
@@ -102,7 +102,7 @@ class NewsbotApplication:
         self.config_path = Path(config_path) if config_path is not None else None
         self.roles = roles
         self._clock = clock
-        self._feed_transport = feed_transport
+        self._feed_network = feed_network
         self._feed_resolver = feed_resolver
         self._sender_task: asyncio.Task[None] | None = None
         self._sending = asyncio.Event()  # set once this process is the active sender
@@ -201,7 +201,7 @@ class NewsbotApplication:
             runtime = await Runtime.open(
                 self.current,
                 clock=self._clock,
-                transport=self._feed_transport,
+                network=self._feed_network,
                 resolver=self._feed_resolver,
             )
             self.runtime = runtime
