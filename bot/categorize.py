@@ -13,8 +13,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
 
-from bot.config import CategoryConfig
+if TYPE_CHECKING:
+    # Only the rules' shape: a parse worker unpickles a Categorizer without
+    # loading the configuration's models.
+    from bot.config import CategoryConfig
 
 _SPACES = re.compile(r"[\s_\-]+")
 
@@ -24,7 +28,9 @@ def _normalise_tag(tag: str) -> str:
 
 
 class Categorizer:
-    """Compiled category rules; build once per configuration."""
+    """Compiled category rules; build once per configuration. Picklable:
+    the poller hands it to the parse workers, which categorize the entries
+    they parse (see ``bot.parse_pool``)."""
 
     def __init__(self, categories: Sequence[CategoryConfig]) -> None:
         self._order = {c.id: i for i, c in enumerate(categories)}

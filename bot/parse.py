@@ -26,6 +26,7 @@ from bot.text import (
     collapse_whitespace,
     cut_at_word,
     entry_title_and_key,
+    first_image,
     html_to_text,
     strip_plugin_footer,
 )
@@ -174,7 +175,7 @@ def _parse_entry(raw: Mapping[str, Any], site_url: str, feed_url: str) -> Parsed
         # then, and only when it holds an <img> tag at all.
         candidate = summary_image
         if not candidate and content_html and content_html != summary_html:
-            candidate = _first_image(content_html)
+            candidate = first_image(content_html)
         image = absolute_http_url(candidate, url)
     return ParsedEntry(
         key=key,
@@ -186,14 +187,6 @@ def _parse_entry(raw: Mapping[str, Any], site_url: str, feed_url: str) -> Parsed
         image_url=image,
         tags=tuple(_tags(raw.get("tags") or ())),
     )
-
-
-def _first_image(html: str) -> str | None:
-    """``html_to_text(html)[1]``, without parsing HTML that has no <img>
-    (tag names are case-insensitive; "< img" is text, not a tag)."""
-    if "<img" not in html and "<img" not in html.lower():
-        return None
-    return html_to_text(html)[1]
 
 
 def _plain_title(raw: Mapping[str, Any]) -> str:

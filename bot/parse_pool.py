@@ -1,5 +1,6 @@
 """Runs ``bot.parse.parse`` off the event loop, in worker processes, each
-parse with a deadline.
+parse with a deadline; the poller's parses also categorize their entries
+there (``parse_and_categorize``), so the polling process only stores.
 
 feedparser is pure Python and holds the GIL, so threads give no speed-up;
 processes use every core. With one worker (or one usable CPU) a thread is
@@ -20,11 +21,11 @@ import math
 import multiprocessing
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from bot.errors import ParseError
 from bot.models import ParsedFeed
@@ -32,11 +33,15 @@ from bot.models import ParsedFeed
 if TYPE_CHECKING:
     from pebble import ProcessPool
 
+    from bot.categorize import Categorizer
     from bot.config import PollingConfig
 
 log = logging.getLogger(__name__)
 
 Parser = Callable[[bytes, str, str | None], ParsedFeed]
+# Each entry's categories, in the order of the parsed feed's entries.
+EntryCategories = tuple[tuple[str, ...], ...]
+_Result = TypeVar("_Result")
 
 
 def _parse(body: bytes, url: str, content_type: str | None) -> ParsedFeed:
@@ -46,6 +51,25 @@ def _parse(body: bytes, url: str, content_type: str | None) -> ParsedFeed:
     from bot.parse import parse
 
     return parse(body, url, content_type)
+
+
+def _parse_and_categorize(
+    parser: Parser,
+    categorizer: Categorizer,
+    feed_categories: tuple[str, ...],
+    body: bytes,
+    url: str,
+    content_type: str | None,
+) -> tuple[ParsedFeed, EntryCategories]:
+    """A parse, then each entry's categories, in the same worker: the
+    keyword rules read every title and summary, CPU the polling process
+    (which stores every feed) is better off without."""
+    parsed = parser(body, url, content_type)
+    categories = tuple(
+        categorizer.categorize(feed_categories, entry.tags, entry.title, entry.summary)
+        for entry in parsed.entries
+    )
+    return parsed, categories
 
 
 def _load_parser() -> None:
@@ -63,7 +87,7 @@ class ParsePool:
         self.timeout = timeout
         self._parser = parser
         self._processes: ProcessPool | None = None
-        self._pending: set[Future[ParsedFeed]] = set()
+        self._pending: set[Future[Any]] = set()
 
     @classmethod
     def for_config(cls, config: PollingConfig, parser: Parser | None = None) -> ParsePool:
@@ -75,33 +99,54 @@ class ParsePool:
     async def parse(self, body: bytes, url: str, content_type: str | None) -> ParsedFeed:
         """The parsed feed; ``ParseError`` when it is not a feed, when the
         parse outlasts the deadline, or when its worker died."""
+        return await self._run(url, self._parser, body, url, content_type)
+
+    async def parse_and_categorize(
+        self,
+        body: bytes,
+        url: str,
+        content_type: str | None,
+        categorizer: Categorizer,
+        feed_categories: Sequence[str],
+    ) -> tuple[ParsedFeed, EntryCategories]:
+        """``parse``, and what ``categorizer.categorize`` gives each of its
+        entries in a feed configured with ``feed_categories``, worked out
+        where the feed was parsed."""
+        return await self._run(
+            url,
+            _parse_and_categorize,
+            self._parser,
+            categorizer,
+            tuple(feed_categories),
+            body,
+            url,
+            content_type,
+        )
+
+    async def _run(self, url: str, function: Callable[..., _Result], *args: Any) -> _Result:
         if self.workers <= 1:
             try:
                 async with asyncio.timeout(self.timeout):
-                    return await _in_daemon_thread(self._parser, body, url, content_type)
+                    return await _in_daemon_thread(function, *args)
             except TimeoutError:
                 raise self._gave_up(url) from None
-        return await self._in_process(body, url, content_type)
+        return await self._in_process(url, function, *args)
 
-    async def _in_process(self, body: bytes, url: str, content_type: str | None) -> ParsedFeed:
+    async def _in_process(self, url: str, function: Callable[..., _Result], *args: Any) -> _Result:
         pool = self._pool()
         from pebble import ProcessExpired  # loaded with the pool
 
         try:
-            future = pool.schedule(
-                self._parser, args=(body, url, content_type), timeout=self.timeout
-            )
+            future = pool.schedule(function, args=args, timeout=self.timeout)
         except RuntimeError:  # the pool broke (a worker could not start): a new one
             self._discard(pool)
             pool = self._pool()
-            future = pool.schedule(
-                self._parser, args=(body, url, content_type), timeout=self.timeout
-            )
+            future = pool.schedule(function, args=args, timeout=self.timeout)
         self._pending.add(future)
         try:
             # Cancelling the awaiting task (a shutdown) cancels the future,
             # and pebble stops the worker that was running it.
-            return await asyncio.wrap_future(future)
+            return cast(_Result, await asyncio.wrap_future(future))
         except TimeoutError:
             raise self._gave_up(url) from None
         except BrokenProcessPool:
@@ -158,31 +203,26 @@ class ParsePool:
             self._discard(self._processes)
 
 
-async def _in_daemon_thread(
-    function: Parser,
-    body: bytes,
-    url: str,
-    content_type: str | None,
-) -> ParsedFeed:
+async def _in_daemon_thread(function: Callable[..., _Result], *args: Any) -> _Result:
     """``asyncio.to_thread`` in a daemon thread of its own: a thread cannot be
     stopped, so a parse given up on runs to its end in the background, and
     it must not hold up the process's exit (executor threads are joined at
     exit, daemon threads are not)."""
     loop = asyncio.get_running_loop()
-    future: asyncio.Future[ParsedFeed] = loop.create_future()
+    future: asyncio.Future[_Result] = loop.create_future()
 
-    def settle(result: ParsedFeed | None, error: BaseException | None) -> None:
+    def settle(result: _Result | None, error: BaseException | None) -> None:
         if future.done():
             return  # given up on meanwhile
         if error is not None:
             future.set_exception(error)
         else:
-            future.set_result(cast(ParsedFeed, result))
+            future.set_result(cast(_Result, result))
 
     def work() -> None:
         result, error = None, None
         try:
-            result = function(body, url, content_type)
+            result = function(*args)
         except BaseException as caught:  # handed to the awaiting task
             error = caught
         try:

@@ -1,7 +1,7 @@
 """One polling round, top to bottom:
 
     claim_due_feeds | fetch | (304 or same body hash: done)
-        | cut known items (bot.items) | parse | categorize
+        | cut known items (bot.items) | parse and categorize (a parse worker)
         | store_articles (decide | route | write, one transaction)
 
 A body that only gained or changed a few items is parsed for those items
@@ -44,7 +44,7 @@ from bot.items import (
     split_items,
 )
 from bot.models import FeedForUpdate, NewArticle, ParsedFeed
-from bot.parse_pool import ParsePool
+from bot.parse_pool import EntryCategories, ParsePool
 from bot.reload import CurrentConfig
 from bot.roles import worker_name
 from bot.schedule import next_check_after_failure, next_check_after_success
@@ -400,7 +400,7 @@ class Poller:
             return FeedOutcome(feed.id, feed.url, status)
 
         try:
-            parsed, items = await self._parse_new_items(feed, fetched)
+            parsed, categories, items = await self._parse_new_items(feed, fetched)
         except ParseError as error:
             await self._record_failure(feed, str(error), None)
             return FeedOutcome(feed.id, feed.url, "failed", error=str(error))
@@ -418,7 +418,7 @@ class Poller:
             )
         stored = await self._storage.articles.store_articles(
             feed,
-            self._articles(feed, parsed, now),
+            self._articles(parsed, categories, now),
             now=now,
             next_check=next_check,
             feed_title=parsed.title,
@@ -485,7 +485,9 @@ class Poller:
         if feed is None:
             return None
         started = time.perf_counter()
-        parsed = await self._parse_pool.parse(body, feed.fetch_url, content_type)
+        parsed, categories = await self._parse_pool.parse_and_categorize(
+            body, feed.fetch_url, content_type, self._categorizer, feed.categories
+        )
         now = self._clock.now()
         # Pushed to: polled again only at the fallback interval from now.
         interval = max(
@@ -500,7 +502,7 @@ class Poller:
         )
         stored = await self._storage.articles.store_articles(
             feed,
-            self._articles(feed, parsed, now),
+            self._articles(parsed, categories, now),
             now=now,
             next_check=next_check,
             feed_title=parsed.title or feed.title or "",
@@ -524,8 +526,9 @@ class Poller:
 
     async def _parse_new_items(
         self, feed: FeedForUpdate, fetched: FetchResult
-    ) -> tuple[ParsedFeed, dict[str, str]]:
-        """The parsed body and its items to remember (digest -> entry key).
+    ) -> tuple[ParsedFeed, EntryCategories, dict[str, str]]:
+        """The parsed body, its entries' categories and its items to
+        remember (digest -> entry key).
 
         When the body's frame is unchanged and some of its items are the
         last parsed body's, only the new and changed items are parsed: the
@@ -541,7 +544,7 @@ class Poller:
             changed = changed_items(split, known)
             if changed is not None:
                 try:
-                    reduced = await self._parse(fetched, split.reduced(changed))
+                    reduced, categories = await self._parse(feed, fetched, split.reduced(changed))
                 except ParseError:
                     pass  # the whole body decides: it may well parse
                 else:
@@ -550,22 +553,34 @@ class Poller:
                         split, changed, known, keys, reduced.bozo
                     )
                     if remembered is not None:
-                        return reduced, remembered
-        parsed = await self._parse(fetched, fetched.body)
+                        return reduced, categories, remembered
+        parsed, categories = await self._parse(feed, fetched, fetched.body)
         if split is None:
-            return parsed, {}
+            return parsed, categories, {}
         keys = [entry.key for entry in parsed.entries]
-        return parsed, items_to_remember(split, keys, parsed.bozo)
+        return parsed, categories, items_to_remember(split, keys, parsed.bozo)
 
-    async def _parse(self, fetched: FetchResult, body: bytes) -> ParsedFeed:
+    async def _parse(
+        self, feed: FeedForUpdate, fetched: FetchResult, body: bytes
+    ) -> tuple[ParsedFeed, EntryCategories]:
         # The pool gives up on a parse after parse_timeout (a pathological
         # body can keep feedparser busy for hours) and raises ParseError.
+        # The entries are categorized where they were parsed: the polling
+        # process, which stores every feed, keeps its CPU for that.
         with self._abandonable():
-            return await self._parse_pool.parse(body, fetched.final_url, fetched.content_type)
+            return await self._parse_pool.parse_and_categorize(
+                body,
+                fetched.final_url,
+                fetched.content_type,
+                self._categorizer,
+                feed.categories,
+            )
 
-    def _articles(self, feed: FeedForUpdate, parsed: ParsedFeed, now: datetime) -> list[NewArticle]:
+    def _articles(
+        self, parsed: ParsedFeed, categories: EntryCategories, now: datetime
+    ) -> list[NewArticle]:
         articles = []
-        for entry in parsed.entries:
+        for entry, entry_categories in zip(parsed.entries, categories, strict=True):
             published = entry.published or now
             if published > now:
                 published = now  # a future date would pin the story to the top of /latest
@@ -578,9 +593,7 @@ class Poller:
                     author=entry.author,
                     published=published,
                     image_url=entry.image_url,
-                    categories=self._categorizer.categorize(
-                        feed.categories, entry.tags, entry.title, entry.summary
-                    ),
+                    categories=entry_categories,
                     tags=entry.tags,
                 )
             )

@@ -27,6 +27,8 @@ _BLOCK_TAGS = frozenset(
     ).split()
 )
 _SKIP_TAGS = frozenset({"script", "style", "noscript", "template", "iframe", "object"})
+# Where an <img> tag may start (HTMLParser reads tag names in ASCII only).
+_IMG_TAG = re.compile(r"<[iI][mM][gG]")
 _UNFINISHED_MARKUP = re.compile(r"<[a-zA-Z/!?]")
 # Anything tag-shaped, for the fallback when HTMLParser gives up.
 _TAG_SHAPED = re.compile(r"<[a-zA-Z/!?][^>]*>?")
@@ -131,6 +133,38 @@ def html_to_text(fragment: str | None) -> tuple[str, str | None]:
     if _LEFTOVER_ENTITY.search(text):
         text = html.unescape(text)
     return collapse_whitespace(text), extractor.first_image
+
+
+def first_image(fragment: str | None) -> str | None:
+    """``html_to_text(fragment)[1]``, reading the markup only as far as the
+    first usable ``<img src>``: a post's content (often the biggest part of
+    a feed) usually opens with its picture.
+
+    The same HTMLParser reads the same markup, fed in pieces that each end
+    just after an ``<img`` tag's ``>`` (it is an incremental parser: where
+    the input is cut changes nothing it reports). Markup HTMLParser may
+    give up on (``<![``, see ``html_to_text``) is read whole, as there an
+    image found early would not be the answer."""
+    if not fragment or not _IMG_TAG.search(fragment):
+        return None
+    fragment = _CONTROL.sub(" ", fragment)
+    if "<![" in fragment:
+        return html_to_text(fragment)[1]
+    extractor = _TextExtractor()
+    fed = 0
+    try:
+        while extractor.first_image is None:
+            tag = _IMG_TAG.search(fragment, fed)
+            end = fragment.find(">", tag.end()) if tag else -1
+            if end < 0:
+                extractor.feed(fragment[fed:])
+                extractor.close()
+                break
+            extractor.feed(fragment[fed : end + 1])
+            fed = end + 1
+    except (AssertionError, ValueError):  # as html_to_text: no image
+        return None
+    return extractor.first_image
 
 
 def strip_plugin_footer(fragment: str) -> str:

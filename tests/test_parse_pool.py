@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import PollingConfig
+from bot.categorize import Categorizer
+from bot.config import CategoryConfig, PollingConfig
 from bot.errors import ParseError
 from bot.parse_pool import ParsePool, cpus_allowed, usable_cpus
 from tests import held_parser
@@ -142,3 +143,39 @@ async def test_closing_the_pool_fails_a_running_parse_instead_of_leaving_it_hang
     finally:
         held_parser.release(gate)
         pool.close()
+
+
+_RULES = [
+    CategoryConfig(id="space", title="Space", aliases=["NASA news"]),
+    CategoryConfig(id="science", title="Science", keywords=["telescope", "C++"]),
+    CategoryConfig(id="world", title="World"),
+]
+_TAGGED_FEED = b"""<?xml version="1.0" encoding="UTF-8"?>
+<rss version="2.0"><channel><title>T</title><link>https://x.example/</link>
+<item><title>A new telescope</title><link>https://x.example/1</link>
+<category>NASA  News</category><description>Pictures.</description></item>
+<item><title>Plain</title><link>https://x.example/2</link>
+<description>Nothing of the rules.</description></item>
+<item><title>Code</title><link>https://x.example/3</link>
+<category>world</category><description>Written in C++ today.</description></item>
+</channel></rss>"""
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+async def test_the_pool_categorizes_each_entry_as_the_categorizer_does_where_it_parses(
+    workers: int,
+) -> None:
+    categorizer = Categorizer(_RULES)
+    pool = ParsePool(workers, timeout=600)
+    try:
+        async with asyncio.timeout(120):  # a hang guard
+            parsed, categories = await pool.parse_and_categorize(
+                _TAGGED_FEED, "https://x.example/feed", None, categorizer, ["world"]
+            )
+    finally:
+        pool.close()
+    assert [e.url for e in parsed.entries] == [f"https://x.example/{n}" for n in (1, 2, 3)]
+    assert categories == tuple(
+        categorizer.categorize(("world",), e.tags, e.title, e.summary) for e in parsed.entries
+    )
+    assert categories == (("space", "science", "world"), ("world",), ("science", "world"))

@@ -6,18 +6,19 @@ from __future__ import annotations
 import asyncio
 import gzip
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from bot.categorize import Categorizer
 from bot.clock import ManualClock
 from bot.config import Config
 from bot.fetch import Fetcher
 from bot.models import FeedHealth, ParsedFeed
-from bot.parse_pool import ParsePool
+from bot.parse_pool import EntryCategories, ParsePool
 from bot.pipeline import FeedOutcome, Poller, RoundReport
 from bot.runtime import Runtime
 from tests.faults import FakeDNS, eventually
@@ -235,9 +236,18 @@ class CountingParsePool(ParsePool):
         super().__init__(workers=1, timeout=30)
         self.calls = 0
 
-    async def parse(self, body: bytes, url: str, content_type: str | None) -> ParsedFeed:
+    async def parse_and_categorize(
+        self,
+        body: bytes,
+        url: str,
+        content_type: str | None,
+        categorizer: Categorizer,
+        feed_categories: Sequence[str],
+    ) -> tuple[ParsedFeed, EntryCategories]:
         self.calls += 1
-        return await super().parse(body, url, content_type)
+        return await super().parse_and_categorize(
+            body, url, content_type, categorizer, feed_categories
+        )
 
 
 async def test_unchanged_body_is_not_reparsed(

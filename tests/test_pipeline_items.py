@@ -6,18 +6,19 @@ from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from bot.categorize import Categorizer
 from bot.clock import ManualClock
 from bot.config import Config
 from bot.fetch import Fetcher
 from bot.models import ParsedFeed
-from bot.parse_pool import ParsePool
+from bot.parse_pool import EntryCategories, ParsePool
 from bot.pipeline import Poller, RoundReport
 from bot.runtime import Runtime
 from tests.feed_server import FeedServer
@@ -58,9 +59,18 @@ class RecordingParsePool(ParsePool):
         super().__init__(workers=1, timeout=30)
         self.bodies: dict[str, list[bytes]] = {}
 
-    async def parse(self, body: bytes, url: str, content_type: str | None) -> ParsedFeed:
+    async def parse_and_categorize(
+        self,
+        body: bytes,
+        url: str,
+        content_type: str | None,
+        categorizer: Categorizer,
+        feed_categories: Sequence[str],
+    ) -> tuple[ParsedFeed, EntryCategories]:
         self.bodies.setdefault(url, []).append(body)
-        return await super().parse(body, url, content_type)
+        return await super().parse_and_categorize(
+            body, url, content_type, categorizer, feed_categories
+        )
 
 
 class Bot:

@@ -90,3 +90,34 @@ def test_db_migrate_and_status_on_both_backends(
     assert main(["--config", str(config), "db", "status"]) == 0
     out = capsys.readouterr().out
     assert "schema:    version " in out and "articles:  0" in out
+
+
+async def test_statements_in_a_transaction_count_their_rows_and_leave_none_open(
+    database_url: str,
+) -> None:
+    # SQLite runs a statement that returns no rows in one trip to its
+    # thread, without closing it: its count of changed rows is still the
+    # statement's own, and everything the transaction did is committed.
+    storage = await open_test_storage(database_url)
+    try:
+        db = storage.db
+        async with db.transaction() as tx:
+            await tx.execute("CREATE TABLE scratch (id INTEGER PRIMARY KEY, word TEXT)")
+            await tx.executemany(
+                "INSERT INTO scratch (id, word) VALUES (?, ?)", [(1, "a"), (2, "b"), (3, "c")]
+            )
+            assert (
+                await tx.execute("UPDATE scratch SET word = word || '!' WHERE word <> ?", "a") == 2
+            )
+            await tx.execute("INSERT INTO scratch (id, word) VALUES (?, ?) RETURNING id", 4, "d")
+            assert await tx.execute("DELETE FROM scratch WHERE word = ?", "none") == 0
+            assert await tx.fetchval("SELECT count(*) FROM scratch") == 4
+        assert sorted(r[0] for r in await db.fetch("SELECT word FROM scratch")) == [
+            "a",
+            "b!",
+            "c!",
+            "d",
+        ]
+        assert await db.execute("DELETE FROM scratch") == 4
+    finally:
+        await storage.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import feedparser
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -13,9 +14,11 @@ from bot.text import (
     canonical_url,
     collapse_whitespace,
     cut_at_word,
+    first_image,
     html_to_text,
     strip_plugin_footer,
 )
+from tests.support import REAL_FEED_FILES
 
 _TAG_START = re.compile(r"<[a-zA-Z/!?]")
 
@@ -118,6 +121,65 @@ def test_html_to_text_returns_the_first_real_image() -> None:
         '<img src="https://cdn.example/second.jpg">'
     )
     assert html_to_text(fragment) == ("", "https://cdn.example/photo.jpg")
+
+
+# Pieces around images: tags cut anywhere, quotes holding ">", upper case,
+# images inside what is no markup (comments, scripts) and markup after them.
+_image_pieces = st.sampled_from(
+    [
+        '<img src="https://cdn.example/a.jpg">',
+        "<IMG SRC='https://cdn.example/b.png'/>",
+        '<img alt="x > y" src="https://cdn.example/c.gif">',
+        '<img src="https://t.co/pixel.gif" width="1">',
+        '<img src="data:image/png;base64,AAAA">',
+        "<img src=",
+        '"https://cdn.example/d.jpg"',
+        "<img",
+        "<imgx src='https://cdn.example/e.jpg'>",
+        "<script>",
+        "</script>",
+        "<!--",
+        "-->",
+        "<![if x]>",
+        "<![bogus[",
+        "<!x",
+        "<textarea>",
+        "</textarea>",
+    ]
+)
+image_soup = st.lists(st.one_of(_html_pieces, _image_pieces, st.text(max_size=6)), max_size=30).map(
+    "".join
+)
+
+
+@settings(deadline=None, max_examples=500)
+@given(image_soup)
+def test_the_first_image_is_the_one_reading_the_whole_markup_finds(fragment: str) -> None:
+    assert first_image(fragment) == html_to_text(fragment)[1]
+
+
+def test_the_first_image_of_every_real_entry_is_the_one_reading_it_whole_finds() -> None:
+    fragments = [
+        value
+        for path in REAL_FEED_FILES
+        for raw in feedparser.parse(path.read_bytes()).entries
+        for value in [raw.get("summary"), *(c.get("value") for c in raw.get("content") or ())]
+        if value
+    ]
+    assert sum(1 for f in fragments if html_to_text(f)[1]) > 100  # the corpus has images
+    assert [first_image(f) for f in fragments] == [html_to_text(f)[1] for f in fragments]
+
+
+def test_the_first_image_is_read_past_images_too_small_to_show() -> None:
+    fragment = (
+        '<p>Intro</p><img src="https://t.co/pixel.gif" height="0">'
+        '<!-- <img src="https://cdn.example/commented.jpg"> -->'
+        '<script>var a = "<img src=https://cdn.example/script.jpg>";</script>'
+        '<img alt="a > b" src="https://cdn.example/photo.jpg"><img src="https://cdn.example/2.jpg">'
+    )
+    assert first_image(fragment) == "https://cdn.example/photo.jpg"
+    assert first_image("<p>no picture</p>") is None
+    assert first_image(None) is None
 
 
 def test_html_to_text_of_none_is_empty() -> None:

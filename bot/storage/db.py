@@ -153,13 +153,23 @@ def _sqlite_error(error: sqlite3.Error) -> StorageError:
 
 
 class _SqliteTx(_RowsFromFetch):
+    """Each call is as few trips to aiosqlite's thread as it can be: a trip
+    (a queue put, a wake-up, a future set from the other thread) costs more
+    CPU than most of the statements a poll runs."""
+
     def __init__(self, connection: aiosqlite.Connection) -> None:
         self._db = connection
 
     async def execute(self, sql: str, *args: Any) -> int:
         try:
-            async with self._db.execute(sql, args) as cursor:
-                return max(0, cursor.rowcount)
+            cursor = await self._db.execute(sql, args)
+            if cursor.description is not None:
+                # It returned rows (RETURNING): close it, so it holds no
+                # statement open in the transaction.
+                await cursor.close()
+            # Otherwise the statement ran to its end and was reset already:
+            # closing would be one more trip for nothing.
+            return max(0, cursor.rowcount)
         except sqlite3.Error as error:
             raise _sqlite_error(error) from None
 
@@ -171,8 +181,8 @@ class _SqliteTx(_RowsFromFetch):
 
     async def fetch(self, sql: str, *args: Any) -> list[Row]:
         try:
-            async with self._db.execute(sql, args) as cursor:
-                return list(await cursor.fetchall())
+            # One trip: executed, read and closed in aiosqlite's thread.
+            return list(await self._db.execute_fetchall(sql, args))
         except sqlite3.Error as error:
             raise _sqlite_error(error) from None
 
