@@ -10,6 +10,7 @@ from pathlib import Path
 
 from bench import delivery, outbox_side, push
 from bench.workloads import (
+    CPU_TARGETS,
     INGEST,
     NEWSBOT,
     TARGETS,
@@ -91,13 +92,16 @@ def table(settings: Settings, results: Results) -> str:
     for workload in INGEST:
         if workload not in results.ran:
             continue
-        theirs = results.ingest[workload].get("reader", [])
+        by_cpu = workload in CPU_TARGETS
+        times = results.cpu if by_cpu else results.ingest
+        theirs = times[workload].get("reader", [])
         target = TARGETS[workload]
         for backend in settings.backends:
-            ours = results.ingest[workload].get(NEWSBOT[backend], [])
+            ours = times[workload].get(NEWSBOT[backend], [])
             ratio = median(ours) / median(theirs) if ours and theirs else float("nan")
             label = (
                 f"{TITLES[workload]} (F={settings.feeds}, median of {len(ours)})"
+                f"{', CPU time' if by_cpu else ''}"
                 f"{' on PostgreSQL' if backend == 'postgresql' else ''}"
             )
             rows.append(
