@@ -27,7 +27,7 @@ import feedparser
 
 import bot.parse
 from bot.errors import ParseError
-from bot.models import ParsedFeed
+from bot.parsed import ParsedFeed
 
 FIELDS = ("title", "url", "published", "tags", "key", "summary", "image_url")
 

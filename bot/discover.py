@@ -26,7 +26,7 @@ from urllib.parse import urljoin, urlsplit, urlunsplit
 
 from bot.categorize import Categorizer
 from bot.errors import NewsbotError
-from bot.models import ParsedFeed
+from bot.parsed import ParsedFeed
 from bot.text import cut_at_word
 
 MAX_HTML_BYTES = 512 * 1024  # of a page, read for its <link> tags

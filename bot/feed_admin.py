@@ -24,10 +24,11 @@ from bot.config import Config
 from bot.discover import DiscoveryError, Fetched, FoundFeed, discover
 from bot.errors import InputError
 from bot.fetch import Fetcher
-from bot.models import FeedHealth, ParsedFeed
+from bot.models import FeedHealth
 from bot.netguard import literal_address, refusal
 from bot.opml import ExportedFeed, ImportPlan, OpmlDocument, export_opml, plan_import
 from bot.parse_pool import ParsePool
+from bot.parsed import ParsedFeed
 from bot.pipeline import FeedOutcome, Poller
 from bot.runtime import Runtime
 from bot.storage import Storage

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bot.errors import ParseError
-from bot.models import ParsedEntry, ParsedFeed
+from bot.parsed import ParsedEntry, ParsedFeed
 from bot.text import (
     absolute_http_url,
     canonical_url,

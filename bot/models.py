@@ -1,8 +1,9 @@
 """Values that travel between pipeline stages, named by where they go.
 
-``ParsedFeed``/``ParsedEntry`` come out of the parser; ``FeedForUpdate`` comes
-out of storage; ``NewArticle`` goes into storage; ``Article`` comes back out of
-it for display. All are frozen pydantic models; datetimes are aware UTC.
+``FeedForUpdate`` comes out of storage; ``NewArticle`` goes into storage;
+``Article`` comes back out of it for display. All are frozen pydantic
+models; datetimes are aware UTC. What the parser makes is in
+``bot.parsed``.
 """
 
 from __future__ import annotations
@@ -14,29 +15,6 @@ from pydantic import BaseModel, ConfigDict
 
 class _Value(BaseModel):
     model_config = ConfigDict(frozen=True)
-
-
-class ParsedEntry(_Value):
-    key: str  # stable per feed: guid, else link, else hash of title+summary
-    url: str  # absolute http(s), canonical
-    title: str  # plain text, never empty
-    summary: str  # plain text, cut at a word boundary
-    author: str | None = None
-    published: datetime | None = None  # published, else updated; None if the feed has neither
-    image_url: str | None = None
-    tags: tuple[str, ...] = ()  # the entry's own <category>/Atom terms, as written
-
-
-class ParsedFeed(_Value):
-    title: str
-    site_url: str | None
-    version: str  # feedparser's format name, e.g. "rss20", "atom10"
-    ttl_seconds: float | None = None  # RSS <ttl>, a hint of how often to poll
-    bozo: bool = False  # malformed XML that was salvaged
-    entries: tuple[ParsedEntry, ...] = ()
-    # WebSub (bot.websub): the hubs the feed names (rel="hub") and its own URL (rel="self").
-    hubs: tuple[str, ...] = ()
-    self_url: str | None = None
 
 
 class FeedForUpdate(_Value):

@@ -18,8 +18,8 @@ import feedparser
 
 from bot.errors import ParseError
 from bot.jsonfeed import json_feed_document, parse_json_feed
-from bot.models import ParsedEntry, ParsedFeed
 from bot.parse_fast import fast_parse
+from bot.parsed import ParsedEntry, ParsedFeed
 from bot.text import (
     absolute_http_url,
     canonical_url,

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from bot.errors import ParseError
-from bot.models import ParsedFeed
+from bot.parsed import ParsedFeed
 
 if TYPE_CHECKING:
     from pebble import ProcessPool

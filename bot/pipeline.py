@@ -43,8 +43,9 @@ from bot.items import (
     reduced_items_to_remember,
     split_items,
 )
-from bot.models import FeedForUpdate, NewArticle, ParsedFeed
+from bot.models import FeedForUpdate, NewArticle
 from bot.parse_pool import EntryCategories, ParsePool
+from bot.parsed import ParsedFeed
 from bot.reload import CurrentConfig
 from bot.roles import worker_name
 from bot.schedule import next_check_after_failure, next_check_after_success

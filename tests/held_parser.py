@@ -14,7 +14,7 @@ import re
 import time
 from pathlib import Path
 
-from bot.models import ParsedFeed
+from bot.parsed import ParsedFeed
 
 _HOLD = re.compile(rb"<!-- hold: (.+?) -->")
 

@@ -12,8 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bot.errors import ParseError
-from bot.models import ParsedFeed
 from bot.parse import parse
+from bot.parsed import ParsedFeed
 from tests.support import (
     REAL_FEED_FILES,
     REAL_FEEDS,

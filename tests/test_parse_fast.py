@@ -18,9 +18,9 @@ import pytest
 import bot.parse
 from bench.feedgen import FeedSet
 from bot.errors import ParseError
-from bot.models import ParsedFeed
 from bot.parse import parse
 from bot.parse_fast import fast_parse
+from bot.parsed import ParsedFeed
 from tests.support import REAL_FEED_FILES
 
 CONTENT_TYPES = [None, "application/rss+xml; charset=utf-8", "text/xml"]

@@ -17,8 +17,9 @@ from bot.categorize import Categorizer
 from bot.clock import ManualClock
 from bot.config import Config
 from bot.fetch import Fetcher
-from bot.models import FeedHealth, ParsedFeed
+from bot.models import FeedHealth
 from bot.parse_pool import EntryCategories, ParsePool
+from bot.parsed import ParsedFeed
 from bot.pipeline import FeedOutcome, Poller, RoundReport
 from bot.runtime import Runtime
 from tests.faults import FakeDNS, eventually

@@ -17,8 +17,8 @@ from bot.categorize import Categorizer
 from bot.clock import ManualClock
 from bot.config import Config
 from bot.fetch import Fetcher
-from bot.models import ParsedFeed
 from bot.parse_pool import EntryCategories, ParsePool
+from bot.parsed import ParsedFeed
 from bot.pipeline import Poller, RoundReport
 from bot.runtime import Runtime
 from tests.feed_server import FeedServer
