@@ -4,6 +4,7 @@ wrong. Checked on hand-made bodies and against feedparser on the real corpus."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -268,4 +269,4 @@ def test_a_reduced_parse_of_a_real_feed_gives_the_entries_of_a_whole_parse(path:
         keys = [e.key for e in reduced.entries]
         assert reduced_items_to_remember(found, changed, known, keys, reduced.bozo) is not None
         assert list(reduced.entries) == [whole.entries[i] for i in changed]
-        assert reduced.model_dump(exclude={"entries"}) == whole.model_dump(exclude={"entries"})
+        assert replace(reduced, entries=()) == replace(whole, entries=())
