@@ -754,6 +754,54 @@ async def test_broad_search_ranks_titles_in_any_script(storage: Storage) -> None
     assert found[0] == "Выборы в Москве"
 
 
+async def test_broad_search_counts_every_title_word_of_a_query_with_a_prefix(
+    storage: Storage,
+) -> None:
+    feed = await one_feed(storage)
+    stories = [
+        article(f"plain-{n}", f"Plain story {n}", summary="spacex launches again")
+        for n in range(120)
+    ]
+    stories += [
+        article(
+            "both", "SpaceX launches Starship", summary="spacex", published=NOW - timedelta(days=3)
+        ),
+        article("one", "Launch window opens", summary="spacex", published=NOW - timedelta(days=2)),
+        article("other", "SpaceX hires", summary="launching", published=NOW - timedelta(days=1)),
+    ]
+    await store(storage, feed, stories)
+    found = [a.title for a in await storage.search.search_articles("spacex laun", 4)]
+    assert found[0] == "SpaceX launches Starship"  # both words in the title
+    assert found[1:3] == ["SpaceX hires", "Launch window opens"]  # one each, newest first
+    assert found[3].startswith("Plain story")
+
+
+async def test_broad_search_in_a_category_ranks_only_its_own_articles(storage: Storage) -> None:
+    feed = await one_feed(storage, categories=())
+    space = [
+        article(f"s-{n}", f"Orbit note {n}", summary="comet seen", categories=["space"])
+        for n in range(110)
+    ]
+    space.append(
+        article(
+            "s-title",
+            "Comet over Lisbon",
+            summary="comet",
+            categories=["space"],
+            published=NOW - timedelta(days=5),
+        )
+    )
+    # Newer stories elsewhere, with the word in their titles, must not count.
+    world = [
+        article(f"w-{n}", f"Comet cafe {n}", summary="comet", categories=["world"])
+        for n in range(50)
+    ]
+    await store(storage, feed, space + world)
+    found = await storage.search.search_articles("comet", 3, category_id="space")
+    assert found[0].title == "Comet over Lisbon"
+    assert [a.title[: len("Orbit note")] for a in found[1:]] == ["Orbit note"] * 2
+
+
 async def test_broad_search_pages_through_the_ranking(storage: Storage) -> None:
     await _store_broad(storage, "vote", [("Vote counted", 30), ("Vote delayed", 40)])
     first = [a.title for a in await storage.search.search_articles("vote", 2)]

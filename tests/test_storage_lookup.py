@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
@@ -193,5 +194,43 @@ async def test_articles_stored_before_categories_were_searchable_are_found_in_th
     try:
         found = await storage.search.search_articles("comet", 10, category_id="space")
         assert [a.title for a in found] == ["Comet over Lisbon"]
+    finally:
+        await storage.close()
+
+
+async def test_articles_stored_before_the_prefix_indexes_are_found_by_a_prefix(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import bot.storage.schema_sqlite as schema
+
+    before = next(n for n, m in enumerate(schema.MIGRATIONS) if "prefix=" in m)
+    path = tmp_path / "newsbot.db"
+    with monkeypatch.context() as old_schema:
+        old_schema.setattr(schema, "MIGRATIONS", schema.MIGRATIONS[:before])
+        first = await open_test_storage(path)
+        try:
+            feed = await one_feed(first)
+            await store(first, feed, [article("a", "Starship launches"), article("b", "Comet")])
+        finally:
+            await first.close()
+
+    storage = await open_test_storage(path)
+    try:
+        (definition,) = await storage.db.fetch(
+            "SELECT sql FROM sqlite_master WHERE name = 'articles_fts'"
+        )
+        assert "prefix='3 4 5 6'" in definition[0]
+        assert [a.title for a in await storage.search.search_articles("laun", 10)] == [
+            "Starship launches"
+        ]
+        # The rebuilt index still follows the articles: new, corrected.
+        (feed,) = await storage.feeds.due_feeds(NOW + timedelta(days=3650))
+        await store(storage, feed, [article("b", "Comet launcher"), article("c", "Launchpad")])
+        found = {a.title for a in await storage.search.search_articles("laun", 10)}
+        assert found == {"Starship launches", "Comet launcher", "Launchpad"}
+        assert await storage.search.search_articles("comet", 10) != []
+        await storage.db.execute(
+            "INSERT INTO articles_fts(articles_fts, rank) VALUES ('integrity-check', 1)"
+        )
     finally:
         await storage.close()

@@ -304,6 +304,22 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX websub_subscriptions_due ON websub_subscriptions(next_attempt_at);
     """,
+    # 12 -> 13: prefix indexes for the search's last word ("spacex laun"). Without
+    # them FTS5 answers "tes"* by merging the doclists of every word that
+    # starts so (test, tests, testing...) in full before it returns one row:
+    # 20-40 ms at a million articles for a common prefix. With them it reads
+    # one doclist lazily, newest first, as it does for a whole word. Longer
+    # prefixes name few words, which FTS5 merges cheaply. The index is rebuilt
+    # from the articles (about two minutes at a million articles; the triggers
+    # keep working, they name the table only).
+    """
+    DROP TABLE articles_fts;
+    CREATE VIRTUAL TABLE articles_fts USING fts5(
+        title, summary, content='articles', content_rowid='id',
+        tokenize='unicode61 remove_diacritics 2', prefix='3 4 5 6'
+    );
+    INSERT INTO articles_fts(articles_fts) VALUES ('rebuild');
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

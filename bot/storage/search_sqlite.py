@@ -1,6 +1,7 @@
 """Full-text search on SQLite: FTS5 over title and summary.
 
-The index (``articles_fts``, ``unicode61 remove_diacritics 2``) is kept by
+The index (``articles_fts``, ``unicode61 remove_diacritics 2``, with prefix
+indexes of 3 to 6 characters for the last word's prefix) is kept by
 triggers, so an article and its index entry commit together. Any user text is
 a valid query: ``build_match_query`` keeps only word tokens, each quoted.
 """
@@ -50,8 +51,11 @@ class SqliteSearch:
         words their title contains, then newest first: for a query that
         common, recent headlines about it are the ones wanted. Words are
         FTS5's own tokens (Unicode-aware, diacritics folded, whole words:
-        "ai" does not count for "said"), found with a title-only query per
-        word over the candidates' range of ids.
+        "ai" does not count for "said"), found per word by the query itself
+        with that word required in the title, over the candidates' range of
+        ids: every match in that range is a candidate, and FTS5 intersects
+        the doclists by seeking, instead of reading every title that has a
+        common word since the oldest candidate.
         """
         query = build_match_query(text)
         if query is None:
@@ -105,9 +109,11 @@ class SqliteSearch:
         lowest = min(candidates)
         for term in query.split(" "):
             # Each term is a quoted token (build_match_query), safe after "title :".
+            # In a category, matches outside it come back too; they are not
+            # candidates and count for nothing.
             for (rowid,) in await self._db.fetch(
                 "SELECT rowid FROM articles_fts WHERE articles_fts MATCH ? AND rowid >= ?",
-                f"title : {term}",
+                f"{query} AND title : {term}",
                 lowest,
             ):
                 if rowid in in_title:
