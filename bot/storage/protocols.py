@@ -15,7 +15,7 @@ from bot.chat_settings import ChatSettings
 from bot.config import FeedConfig
 from bot.edits import CardKind
 from bot.filters import ChatFilter, Term
-from bot.models import Article, FeedForUpdate, FeedHealth, NewArticle
+from bot.models import Article, FeedForUpdate, FeedHealth, NewArticle, UnchangedFetch
 from bot.websub import FeedHub, HubSubscription, Mode
 
 if TYPE_CHECKING:
@@ -59,6 +59,8 @@ class FeedStore(Protocol):
         last_modified: str | None,
         fetch_url: str | None,
     ) -> None: ...
+
+    async def record_unchanged_fetches(self, fetches: Sequence[UnchangedFetch]) -> None: ...
 
     async def record_failure(
         self, feed_id: int, *, now: datetime, error: str, next_check: datetime, disable: bool = ...
