@@ -304,6 +304,11 @@ class SqlFeeds:
         """Every configured feed's state, by id."""
         return await self._feed_rows("WHERE f.configured")
 
+    async def disabled_feeds(self) -> list[FeedHealth]:
+        """The configured feeds 410 Gone disabled, by id: what a start warns
+        of (without counting every feed's articles)."""
+        return await self._feed_rows("WHERE f.configured AND f.disabled")
+
     async def all_feeds(self) -> list[FeedHealth]:
         """Every feed the database knows, those dropped from the config too."""
         return await self._feed_rows("")
