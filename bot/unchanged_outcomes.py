@@ -7,9 +7,10 @@ aiosqlite's thread (BEGIN, UPDATE, COMMIT), or a commit on PostgreSQL. A
 batch is one transaction, whatever its size.
 
 A crash costs at most one more fetch of the feeds of an unwritten batch: a
-feed stays claimed until its outcome is written, so a process that dies with a batch unwritten
-leaves those feeds as they were, due, and once their claims' lease runs out
-they are fetched again (a conditional GET: at worst one more 304). A batch is
+feed stays claimed until its outcome is written, so a process that dies
+with a batch unwritten leaves those feeds as they were, due, and once their
+claims' lease runs out they are fetched again (a conditional GET: at worst
+one more 304). A batch is
 written as soon as it holds ``max_feeds`` outcomes, once its first outcome
 is ``max_delay`` seconds old, and at once when no feed still being worked on
 could join it (the end of a round, a single operator's check), so the end
