@@ -1,13 +1,15 @@
 """Values that travel between pipeline stages, named by where they go.
 
-``FeedForUpdate`` comes out of storage; ``NewArticle`` goes into storage;
-``Article`` comes back out of it for display. All are frozen pydantic
-models; datetimes are aware UTC. What the parser makes is in
-``bot.parsed``.
+``FeedForUpdate`` comes out of storage; ``NewArticle`` and
+``UnchangedFetch`` go into storage; ``Article`` comes back out of it for
+display. All are frozen values (pydantic models, and a plain dataclass for
+the one made a thousand times a round); datetimes are aware UTC. What the
+parser makes is in ``bot.parsed``.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict
@@ -31,6 +33,19 @@ class FeedForUpdate(_Value):
     ever_fetched: bool  # False until the first successful parse (no-flood rule)
     interval: float | None
     origin: str = "config"  # "config": the operator's file; "runtime": added later, untrusted
+
+
+@dataclass(frozen=True, slots=True)
+class UnchangedFetch:
+    """A fetch that brought nothing new (a 304, or the body of the last
+    parse again): the feed's new validators and next check time."""
+
+    feed_id: int
+    now: datetime
+    next_check: datetime
+    etag: str | None
+    last_modified: str | None
+    fetch_url: str | None  # where a permanent redirect moved it; None: as before
 
 
 class NewArticle(_Value):

@@ -1,6 +1,6 @@
 """One polling round, top to bottom:
 
-    claim_due_feeds | fetch | (304 or same body hash: done)
+    claim_due_feeds | fetch | (304 or same body hash: outcome batched, done)
         | cut known items (bot.items) | parse and categorize (a parse worker)
         | store_articles (decide | route | write, one transaction)
 
@@ -10,9 +10,11 @@ parser is given the body without the ones it already saw (whenever the cut
 could change what the parse means, the whole body is parsed).
 
 ``store_articles`` writes the feed's new state, the unseen articles, their
-search index entries and their outbox rows in one transaction. Every feed is
-handled on its own: a failure is recorded in that feed's row (error count,
-last error, backoff) and the round goes on.
+search index entries and their outbox rows in one transaction. The outcomes
+of unchanged feeds are written many to a transaction
+(``bot.unchanged_outcomes``). Every feed is handled on its own: a failure is
+recorded in that feed's row (error count, last error, backoff) and the round
+goes on.
 """
 
 from __future__ import annotations
@@ -43,13 +45,14 @@ from bot.items import (
     reduced_items_to_remember,
     split_items,
 )
-from bot.models import FeedForUpdate, NewArticle
+from bot.models import FeedForUpdate, NewArticle, UnchangedFetch
 from bot.parse_pool import EntryCategories, ParsePool
 from bot.parsed import ParsedFeed
 from bot.reload import CurrentConfig
 from bot.roles import worker_name
 from bot.schedule import next_check_after_failure, next_check_after_success
 from bot.storage import Storage
+from bot.unchanged_outcomes import MAX_DELAY, MAX_FEEDS, UnchangedOutcomes
 from bot.websub import SECRET_BYTES, FeedHub, discover
 
 log = logging.getLogger(__name__)
@@ -127,9 +130,13 @@ class Poller:
         rand: Callable[[], float] = random.random,
         *,
         cut_known_items: bool = True,
+        unchanged_batch: int = MAX_FEEDS,
+        unchanged_delay: float = MAX_DELAY,
     ) -> None:
         """``cut_known_items=False`` parses every changed body whole: the
         reference that cutting known items out is checked against.
+        ``unchanged_batch`` and ``unchanged_delay`` bound a batch of
+        unchanged feeds' outcomes (see ``bot.unchanged_outcomes``).
 
         With a ``CurrentConfig`` the poller follows reloads: each round reads
         the configuration it holds then (categories, intervals, per-feed
@@ -157,6 +164,9 @@ class Poller:
             lambda: asyncio.Semaphore(config.polling.per_host_concurrency)
         )
         self._stopping = False
+        self._unchanged = UnchangedOutcomes(
+            storage.feeds, max_feeds=unchanged_batch, max_delay=unchanged_delay
+        )
         # WebSub: hubs are noted only when the bot can be called back, and
         # the feeds a hub pushes to are polled at the fallback interval.
         self._push_enabled = config.websub_callback_base is not None
@@ -217,11 +227,17 @@ class Poller:
                 now + _FOREVER if all_feeds else now, self.worker, self._claim_lease
             )
             await self._read_pushed_feeds(now)
-            # A TaskGroup, not gather(): if the round itself is cancelled, it
-            # ends only after every feed task has, so no feed is still being
-            # worked on when the next round may start.
-            async with asyncio.TaskGroup() as group:
-                tasks = [group.create_task(self._guarded_update(feed)) for feed in feeds]
+            self._unchanged.feeds_started(len(feeds))
+            try:
+                # A TaskGroup, not gather(): if the round itself is cancelled,
+                # it ends only after every feed task has, so no feed is still
+                # being worked on when the next round may start.
+                async with asyncio.TaskGroup() as group:
+                    tasks = [group.create_task(self._guarded_update(feed)) for feed in feeds]
+            finally:
+                # Every feed has waited for its outcome's write, unless the
+                # round was cancelled: then the outcomes it has are written now.
+                await self._unchanged.drain()
             outcomes = [
                 outcome for task in tasks if not task.cancelled() and (outcome := task.result())
             ]
@@ -251,7 +267,12 @@ class Poller:
         if feed is None:
             return None
         self._follow_config()
-        await self._read_pushed_feeds(self._clock.now())
+        self._unchanged.feeds_started(1)
+        try:
+            await self._read_pushed_feeds(self._clock.now())
+        except BaseException:
+            self._unchanged.feed_done()
+            raise
         return await self._guarded_update(feed)
 
     async def _read_pushed_feeds(self, now: datetime) -> None:
@@ -290,6 +311,12 @@ class Poller:
 
     async def _guarded_update(self, feed: FeedForUpdate) -> FeedOutcome | None:
         """The feed's outcome; None when it was abandoned by stop()."""
+        try:
+            return await self._update_and_report(feed)
+        finally:
+            self._unchanged.feed_done()
+
+    async def _update_and_report(self, feed: FeedForUpdate) -> FeedOutcome | None:
         if self._stopping:
             return None  # not started: still due, polled by the next start
         started = time.perf_counter()
@@ -389,13 +416,18 @@ class Poller:
         body_hash = hashlib.sha256(fetched.body).hexdigest() if not fetched.not_modified else None
         if fetched.not_modified or body_hash == feed.body_hash:
             # Many servers ignore conditional GET; an identical body is not parsed again.
-            await self._storage.feeds.record_unchanged(
-                feed.id,
-                now=now,
-                next_check=next_check,
-                etag=fetched.etag,
-                last_modified=fetched.last_modified,
-                fetch_url=fetched.permanent_url,
+            # The round slot goes back first: the feed only waits for the
+            # write of its batch, which the others' fetches fill.
+            self._give_back_round_slot()
+            await self._unchanged.record(
+                UnchangedFetch(
+                    feed.id,
+                    now=now,
+                    next_check=next_check,
+                    etag=fetched.etag,
+                    last_modified=fetched.last_modified,
+                    fetch_url=fetched.permanent_url,
+                )
             )
             status: Status = "not_modified" if fetched.not_modified else "unchanged"
             return FeedOutcome(feed.id, feed.url, status)

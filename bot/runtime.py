@@ -66,14 +66,13 @@ class Runtime:
         try:
             if sync_feeds:
                 await storage.feeds.sync_feeds(config.feeds, clock.now())
-            for feed in await storage.feeds.feed_health():
-                if feed.disabled:
-                    log.warning(
-                        "feeds: %s stays disabled (%s); re-enable with `newsbot feeds resume %d`",
-                        feed.url,
-                        feed.last_error or "disabled",
-                        feed.id,
-                    )
+            for feed in await storage.feeds.disabled_feeds():
+                log.warning(
+                    "feeds: %s stays disabled (%s); re-enable with `newsbot feeds resume %d`",
+                    feed.url,
+                    feed.last_error or "disabled",
+                    feed.id,
+                )
         except BaseException:
             await storage.close()
             raise

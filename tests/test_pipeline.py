@@ -16,6 +16,7 @@ import pytest
 from bot.categorize import Categorizer
 from bot.clock import ManualClock
 from bot.config import Config
+from bot.errors import StorageError
 from bot.fetch import Fetcher
 from bot.models import FeedHealth
 from bot.parse_pool import EntryCategories, ParsePool
@@ -735,3 +736,193 @@ async def test_feeds_on_a_slow_host_do_not_keep_other_hosts_waiting(
     finally:
         opened.set()
         await runtime.close()
+
+
+# -- the outcomes of unchanged feeds, written in batches -------------------------
+
+
+def unchanged_feeds(feed_server: FeedServer, count: int) -> list[str]:
+    """``count`` feeds that answer a conditional GET with 304."""
+    modified = "Sun, 01 Mar 2026 09:00:00 GMT"
+    for n in range(count):
+        feed_server.serve(f"/u{n}.xml", rss(item(n)), etag=f'"u{n}"', last_modified=modified)
+    return [feed_server.url(f"/u{n}.xml") for n in range(count)]
+
+
+def batch_poller(runtime: Runtime, clock: ManualClock, batch: int, delay: float) -> Poller:
+    return Poller(
+        runtime.config,
+        runtime.storage,
+        runtime.fetcher,
+        runtime.parse_pool,
+        clock,
+        unchanged_batch=batch,
+        unchanged_delay=delay,
+    )
+
+
+async def test_a_round_of_unchanged_feeds_stores_each_feed_as_if_written_alone(
+    feed_server: FeedServer,
+    tmp_path: Path,
+    open_runtime: OpenRuntime,
+    clock: ManualClock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    urls = unchanged_feeds(feed_server, 11)
+    runtime = await open_runtime(loopback_config(tmp_path, [{"url": url} for url in urls]))
+    # Never by the timer: batches of 4 by size, the last 3 when no feed is left.
+    poller = batch_poller(runtime, clock, batch=4, delay=3600)
+    first = await poller.run_round(all_feeds=True)
+    assert first is not None and {o.status for o in first.outcomes} == {"new"}
+    written: list[int] = []
+    record = runtime.storage.feeds.record_unchanged_fetches
+
+    async def counted(fetches: Sequence[Any]) -> None:
+        written.append(len(fetches))
+        await record(fetches)
+
+    monkeypatch.setattr(runtime.storage.feeds, "record_unchanged_fetches", counted)
+
+    clock.advance(600)
+    report = await poller.run_round(all_feeds=False)
+    assert report is not None
+    assert [o.status for o in report.outcomes] == ["not_modified"] * 11
+    assert sorted(written) == [3, 4, 4]  # three transactions for eleven feeds
+    for feed in await runtime.storage.feeds.feed_health():
+        assert (feed.error_count, feed.last_error) == (0, None)
+        assert feed.last_checked_at == NOW + timedelta(seconds=600)
+        assert feed.last_success_at == NOW + timedelta(seconds=600)
+        assert feed.next_check_at == NOW + timedelta(seconds=1200)
+    # Every claim was given back with its outcome: another poller may take them all.
+    later = NOW + timedelta(seconds=1200)
+    assert len(await runtime.storage.feeds.claim_due_feeds(later, "other", 60)) == 11
+    await runtime.storage.feeds.release_feeds(
+        [f.id for f in await runtime.storage.feeds.feed_health()], "other"
+    )
+    # The validators were kept: the next round is all 304s again.
+    clock.advance(600)
+    again = await poller.run_round(all_feeds=False)
+    assert again is not None and [o.status for o in again.outcomes] == ["not_modified"] * 11
+    assert feed_server.requests("/u0.xml")[-1].headers["if-none-match"] == '"u0"'
+
+
+async def test_a_crash_mid_round_loses_only_the_unwritten_batch_and_refetches_only_its_feeds(
+    feed_server: FeedServer,
+    tmp_path: Path,
+    open_runtime: OpenRuntime,
+    clock: ManualClock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    paths = [f"/u{n}.xml" for n in range(9)]
+    config = loopback_config(tmp_path, [{"url": url} for url in unchanged_feeds(feed_server, 9)])
+    runtime = await open_runtime(config)
+    poller = batch_poller(runtime, clock, batch=3, delay=3600)
+    assert (await poller.run_round(all_feeds=True)) is not None
+    # The second batch's write never ends: the process dies before it commits.
+    record = runtime.storage.feeds.record_unchanged_fetches
+    lost: list[int] = []
+    writes: list[asyncio.Task[Any]] = []
+
+    async def dies_on_the_second(fetches: Sequence[Any]) -> None:
+        writes.append(asyncio.current_task())  # type: ignore[arg-type]
+        if len(writes) == 2:
+            lost.extend(f.feed_id for f in fetches)
+            await asyncio.Event().wait()
+        await record(fetches)
+
+    monkeypatch.setattr(runtime.storage.feeds, "record_unchanged_fetches", dies_on_the_second)
+    clock.advance(600)
+    dying = asyncio.create_task(poller.run_round(all_feeds=False))
+    try:
+        await eventually(lambda: len(writes) == 3 and writes[2].done(), what="three batches")
+        assert len(lost) == 3
+        # What the database holds now is all a restarted process finds. The
+        # lost feeds are still claimed by the dead poller: nobody fetches them...
+        restarted = await open_runtime(config)
+        fetched_before = len(feed_server.requests())
+        report = await one_round(restarted, all_feeds=False)
+        assert report.outcomes == []
+        # ...until the claims' lease runs out: then only they are fetched again.
+        clock.advance(poller._claim_lease + 1)
+        report = await one_round(restarted, all_feeds=False)
+        assert sorted(o.feed_id for o in report.outcomes) == sorted(lost)
+        assert [o.status for o in report.outcomes] == ["not_modified"] * 3
+        refetched = [r.path for r in feed_server.requests()[fetched_before:]]
+        ids = {f.url: f.id for f in await restarted.storage.feeds.feed_health()}
+        assert sorted(refetched) == sorted(p for p in paths if ids[feed_server.url(p)] in lost)
+        for feed in await restarted.storage.feeds.feed_health():
+            assert feed.error_count == 0
+            assert feed.next_check_at is not None and feed.next_check_at > clock.now()
+    finally:
+        writes[1].cancel()
+        await asyncio.wait([dying])
+
+
+async def test_a_batch_that_cannot_be_written_fails_only_its_own_feeds(
+    feed_server: FeedServer,
+    tmp_path: Path,
+    open_runtime: OpenRuntime,
+    clock: ManualClock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    runtime = await open_runtime(
+        loopback_config(tmp_path, [{"url": url} for url in unchanged_feeds(feed_server, 6)])
+    )
+    poller = batch_poller(runtime, clock, batch=3, delay=3600)
+    assert (await poller.run_round(all_feeds=True)) is not None
+    record = runtime.storage.feeds.record_unchanged_fetches
+    refused: list[int] = []
+
+    async def refuses_the_first(fetches: Sequence[Any]) -> None:
+        if not refused:
+            refused.extend(f.feed_id for f in fetches)
+            raise StorageError("storage: disk I/O error")
+        await record(fetches)
+
+    monkeypatch.setattr(runtime.storage.feeds, "record_unchanged_fetches", refuses_the_first)
+    clock.advance(600)
+    report = await poller.run_round(all_feeds=False)
+    assert report is not None
+    by_feed = {o.feed_id: o for o in report.outcomes}
+    assert len(by_feed) == 6 and len(refused) == 3
+    for feed_id, outcome in by_feed.items():
+        if feed_id in refused:
+            assert (outcome.status, outcome.error) == (
+                "failed",
+                "internal: storage: disk I/O error",
+            )
+        else:
+            assert (outcome.status, outcome.error) == ("not_modified", None)
+    # Recorded as a failure each, like any storage error in a feed's outcome.
+    health = {f.id: f for f in await runtime.storage.feeds.feed_health()}
+    assert {i for i, f in health.items() if f.error_count == 1} == set(refused)
+
+
+async def test_an_unchanged_outcome_is_written_while_slow_feeds_are_still_fetched(
+    feed_server: FeedServer, tmp_path: Path, open_runtime: OpenRuntime, clock: ManualClock
+) -> None:
+    quick = unchanged_feeds(feed_server, 2)
+    opened = threading.Event()
+    feed_server.serve("/slow.xml", rss(item("slow")), etag='"slow"')
+    urls = [*quick, feed_server.url("/slow.xml")]
+    runtime = await open_runtime(
+        loopback_config(tmp_path, [{"url": url} for url in urls], read_timeout=600)
+    )
+    # A batch far larger than the round: only the timer writes it early.
+    poller = batch_poller(runtime, clock, batch=100, delay=0.05)
+    assert (await poller.run_round(all_feeds=True)) is not None
+    feed_server.routes["/slow.xml"].gate = opened
+    clock.advance(600)
+    polling = asyncio.create_task(poller.run_round(all_feeds=False))
+
+    async def quick_ones_written() -> bool:
+        health = {f.url: f for f in await runtime.storage.feeds.feed_health()}
+        return all(health[url].last_checked_at == clock.now() for url in quick)
+
+    try:
+        await eventually(quick_ones_written, what="the quick feeds' outcomes written")
+        assert not polling.done()  # the slow feed still hangs
+    finally:
+        opened.set()
+    report = await polling
+    assert report is not None and len(report.outcomes) == 3

@@ -1006,3 +1006,45 @@ async def test_concurrent_claimers_never_claim_a_card_twice(
         await asyncio.gather(*(claimer(f"sender-{n}") for n in range(4)))
     assert len(claimed) == len(set(claimed)) == 900
     assert (await storage.outbox.delivery_counts()) == {"sent": 900}
+
+
+async def test_a_database_at_the_newest_version_opens_while_another_process_writes(
+    tmp_path: Path,
+) -> None:
+    """Opening an up-to-date database migrates nothing, so it must not wait
+    for the write lock a running bot holds (a CLI command beside it)."""
+    path = tmp_path / "newsbot.db"
+    first = await open_test_storage(path)
+    await first.close()
+    other = sqlite3.connect(path, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        other.execute("UPDATE feeds SET title = 'held' WHERE id = 0")
+        opened = await open_test_storage(path)
+        try:
+            assert await opened.schema_version() == SCHEMA_VERSION
+        finally:
+            await opened.close()
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+
+
+async def test_disabled_feeds_are_the_configured_ones_gone_410(storage: Storage) -> None:
+    gone, failing, dropped, _well = await add_feeds(
+        storage,
+        *(
+            FeedConfig(url=f"https://{name}.example/feed")
+            for name in ("gone", "failing", "dropped", "well")
+        ),
+    )
+    for feed, disable in ((gone, True), (failing, False), (dropped, True)):
+        await storage.feeds.record_failure(
+            feed.id, now=NOW, error="fetch: HTTP 410 Gone", next_check=LATER, disable=disable
+        )
+    # Dropped from the configuration: not polled, not warned of.
+    await storage.feeds.sync_feeds(
+        [FeedConfig(url=f"https://{name}.example/feed") for name in ("gone", "failing", "well")],
+        NOW,
+    )
+    assert [f.url for f in await storage.feeds.disabled_feeds()] == ["https://gone.example/feed"]

@@ -14,7 +14,7 @@ from datetime import datetime
 
 from bot.clock import from_timestamp, to_timestamp
 from bot.config import FeedConfig
-from bot.models import FeedForUpdate, FeedHealth
+from bot.models import FeedForUpdate, FeedHealth, UnchangedFetch
 from bot.storage.db import Database, Dialect, Row, Tx
 
 _FOR_UPDATE = {"sqlite": "", "postgresql": "FOR UPDATE SKIP LOCKED"}
@@ -245,21 +245,36 @@ class SqlFeeds:
         fetch_url: str | None,
     ) -> None:
         """A 304, or a body identical to the last one: healthy, nothing new."""
-        ts = to_timestamp(now)
-        await self._db.execute(
+        await self.record_unchanged_fetches(
+            [UnchangedFetch(feed_id, now, next_check, etag, last_modified, fetch_url)]
+        )
+
+    async def record_unchanged_fetches(self, fetches: Sequence[UnchangedFetch]) -> None:
+        """``record_unchanged`` for many feeds, in one transaction: what a
+        round's unchanged feeds cost is then one commit per batch, not one
+        per feed (see ``bot.unchanged_outcomes``). Each feed's claim is
+        released with its outcome."""
+        if not fetches:
+            return
+        await self._db.executemany(
             """
             UPDATE feeds SET etag = ?, last_modified = ?, next_check_at = ?,
                 last_checked_at = ?, last_success_at = ?, error_count = 0, last_error = NULL,
                 fetch_url = COALESCE(?, fetch_url), claimed_by = NULL, claim_expires_at = 0
             WHERE id = ?
             """,
-            etag,
-            last_modified,
-            to_timestamp(next_check),
-            ts,
-            ts,
-            fetch_url,
-            feed_id,
+            [
+                (
+                    f.etag,
+                    f.last_modified,
+                    to_timestamp(f.next_check),
+                    to_timestamp(f.now),
+                    to_timestamp(f.now),
+                    f.fetch_url,
+                    f.feed_id,
+                )
+                for f in fetches
+            ],
         )
 
     async def record_failure(
@@ -288,6 +303,11 @@ class SqlFeeds:
     async def feed_health(self) -> list[FeedHealth]:
         """Every configured feed's state, by id."""
         return await self._feed_rows("WHERE f.configured")
+
+    async def disabled_feeds(self) -> list[FeedHealth]:
+        """The configured feeds 410 Gone disabled, by id: what a start warns
+        of (without counting every feed's articles)."""
+        return await self._feed_rows("WHERE f.configured AND f.disabled")
 
     async def all_feeds(self) -> list[FeedHealth]:
         """Every feed the database knows, those dropped from the config too."""

@@ -15,7 +15,7 @@ from bot.chat_settings import ChatSettings
 from bot.config import FeedConfig
 from bot.edits import CardKind
 from bot.filters import ChatFilter, Term
-from bot.models import Article, FeedForUpdate, FeedHealth, NewArticle
+from bot.models import Article, FeedForUpdate, FeedHealth, NewArticle, UnchangedFetch
 from bot.websub import FeedHub, HubSubscription, Mode
 
 if TYPE_CHECKING:
@@ -60,11 +60,15 @@ class FeedStore(Protocol):
         fetch_url: str | None,
     ) -> None: ...
 
+    async def record_unchanged_fetches(self, fetches: Sequence[UnchangedFetch]) -> None: ...
+
     async def record_failure(
         self, feed_id: int, *, now: datetime, error: str, next_check: datetime, disable: bool = ...
     ) -> None: ...
 
     async def feed_health(self) -> list[FeedHealth]: ...
+
+    async def disabled_feeds(self) -> list[FeedHealth]: ...
 
     async def all_feeds(self) -> list[FeedHealth]: ...
 

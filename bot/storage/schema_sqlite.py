@@ -366,6 +366,11 @@ async def migrate(database: SqliteDatabase) -> int:
     db = database.connection
     try:
         async with database.lock:
+            # The version only ever grows: a database at this one needs
+            # nothing, neither the write lock (a running bot may hold it)
+            # nor the reference check, which reads every table.
+            if await schema_version(db) == target:
+                return target
             await db.execute("PRAGMA foreign_keys = OFF")
             await db.execute("BEGIN IMMEDIATE")
             try:
