@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from bot.clock import to_timestamp
 from bot.decide import FeedDecision, StoredEntry, decide
@@ -25,7 +26,7 @@ from bot.models import Article, FeedForUpdate, NewArticle
 from bot.route import ChatRouting, Subscription, route
 from bot.storage import edits, feeds, outbox
 from bot.storage.chats import filter_from_row, settings_of_chats
-from bot.storage.db import Database, Tx
+from bot.storage.db import Database, Dialect, Tx
 from bot.storage.rows import ARTICLE_COLUMNS, article_from_row, tags_from_column, tags_to_column
 
 # pg_advisory_xact_lock key for storing a parsed feed.
@@ -46,6 +47,36 @@ class _Target:
     article_id: int
     categories: tuple[str, ...]
     published: int
+
+
+_ARTICLE_INSERT_COLUMNS = (
+    "feed_id, entry_key, url, title, summary, author, image_url, categories, "
+    "published_at, first_seen_at, tags"
+)
+
+
+async def insert_categories(tx: Tx, dialect: Dialect, rows: Sequence[tuple[str, int, int]]) -> None:
+    """(category, published, article id) rows, those already there left as
+    they are; on PostgreSQL as one statement (see ``_insert_articles``)."""
+    if not rows:
+        return
+    if dialect.name == "postgresql":
+        await tx.execute(
+            """
+            INSERT INTO article_categories (category_id, published_at, article_id)
+            SELECT * FROM unnest(?::text[], ?::bigint[], ?::bigint[])
+            ON CONFLICT DO NOTHING
+            """,
+            [r[0] for r in rows],
+            [r[1] for r in rows],
+            [r[2] for r in rows],
+        )
+        return
+    await tx.executemany(
+        "INSERT INTO article_categories (category_id, published_at, article_id) "
+        "VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+        rows,
+    )
 
 
 class SqlArticles:
@@ -168,48 +199,79 @@ class SqlArticles:
         in the feed, i.e. newer, and "newest first" sorts by time, then id."""
         if not fresh:
             return []
-        await tx.executemany(
-            """
-            INSERT INTO articles (feed_id, entry_key, url, title, summary, author,
-                image_url, categories, published_at, first_seen_at, tags)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-            ON CONFLICT (feed_id, entry_key) DO NOTHING
-            """,
-            [
-                (
-                    feed.id,
-                    a.key,
-                    a.url,
-                    a.title,
-                    a.summary,
-                    a.author,
-                    a.image_url,
-                    " ".join(a.categories),
-                    to_timestamp(a.published),
-                    ts,
-                    tags_to_column(a.tags),
-                )
-                for a in reversed(fresh)
-            ],
-        )
-        dialect = self._db.dialect
-        rows = await tx.fetch(
-            f"SELECT entry_key, id FROM articles WHERE feed_id = ? AND {dialect.in_texts('entry_key')}",
-            feed.id,
-            dialect.texts([a.key for a in fresh]),
-        )
-        ids = {r[0]: int(r[1]) for r in rows}
+        rows = [
+            (
+                feed.id,
+                a.key,
+                a.url,
+                a.title,
+                a.summary,
+                a.author,
+                a.image_url,
+                " ".join(a.categories),
+                to_timestamp(a.published),
+                ts,
+                tags_to_column(a.tags),
+            )
+            for a in reversed(fresh)
+        ]
+        ids = await self._insert_articles(tx, rows, [a.key for a in fresh], feed.id)
         targets = [
             _Target(ids[a.key], a.categories, to_timestamp(a.published))
             for a in fresh
             if a.key in ids
         ]
-        await tx.executemany(
-            "INSERT INTO article_categories (category_id, published_at, article_id) "
-            "VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+        await insert_categories(
+            tx,
+            self._db.dialect,
             [(c, t.published, t.article_id) for t in targets for c in t.categories],
         )
         return targets
+
+    async def _insert_articles(
+        self, tx: Tx, rows: Sequence[tuple[Any, ...]], keys: Sequence[str], feed_id: int
+    ) -> dict[str, int]:
+        """Insert ``rows`` (in ``_ARTICLE_INSERT_COLUMNS`` order) in this order;
+        returns the ids of ``keys`` stored now. On PostgreSQL the whole feed is
+        one statement: row by row, each statement is parsed, planned and run
+        on its own, and the search vector's lexemes are then written once for
+        the statement instead of once per article."""
+        if self._db.backend == "postgresql":
+            columns = list(zip(*rows, strict=True))
+            returned = await tx.fetch(
+                f"""
+                INSERT INTO articles ({_ARTICLE_INSERT_COLUMNS})
+                SELECT ?, t.entry_key, t.url, t.title, t.summary, t.author, t.image_url,
+                    t.categories, t.published_at, ?, t.tags
+                FROM unnest(?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[],
+                        ?::text[], ?::bigint[], ?::text[])
+                    WITH ORDINALITY AS t(entry_key, url, title, summary, author, image_url,
+                        categories, published_at, tags, n)
+                ORDER BY t.n
+                ON CONFLICT (feed_id, entry_key) DO NOTHING
+                RETURNING entry_key, id
+                """,
+                feed_id,
+                rows[0][9],
+                *(list(column) for column in columns[1:9]),
+                list(columns[10]),
+            )
+            return {r[0]: int(r[1]) for r in returned}
+        await tx.executemany(
+            f"""
+            INSERT INTO articles ({_ARTICLE_INSERT_COLUMNS})
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            ON CONFLICT (feed_id, entry_key) DO NOTHING
+            """,
+            rows,
+        )
+        dialect = self._db.dialect
+        selected = await tx.fetch(
+            f"SELECT entry_key, id FROM articles WHERE feed_id = ? AND {dialect.in_texts('entry_key')}",
+            feed_id,
+            dialect.texts(keys),
+        )
+        return {r[0]: int(r[1]) for r in selected}
 
     async def _correct(self, tx: Tx, decision: FeedDecision, ts: int, edit_window: float) -> None:
         """The publisher corrected a title or summary: keep the new text (the
@@ -241,10 +303,8 @@ class SqlArticles:
             if not same.gained:
                 continue
             when = published[same.article_id]
-            await tx.executemany(
-                "INSERT INTO article_categories (category_id, published_at, article_id) "
-                "VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
-                [(c, when, same.article_id) for c in same.gained],
+            await insert_categories(
+                tx, self._db.dialect, [(c, when, same.article_id) for c in same.gained]
             )
             await tx.execute(
                 "UPDATE articles SET categories = trim(categories || ' ' || ?) WHERE id = ?",

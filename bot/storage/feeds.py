@@ -99,16 +99,27 @@ async def remember_items(tx: Tx, dialect: Dialect, feed_id: int, items: Mapping[
         feed_id,
         dialect.texts(items),
     )
-    if items:
-        # Most items are the ones already remembered: those rows stay as they are.
-        await tx.executemany(
-            """
-            INSERT INTO feed_items (feed_id, item_digest, entry_key) VALUES (?, ?, ?)
-            ON CONFLICT (feed_id, item_digest) DO UPDATE SET entry_key = excluded.entry_key
-            WHERE feed_items.entry_key <> excluded.entry_key
-            """,
-            [(feed_id, digest, key) for digest, key in items.items()],
+    if not items:
+        return
+    # Most items are the ones already remembered: those rows stay as they are.
+    upsert = """
+        ON CONFLICT (feed_id, item_digest) DO UPDATE SET entry_key = excluded.entry_key
+        WHERE feed_items.entry_key <> excluded.entry_key
+        """
+    if dialect.name == "postgresql":
+        # One statement for the whole body, not one per item.
+        await tx.execute(
+            "INSERT INTO feed_items (feed_id, item_digest, entry_key) "
+            "SELECT ?, * FROM unnest(?::text[], ?::text[])" + upsert,
+            feed_id,
+            list(items),
+            list(items.values()),
         )
+        return
+    await tx.executemany(
+        "INSERT INTO feed_items (feed_id, item_digest, entry_key) VALUES (?, ?, ?)" + upsert,
+        [(feed_id, digest, key) for digest, key in items.items()],
+    )
 
 
 class SqlFeeds:
