@@ -116,8 +116,10 @@ class SqlArticles:
         claim on it (a fetch may be under way) stay as they are."""
         ts = to_timestamp(now)
         async with self._db.transaction() as tx:
-            if self._db.backend == "postgresql":
-                await tx.execute("SELECT pg_advisory_xact_lock(?)", INGEST_LOCK)
+            # The feed's own row first, then (on PostgreSQL) the lock for
+            # what feeds share: every store locks in this order, so a push
+            # and a fetch of one feed cannot deadlock, and the lock is held
+            # only for the statements that need it.
             await feeds.record_success(
                 tx,
                 feed.id,
@@ -136,11 +138,11 @@ class SqlArticles:
                 await feeds.remember_items(tx, self._db.dialect, feed.id, items or {})
             if not articles:
                 return StoreOutcome(0, 0)
+            if self._db.backend == "postgresql":
+                await tx.execute("SELECT pg_advisory_xact_lock(?)", INGEST_LOCK)
             # URLs that name no single story: entries without a link fall back to them.
             generic = frozenset(u for u in (site_url, feed.url, feed.fetch_url) if u)
-            known_keys = await self._known_keys(tx, feed.id, [a.key for a in articles])
-            urls = [a.url for a in articles if a.key not in known_keys and a.url not in generic]
-            known_urls, published = await self._known_urls(tx, urls)
+            known_keys, known_urls, published = await self._known(tx, feed.id, articles, generic)
             decision = decide(feed.id, articles, known_keys, known_urls, generic)
             targets = await self._insert_new(tx, feed, decision.new, ts)
             await self._correct(tx, decision, ts, edit_window)
@@ -150,46 +152,48 @@ class SqlArticles:
                 delivered = await self._route(tx, targets, deliver_limit, ts)
             return StoreOutcome(len(decision.new), delivered, len(decision.changed))
 
-    async def _known_keys(
-        self, tx: Tx, feed_id: int, keys: Sequence[str]
-    ) -> dict[str, StoredEntry]:
-        """This feed's entries among ``keys``: its own articles, and stories of
-        other feeds it carries (aliases)."""
+    async def _known(
+        self, tx: Tx, feed_id: int, articles: Sequence[NewArticle], generic: frozenset[str]
+    ) -> tuple[dict[str, StoredEntry], dict[str, StoredEntry], dict[int, int]]:
+        """What is stored of ``articles``, in one statement: this feed's
+        entries by key (its own articles, and stories of other feeds it
+        carries: aliases); for the entries it does not know, the stories
+        stored by URL (the first stored, when several share one); and the
+        publication times of the latter."""
         dialect = self._db.dialect
+        keys = dialect.texts([a.key for a in articles])
         rows = await tx.fetch(
             f"""
-            SELECT a.entry_key, a.id, a.feed_id, a.title, a.summary, a.categories
+            SELECT 0 AS part, a.entry_key, a.id, a.feed_id, a.title, a.summary, a.categories,
+                a.published_at
             FROM articles AS a WHERE a.feed_id = ? AND {dialect.in_texts("a.entry_key")}
             UNION ALL
-            SELECT al.entry_key, a.id, a.feed_id, a.title, a.summary, a.categories
+            SELECT 1, al.entry_key, a.id, a.feed_id, a.title, a.summary, a.categories,
+                a.published_at
             FROM article_aliases AS al JOIN articles AS a ON a.id = al.article_id
             WHERE al.feed_id = ? AND {dialect.in_texts("al.entry_key")}
+            UNION ALL
+            SELECT 2, a.url, a.id, a.feed_id, a.title, a.summary, a.categories, a.published_at
+            FROM articles AS a WHERE {dialect.in_texts("a.url")}
+            ORDER BY part, id DESC
             """,
             feed_id,
-            dialect.texts(keys),
+            keys,
             feed_id,
-            dialect.texts(keys),
+            keys,
+            dialect.texts({a.url for a in articles if a.url not in generic}),
         )
-        return {r[0]: StoredEntry(r[1], r[2], r[3], r[4], tuple(r[5].split())) for r in rows}
-
-    async def _known_urls(
-        self, tx: Tx, urls: Sequence[str]
-    ) -> tuple[dict[str, StoredEntry], dict[int, int]]:
-        """Stored stories by URL (the first stored, when several share one),
-        and their publication times."""
-        if not urls:
-            return {}, {}
-        dialect = self._db.dialect
-        rows = await tx.fetch(
-            f"""
-            SELECT a.url, a.id, a.feed_id, a.title, a.summary, a.categories, a.published_at
-            FROM articles AS a WHERE {dialect.in_texts("a.url")} ORDER BY a.id DESC
-            """,
-            dialect.texts(urls),
-        )
+        known_keys = {
+            r[1]: StoredEntry(r[2], r[3], r[4], r[5], tuple(r[6].split())) for r in rows if r[0] < 2
+        }
+        # Only the URLs of entries this feed does not know count.
+        urls = {a.url for a in articles if a.key not in known_keys and a.url not in generic}
+        by_url = [r for r in rows if r[0] == 2 and r[1] in urls]
         # Newest id first, so the oldest article of a URL is the one kept.
-        by_url = {r[0]: StoredEntry(r[1], r[2], r[3], r[4], tuple(r[5].split())) for r in rows}
-        return by_url, {r[1]: r[6] for r in rows}
+        known_urls = {
+            r[1]: StoredEntry(r[2], r[3], r[4], r[5], tuple(r[6].split())) for r in by_url
+        }
+        return known_keys, known_urls, {r[2]: r[7] for r in by_url}
 
     async def _insert_new(
         self, tx: Tx, feed: FeedForUpdate, fresh: Sequence[NewArticle], ts: int
