@@ -219,46 +219,62 @@ class SqlArticles:
             )
             for a in reversed(fresh)
         ]
-        ids = await self._insert_articles(tx, rows, [a.key for a in fresh], feed.id)
-        targets = [
+        # Each entry's categories, for the articles stored now.
+        categories = [(a.key, c, to_timestamp(a.published)) for a in fresh for c in a.categories]
+        ids = await self._insert_articles(tx, rows, categories, feed.id)
+        return [
             _Target(ids[a.key], a.categories, to_timestamp(a.published))
             for a in fresh
             if a.key in ids
         ]
-        await insert_categories(
-            tx,
-            self._db.dialect,
-            [(c, t.published, t.article_id) for t in targets for c in t.categories],
-        )
-        return targets
 
     async def _insert_articles(
-        self, tx: Tx, rows: Sequence[tuple[Any, ...]], keys: Sequence[str], feed_id: int
+        self,
+        tx: Tx,
+        rows: Sequence[tuple[Any, ...]],
+        categories: Sequence[tuple[str, str, int]],
+        feed_id: int,
     ) -> dict[str, int]:
-        """Insert ``rows`` (in ``_ARTICLE_INSERT_COLUMNS`` order) in this order;
-        returns the ids of ``keys`` stored now. On PostgreSQL the whole feed is
-        one statement: row by row, each statement is parsed, planned and run
-        on its own, and the search vector's lexemes are then written once for
-        the statement instead of once per article."""
+        """Insert ``rows`` (in ``_ARTICLE_INSERT_COLUMNS`` order) in this order,
+        and the (entry key, category, published) ``categories`` of those
+        inserted; returns the ids of the entry keys stored now. On PostgreSQL
+        this is one statement: row by row, each statement would be parsed,
+        planned and run on its own, and the search vector's lexemes are
+        written once for the statement instead of once per article. Stores
+        are serialised (``INGEST_LOCK``), so each trip to the server saved
+        here shortens the whole round."""
         if self._db.backend == "postgresql":
             columns = list(zip(*rows, strict=True))
             returned = await tx.fetch(
                 f"""
-                INSERT INTO articles ({_ARTICLE_INSERT_COLUMNS})
-                SELECT ?, t.entry_key, t.url, t.title, t.summary, t.author, t.image_url,
-                    t.categories, t.published_at, ?, t.tags
-                FROM unnest(?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[],
-                        ?::text[], ?::bigint[], ?::text[])
-                    WITH ORDINALITY AS t(entry_key, url, title, summary, author, image_url,
-                        categories, published_at, tags, n)
-                ORDER BY t.n
-                ON CONFLICT (feed_id, entry_key) DO NOTHING
-                RETURNING entry_key, id
+                WITH added AS (
+                    INSERT INTO articles ({_ARTICLE_INSERT_COLUMNS})
+                    SELECT ?, t.entry_key, t.url, t.title, t.summary, t.author, t.image_url,
+                        t.categories, t.published_at, ?, t.tags
+                    FROM unnest(?::text[], ?::text[], ?::text[], ?::text[], ?::text[],
+                            ?::text[], ?::text[], ?::bigint[], ?::text[])
+                        WITH ORDINALITY AS t(entry_key, url, title, summary, author,
+                            image_url, categories, published_at, tags, n)
+                    ORDER BY t.n
+                    ON CONFLICT (feed_id, entry_key) DO NOTHING
+                    RETURNING entry_key, id
+                ), categorized AS (
+                    INSERT INTO article_categories (category_id, published_at, article_id)
+                    SELECT c.category_id, c.published_at, added.id
+                    FROM unnest(?::text[], ?::text[], ?::bigint[])
+                        AS c(entry_key, category_id, published_at)
+                    JOIN added ON added.entry_key = c.entry_key
+                    ON CONFLICT DO NOTHING
+                )
+                SELECT entry_key, id FROM added
                 """,
                 feed_id,
                 rows[0][9],
                 *(list(column) for column in columns[1:9]),
                 list(columns[10]),
+                [c[0] for c in categories],
+                [c[1] for c in categories],
+                [c[2] for c in categories],
             )
             return {r[0]: int(r[1]) for r in returned}
         await tx.executemany(
@@ -273,9 +289,15 @@ class SqlArticles:
         selected = await tx.fetch(
             f"SELECT entry_key, id FROM articles WHERE feed_id = ? AND {dialect.in_texts('entry_key')}",
             feed_id,
-            dialect.texts(keys),
+            dialect.texts([r[1] for r in rows]),
         )
-        return {r[0]: int(r[1]) for r in selected}
+        ids = {r[0]: int(r[1]) for r in selected}
+        await insert_categories(
+            tx,
+            dialect,
+            [(c, published, ids[key]) for key, c, published in categories if key in ids],
+        )
+        return ids
 
     async def _correct(self, tx: Tx, decision: FeedDecision, ts: int, edit_window: float) -> None:
         """The publisher corrected a title or summary: keep the new text (the
