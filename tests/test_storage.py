@@ -261,6 +261,38 @@ async def test_duplicate_urls_across_feeds_are_not_stored_again(storage: Storage
     ]
 
 
+async def test_two_pollers_storing_one_story_at_once_store_it_once(database_url: str) -> None:
+    # Two processes (two pools on PostgreSQL), two feeds carrying the same
+    # stories, stored at the same moment: each story is one article, and
+    # the feed that came second carries it, however the stores interleave.
+    pollers = [await open_test_storage(database_url) for _ in range(2)]
+    try:
+        feeds = await add_feeds(
+            pollers[0],
+            FeedConfig(url="https://one.example/feed"),
+            FeedConfig(url="https://two.example/feed"),
+        )
+        for round_ in range(5):
+            shared = [f"https://wire.example/{round_}-{n}" for n in range(3)]
+            outcomes = await asyncio.gather(
+                *(
+                    store(
+                        poller,
+                        feed,
+                        [article(f"{feed.id}-{round_}-{n}", url=u) for n, u in enumerate(shared)],
+                        now=NOW + timedelta(minutes=round_),
+                    )
+                    for poller, feed in zip(pollers, feeds, strict=True)
+                )
+            )
+            assert sorted(o.new_articles for o in outcomes) == [0, 3]
+        stored = await pollers[1].articles.latest_articles(None, 100)
+        assert len(stored) == 15 == len({a.url for a in stored})
+    finally:
+        for poller in pollers:
+            await poller.close()
+
+
 async def test_entries_that_fall_back_to_the_site_url_are_not_merged(storage: Storage) -> None:
     feed = await one_feed(storage)
     site = "https://news.example/"  # what parse uses for an entry without a link

@@ -234,3 +234,80 @@ async def test_articles_stored_before_the_prefix_indexes_are_found_by_a_prefix(
         )
     finally:
         await storage.close()
+
+
+async def test_a_corrected_title_is_found_by_a_prefix_of_its_new_words(storage: Storage) -> None:
+    # A correction is an update: its new words become prefix expansions too.
+    feed = await one_feed(storage, categories=())
+    await store(storage, feed, [article("a", "Comet seen over Lisbon")])
+    await store(storage, feed, [article("a", "Asteroid seen over Porto")], now=NOW + timedelta(1))
+    assert [a.title for a in await storage.search.search_articles("aster", 10)] == [
+        "Asteroid seen over Porto"
+    ]
+    assert [a.title for a in await storage.search.search_articles("seen port", 10)] == [
+        "Asteroid seen over Porto"
+    ]
+
+
+async def test_a_category_is_no_word_that_a_prefix_stands_for(storage: Storage) -> None:
+    feed = await one_feed(storage, categories=())
+    await store(storage, feed, [article("a", "Rocket news", categories=["space", "world"])])
+    assert await storage.search.search_articles("categ", 10) == []
+    assert await storage.search.search_articles("rocket categ", 10) == []
+    assert await storage.search.search_articles("category", 10) == []
+    assert len(await storage.search.search_articles("rocket", 10, category_id="space")) == 1
+
+
+async def test_articles_stored_before_lexemes_were_kept_per_statement_stay_searchable(
+    postgres_url: str,
+) -> None:
+    # A database whose lexemes the row trigger wrote: after migrating, its
+    # articles are still found (whole words, prefixes, within a category),
+    # and so are those stored and corrected since.
+    import asyncpg
+
+    from bot.storage.schema_postgres import MIGRATIONS
+
+    before = next(n for n, m in enumerate(MIGRATIONS) if "articles_search_lexemes()" in m)
+    connection = await asyncpg.connect(postgres_url)
+    try:
+        for script in MIGRATIONS[:before]:
+            await connection.execute(script)
+        await connection.execute(
+            "CREATE TABLE schema_version (version INTEGER NOT NULL);"
+            f"INSERT INTO schema_version VALUES ({before});"
+            "INSERT INTO feeds (url, fetch_url) VALUES ('https://one.example/feed', 'https://one.example/feed');"
+        )
+        article_id = await connection.fetchval(
+            "INSERT INTO articles (feed_id, entry_key, url, title, summary, categories, "
+            "published_at, first_seen_at) VALUES (1, 'old', 'https://one.example/old', "
+            "'Comet over Lisbon', 'Astronomers watched', 'space', 0, 0) RETURNING id"
+        )
+        await connection.execute(
+            "INSERT INTO article_categories VALUES ('space', 0, $1)", article_id
+        )
+    finally:
+        await connection.close()
+    storage = await open_test_storage(postgres_url)
+    try:
+        assert [a.title for a in await storage.search.search_articles("astronom", 10)] == [
+            "Comet over Lisbon"
+        ]
+        in_space = await storage.search.search_articles("lisb", 10, category_id="space")
+        assert [a.title for a in in_space] == ["Comet over Lisbon"]
+        feed = await one_feed(storage, categories=())
+        await store(storage, feed, [article("new", "Meteor shower tonight", categories=["space"])])
+        await store(
+            storage,
+            feed,
+            [article("new", "Meteorite found in Faro", categories=["space"])],
+            now=NOW + timedelta(1),
+        )
+        found = await storage.search.search_articles("faro", 10, category_id="space")
+        assert [a.title for a in found] == ["Meteorite found in Faro"]
+        assert {a.title for a in await storage.search.search_articles("meteor", 10)} == {
+            "Meteorite found in Faro"
+        }
+        assert await storage.search.search_articles("categ", 10) == []
+    finally:
+        await storage.close()

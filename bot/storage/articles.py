@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from bot.clock import to_timestamp
 from bot.decide import FeedDecision, StoredEntry, decide
@@ -25,7 +26,7 @@ from bot.models import Article, FeedForUpdate, NewArticle
 from bot.route import ChatRouting, Subscription, route
 from bot.storage import edits, feeds, outbox
 from bot.storage.chats import filter_from_row, settings_of_chats
-from bot.storage.db import Database, Tx
+from bot.storage.db import Database, Dialect, Tx
 from bot.storage.rows import ARTICLE_COLUMNS, article_from_row, tags_from_column, tags_to_column
 
 # pg_advisory_xact_lock key for storing a parsed feed.
@@ -46,6 +47,36 @@ class _Target:
     article_id: int
     categories: tuple[str, ...]
     published: int
+
+
+_ARTICLE_INSERT_COLUMNS = (
+    "feed_id, entry_key, url, title, summary, author, image_url, categories, "
+    "published_at, first_seen_at, tags"
+)
+
+
+async def insert_categories(tx: Tx, dialect: Dialect, rows: Sequence[tuple[str, int, int]]) -> None:
+    """(category, published, article id) rows, those already there left as
+    they are; on PostgreSQL as one statement (see ``_insert_articles``)."""
+    if not rows:
+        return
+    if dialect.name == "postgresql":
+        await tx.execute(
+            """
+            INSERT INTO article_categories (category_id, published_at, article_id)
+            SELECT * FROM unnest(?::text[], ?::bigint[], ?::bigint[])
+            ON CONFLICT DO NOTHING
+            """,
+            [r[0] for r in rows],
+            [r[1] for r in rows],
+            [r[2] for r in rows],
+        )
+        return
+    await tx.executemany(
+        "INSERT INTO article_categories (category_id, published_at, article_id) "
+        "VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+        rows,
+    )
 
 
 class SqlArticles:
@@ -85,8 +116,10 @@ class SqlArticles:
         claim on it (a fetch may be under way) stay as they are."""
         ts = to_timestamp(now)
         async with self._db.transaction() as tx:
-            if self._db.backend == "postgresql":
-                await tx.execute("SELECT pg_advisory_xact_lock(?)", INGEST_LOCK)
+            # The feed's own row first, then (on PostgreSQL) the lock for
+            # what feeds share: every store locks in this order, so a push
+            # and a fetch of one feed cannot deadlock, and the lock is held
+            # only for the statements that need it.
             await feeds.record_success(
                 tx,
                 feed.id,
@@ -105,11 +138,11 @@ class SqlArticles:
                 await feeds.remember_items(tx, self._db.dialect, feed.id, items or {})
             if not articles:
                 return StoreOutcome(0, 0)
+            if self._db.backend == "postgresql":
+                await tx.execute("SELECT pg_advisory_xact_lock(?)", INGEST_LOCK)
             # URLs that name no single story: entries without a link fall back to them.
             generic = frozenset(u for u in (site_url, feed.url, feed.fetch_url) if u)
-            known_keys = await self._known_keys(tx, feed.id, [a.key for a in articles])
-            urls = [a.url for a in articles if a.key not in known_keys and a.url not in generic]
-            known_urls, published = await self._known_urls(tx, urls)
+            known_keys, known_urls, published = await self._known(tx, feed.id, articles, generic)
             decision = decide(feed.id, articles, known_keys, known_urls, generic)
             targets = await self._insert_new(tx, feed, decision.new, ts)
             await self._correct(tx, decision, ts, edit_window)
@@ -119,46 +152,48 @@ class SqlArticles:
                 delivered = await self._route(tx, targets, deliver_limit, ts)
             return StoreOutcome(len(decision.new), delivered, len(decision.changed))
 
-    async def _known_keys(
-        self, tx: Tx, feed_id: int, keys: Sequence[str]
-    ) -> dict[str, StoredEntry]:
-        """This feed's entries among ``keys``: its own articles, and stories of
-        other feeds it carries (aliases)."""
+    async def _known(
+        self, tx: Tx, feed_id: int, articles: Sequence[NewArticle], generic: frozenset[str]
+    ) -> tuple[dict[str, StoredEntry], dict[str, StoredEntry], dict[int, int]]:
+        """What is stored of ``articles``, in one statement: this feed's
+        entries by key (its own articles, and stories of other feeds it
+        carries: aliases); for the entries it does not know, the stories
+        stored by URL (the first stored, when several share one); and the
+        publication times of the latter."""
         dialect = self._db.dialect
+        keys = dialect.texts([a.key for a in articles])
         rows = await tx.fetch(
             f"""
-            SELECT a.entry_key, a.id, a.feed_id, a.title, a.summary, a.categories
+            SELECT 0 AS part, a.entry_key, a.id, a.feed_id, a.title, a.summary, a.categories,
+                a.published_at
             FROM articles AS a WHERE a.feed_id = ? AND {dialect.in_texts("a.entry_key")}
             UNION ALL
-            SELECT al.entry_key, a.id, a.feed_id, a.title, a.summary, a.categories
+            SELECT 1, al.entry_key, a.id, a.feed_id, a.title, a.summary, a.categories,
+                a.published_at
             FROM article_aliases AS al JOIN articles AS a ON a.id = al.article_id
             WHERE al.feed_id = ? AND {dialect.in_texts("al.entry_key")}
+            UNION ALL
+            SELECT 2, a.url, a.id, a.feed_id, a.title, a.summary, a.categories, a.published_at
+            FROM articles AS a WHERE {dialect.in_texts("a.url")}
+            ORDER BY part, id DESC
             """,
             feed_id,
-            dialect.texts(keys),
+            keys,
             feed_id,
-            dialect.texts(keys),
+            keys,
+            dialect.texts({a.url for a in articles if a.url not in generic}),
         )
-        return {r[0]: StoredEntry(r[1], r[2], r[3], r[4], tuple(r[5].split())) for r in rows}
-
-    async def _known_urls(
-        self, tx: Tx, urls: Sequence[str]
-    ) -> tuple[dict[str, StoredEntry], dict[int, int]]:
-        """Stored stories by URL (the first stored, when several share one),
-        and their publication times."""
-        if not urls:
-            return {}, {}
-        dialect = self._db.dialect
-        rows = await tx.fetch(
-            f"""
-            SELECT a.url, a.id, a.feed_id, a.title, a.summary, a.categories, a.published_at
-            FROM articles AS a WHERE {dialect.in_texts("a.url")} ORDER BY a.id DESC
-            """,
-            dialect.texts(urls),
-        )
+        known_keys = {
+            r[1]: StoredEntry(r[2], r[3], r[4], r[5], tuple(r[6].split())) for r in rows if r[0] < 2
+        }
+        # Only the URLs of entries this feed does not know count.
+        urls = {a.url for a in articles if a.key not in known_keys and a.url not in generic}
+        by_url = [r for r in rows if r[0] == 2 and r[1] in urls]
         # Newest id first, so the oldest article of a URL is the one kept.
-        by_url = {r[0]: StoredEntry(r[1], r[2], r[3], r[4], tuple(r[5].split())) for r in rows}
-        return by_url, {r[1]: r[6] for r in rows}
+        known_urls = {
+            r[1]: StoredEntry(r[2], r[3], r[4], r[5], tuple(r[6].split())) for r in by_url
+        }
+        return known_keys, known_urls, {r[2]: r[7] for r in by_url}
 
     async def _insert_new(
         self, tx: Tx, feed: FeedForUpdate, fresh: Sequence[NewArticle], ts: int
@@ -168,48 +203,101 @@ class SqlArticles:
         in the feed, i.e. newer, and "newest first" sorts by time, then id."""
         if not fresh:
             return []
-        await tx.executemany(
-            """
-            INSERT INTO articles (feed_id, entry_key, url, title, summary, author,
-                image_url, categories, published_at, first_seen_at, tags)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-            ON CONFLICT (feed_id, entry_key) DO NOTHING
-            """,
-            [
-                (
-                    feed.id,
-                    a.key,
-                    a.url,
-                    a.title,
-                    a.summary,
-                    a.author,
-                    a.image_url,
-                    " ".join(a.categories),
-                    to_timestamp(a.published),
-                    ts,
-                    tags_to_column(a.tags),
-                )
-                for a in reversed(fresh)
-            ],
-        )
-        dialect = self._db.dialect
-        rows = await tx.fetch(
-            f"SELECT entry_key, id FROM articles WHERE feed_id = ? AND {dialect.in_texts('entry_key')}",
-            feed.id,
-            dialect.texts([a.key for a in fresh]),
-        )
-        ids = {r[0]: int(r[1]) for r in rows}
-        targets = [
+        rows = [
+            (
+                feed.id,
+                a.key,
+                a.url,
+                a.title,
+                a.summary,
+                a.author,
+                a.image_url,
+                " ".join(a.categories),
+                to_timestamp(a.published),
+                ts,
+                tags_to_column(a.tags),
+            )
+            for a in reversed(fresh)
+        ]
+        # Each entry's categories, for the articles stored now.
+        categories = [(a.key, c, to_timestamp(a.published)) for a in fresh for c in a.categories]
+        ids = await self._insert_articles(tx, rows, categories, feed.id)
+        return [
             _Target(ids[a.key], a.categories, to_timestamp(a.published))
             for a in fresh
             if a.key in ids
         ]
+
+    async def _insert_articles(
+        self,
+        tx: Tx,
+        rows: Sequence[tuple[Any, ...]],
+        categories: Sequence[tuple[str, str, int]],
+        feed_id: int,
+    ) -> dict[str, int]:
+        """Insert ``rows`` (in ``_ARTICLE_INSERT_COLUMNS`` order) in this order,
+        and the (entry key, category, published) ``categories`` of those
+        inserted; returns the ids of the entry keys stored now. On PostgreSQL
+        this is one statement: row by row, each statement would be parsed,
+        planned and run on its own, and the search vector's lexemes are
+        written once for the statement instead of once per article. Stores
+        are serialised (``INGEST_LOCK``), so each trip to the server saved
+        here shortens the whole round."""
+        if self._db.backend == "postgresql":
+            columns = list(zip(*rows, strict=True))
+            returned = await tx.fetch(
+                f"""
+                WITH added AS (
+                    INSERT INTO articles ({_ARTICLE_INSERT_COLUMNS})
+                    SELECT ?, t.entry_key, t.url, t.title, t.summary, t.author, t.image_url,
+                        t.categories, t.published_at, ?, t.tags
+                    FROM unnest(?::text[], ?::text[], ?::text[], ?::text[], ?::text[],
+                            ?::text[], ?::text[], ?::bigint[], ?::text[])
+                        WITH ORDINALITY AS t(entry_key, url, title, summary, author,
+                            image_url, categories, published_at, tags, n)
+                    ORDER BY t.n
+                    ON CONFLICT (feed_id, entry_key) DO NOTHING
+                    RETURNING entry_key, id
+                ), categorized AS (
+                    INSERT INTO article_categories (category_id, published_at, article_id)
+                    SELECT c.category_id, c.published_at, added.id
+                    FROM unnest(?::text[], ?::text[], ?::bigint[])
+                        AS c(entry_key, category_id, published_at)
+                    JOIN added ON added.entry_key = c.entry_key
+                    ON CONFLICT DO NOTHING
+                )
+                SELECT entry_key, id FROM added
+                """,
+                feed_id,
+                rows[0][9],
+                *(list(column) for column in columns[1:9]),
+                list(columns[10]),
+                [c[0] for c in categories],
+                [c[1] for c in categories],
+                [c[2] for c in categories],
+            )
+            return {r[0]: int(r[1]) for r in returned}
         await tx.executemany(
-            "INSERT INTO article_categories (category_id, published_at, article_id) "
-            "VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
-            [(c, t.published, t.article_id) for t in targets for c in t.categories],
+            f"""
+            INSERT INTO articles ({_ARTICLE_INSERT_COLUMNS})
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            ON CONFLICT (feed_id, entry_key) DO NOTHING
+            """,
+            rows,
         )
-        return targets
+        dialect = self._db.dialect
+        selected = await tx.fetch(
+            f"SELECT entry_key, id FROM articles WHERE feed_id = ? AND {dialect.in_texts('entry_key')}",
+            feed_id,
+            dialect.texts([r[1] for r in rows]),
+        )
+        ids = {r[0]: int(r[1]) for r in selected}
+        await insert_categories(
+            tx,
+            dialect,
+            [(c, published, ids[key]) for key, c, published in categories if key in ids],
+        )
+        return ids
 
     async def _correct(self, tx: Tx, decision: FeedDecision, ts: int, edit_window: float) -> None:
         """The publisher corrected a title or summary: keep the new text (the
@@ -241,10 +329,8 @@ class SqlArticles:
             if not same.gained:
                 continue
             when = published[same.article_id]
-            await tx.executemany(
-                "INSERT INTO article_categories (category_id, published_at, article_id) "
-                "VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
-                [(c, when, same.article_id) for c in same.gained],
+            await insert_categories(
+                tx, self._db.dialect, [(c, when, same.article_id) for c in same.gained]
             )
             await tx.execute(
                 "UPDATE articles SET categories = trim(categories || ' ' || ?) WHERE id = ?",

@@ -94,19 +94,38 @@ async def remember_items(tx: Tx, dialect: Dialect, feed_id: int, items: Mapping[
     ``bot.items``) replace the feed's remembered ones, in the transaction
     that stores its articles: the two never disagree. Empty: the next body
     is parsed whole."""
+    # Most items are the ones already remembered: those rows stay as they are.
+    upsert = """
+        ON CONFLICT (feed_id, item_digest) DO UPDATE SET entry_key = excluded.entry_key
+        WHERE feed_items.entry_key <> excluded.entry_key
+        """
+    if dialect.name == "postgresql":
+        # One statement for the whole body, not one per item, and one for
+        # both halves: the rows deleted and those written never overlap.
+        await tx.execute(
+            """
+            WITH gone AS (
+                DELETE FROM feed_items WHERE feed_id = ? AND NOT (item_digest = ANY(?::text[]))
+            )
+            INSERT INTO feed_items (feed_id, item_digest, entry_key)
+            SELECT ?, * FROM unnest(?::text[], ?::text[])
+            """
+            + upsert,
+            feed_id,
+            list(items),
+            feed_id,
+            list(items),
+            list(items.values()),
+        )
+        return
     await tx.execute(
         f"DELETE FROM feed_items WHERE feed_id = ? AND NOT ({dialect.in_texts('item_digest')})",
         feed_id,
         dialect.texts(items),
     )
     if items:
-        # Most items are the ones already remembered: those rows stay as they are.
         await tx.executemany(
-            """
-            INSERT INTO feed_items (feed_id, item_digest, entry_key) VALUES (?, ?, ?)
-            ON CONFLICT (feed_id, item_digest) DO UPDATE SET entry_key = excluded.entry_key
-            WHERE feed_items.entry_key <> excluded.entry_key
-            """,
+            "INSERT INTO feed_items (feed_id, item_digest, entry_key) VALUES (?, ?, ?)" + upsert,
             [(feed_id, digest, key) for digest, key in items.items()],
         )
 
