@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 
+import asyncpg
 import pytest
 
 from bot.config import FeedConfig
@@ -22,6 +23,24 @@ async def storage(database_url: str) -> AsyncIterator[Storage]:
         yield opened
     finally:
         await opened.close()
+
+
+async def postgres_before(postgres_url: str, marker: str) -> asyncpg.Connection:
+    """A connection to a PostgreSQL database at the schema version before the
+    first migration that contains ``marker``, with one feed (id 1) in it."""
+    from bot.storage.schema_postgres import MIGRATIONS
+
+    before = next(n for n, m in enumerate(MIGRATIONS) if marker in m)
+    connection = await asyncpg.connect(postgres_url)
+    for script in MIGRATIONS[:before]:
+        await connection.execute(script)
+    await connection.execute(
+        "CREATE TABLE schema_version (version INTEGER NOT NULL);"
+        f"INSERT INTO schema_version VALUES ({before});"
+        "INSERT INTO feeds (url, fetch_url) "
+        "VALUES ('https://one.example/feed', 'https://one.example/feed');"
+    )
+    return connection
 
 
 async def test_search_within_a_category_finds_only_its_articles(storage: Storage) -> None:
@@ -157,22 +176,8 @@ async def test_articles_stored_before_categories_were_searchable_are_found_in_th
 ) -> None:
     # A database from before the search vector held categories: migrating
     # fills the vectors of the articles already stored.
-    import asyncpg
-
-    from bot.storage.schema_postgres import MIGRATIONS
-
-    before = next(
-        n for n, m in enumerate(MIGRATIONS) if "article_categories_vector(categories)" in m
-    )
-    connection = await asyncpg.connect(postgres_url)
+    connection = await postgres_before(postgres_url, "article_categories_vector(categories)")
     try:
-        for script in MIGRATIONS[:before]:
-            await connection.execute(script)
-        await connection.execute(
-            "CREATE TABLE schema_version (version INTEGER NOT NULL);"
-            f"INSERT INTO schema_version VALUES ({before});"
-            "INSERT INTO feeds (url, fetch_url) VALUES ('https://one.example/feed', 'https://one.example/feed');"
-        )
         for key, title, category in [
             ("a", "Comet over Lisbon", "space"),
             ("b", "Comet cafe", "world"),
@@ -264,20 +269,8 @@ async def test_articles_stored_before_lexemes_were_kept_per_statement_stay_searc
     # A database whose lexemes the row trigger wrote: after migrating, its
     # articles are still found (whole words, prefixes, within a category),
     # and so are those stored and corrected since.
-    import asyncpg
-
-    from bot.storage.schema_postgres import MIGRATIONS
-
-    before = next(n for n, m in enumerate(MIGRATIONS) if "articles_search_lexemes()" in m)
-    connection = await asyncpg.connect(postgres_url)
+    connection = await postgres_before(postgres_url, "articles_search_lexemes()")
     try:
-        for script in MIGRATIONS[:before]:
-            await connection.execute(script)
-        await connection.execute(
-            "CREATE TABLE schema_version (version INTEGER NOT NULL);"
-            f"INSERT INTO schema_version VALUES ({before});"
-            "INSERT INTO feeds (url, fetch_url) VALUES ('https://one.example/feed', 'https://one.example/feed');"
-        )
         article_id = await connection.fetchval(
             "INSERT INTO articles (feed_id, entry_key, url, title, summary, categories, "
             "published_at, first_seen_at) VALUES (1, 'old', 'https://one.example/old', "
