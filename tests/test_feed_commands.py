@@ -283,17 +283,28 @@ def is_preview_to(chat_id: int) -> Callable[[Call], bool]:
     return match
 
 
-async def test_a_slow_feed_discovery_does_not_hold_up_other_chats(bot: BotHarness) -> None:
-    held = threading.Event()  # the site answers when the test says so
+async def discovery_held_at_the_site(bot: BotHarness) -> tuple[threading.Event, str]:
+    """Alice's /addfeed of a site that answers only once the returned event
+    is set, and its URL; returns when the discovery is waiting on the site."""
+    held = threading.Event()
     bot.feeds.serve_file("/slow.xml", REAL_FEEDS / ARS, gate=held)
     url = public(bot.feeds, "/slow.xml")
+    bot.fake.push_update(bot.fake.message(ALICE, f"/addfeed {url}"))
+
+    async def discovery_is_waiting_on_the_site() -> bool:
+        return bot.feeds.hits("/slow.xml") == 1
+
     try:
-        bot.fake.push_update(bot.fake.message(ALICE, f"/addfeed {url}"))
-
-        async def discovery_is_waiting_on_the_site() -> bool:
-            return bot.feeds.hits("/slow.xml") == 1
-
         await eventually(discovery_is_waiting_on_the_site)
+    except BaseException:
+        held.set()
+        raise
+    return held, url
+
+
+async def test_a_slow_feed_discovery_does_not_hold_up_other_chats(bot: BotHarness) -> None:
+    held, url = await discovery_held_at_the_site(bot)
+    try:
         bot.fake.push_update(bot.fake.message(BOB, "/latest"))
         latest = await bot.fake.wait_for_async("sendMessage", chat_id=BOB, timeout=15)
         assert "Latest headlines" in str(latest.params["text"])
@@ -312,16 +323,8 @@ async def test_a_slow_feed_discovery_does_not_hold_up_other_chats(bot: BotHarnes
 async def test_the_same_url_sent_twice_while_it_is_looked_up_is_looked_up_and_offered_once(
     bot: BotHarness,
 ) -> None:
-    held = threading.Event()
-    bot.feeds.serve_file("/slow.xml", REAL_FEEDS / ARS, gate=held)
-    url = public(bot.feeds, "/slow.xml")
+    held, url = await discovery_held_at_the_site(bot)
     try:
-        bot.fake.push_update(bot.fake.message(ALICE, f"/addfeed {url}"))
-
-        async def discovery_is_waiting_on_the_site() -> bool:
-            return bot.feeds.hits("/slow.xml") == 1
-
-        await eventually(discovery_is_waiting_on_the_site)
         bot.fake.push_update(bot.fake.message(ALICE, f"/addfeed  {url} "))
         again = await bot.fake.wait_for_async(
             lambda c: (
